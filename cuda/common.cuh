@@ -1,0 +1,201 @@
+/*
+ * What every decode kernel shares: number conversions, output stores, and the
+ * one kernel body that walks a tensor's blocks.
+ *
+ * A format is a struct with
+ *     typedef block_xxx Block;
+ *     static constexpr int QK;      elements per block
+ *     static constexpr int PARTS;   threads per block
+ *     static constexpr int VALS;    QK / PARTS: elements each thread writes
+ *     static GDQ_FN void decode(const Block *b, int part, float *v);
+ * where decode writes elements [part * VALS, (part + 1) * VALS) of the block, in
+ * order, as f32 computed exactly as ggml's dequantize_row_* computes them.
+ * GDQ_KERNELS(name) then defines the three entry points gdq_<name>_{f32,f16,bf16}.
+ *
+ * Kernels are compiled by nvcc for the GPU and by g++ (host_shim.h) for the
+ * host-emulated grid, so they use only what the shim defines.
+ */
+#ifndef GGUF_DEQUANT_COMMON_CUH
+#define GGUF_DEQUANT_COMMON_CUH
+
+#ifdef __CUDACC__
+#include <cuda_fp16.h>
+#define GDQ_TABLE static __device__ const
+#else
+#include "host_shim.h"
+#endif
+
+#include <stdint.h>
+
+#include "blocks.h"
+#include "tables.h"
+
+#define GDQ_FN __device__ __forceinline__
+
+/* Threads per CUDA block for every decode kernel. */
+#define GDQ_THREADS 256
+
+/* ---- bit casts ---- */
+
+GDQ_FN float gdq_f32_from_bits(uint32_t u) {
+#ifdef __CUDA_ARCH__
+    return __uint_as_float(u);
+#else
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+#endif
+}
+
+GDQ_FN uint32_t gdq_bits_from_f32(float f) {
+#ifdef __CUDA_ARCH__
+    return __float_as_uint(f);
+#else
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+#endif
+}
+
+/* ---- input conversions (exact) ---- */
+
+/* IEEE half bits to f32. Integer arithmetic, so the GPU and the host agree on
+   every input, NaN payloads included (quieted, as x86's F16C and ggml do). */
+GDQ_FN float gdq_f16_to_f32(uint16_t h) {
+    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    const uint32_t exp = (h >> 10) & 0x1fu;
+    const uint32_t man = h & 0x3ffu;
+    if (exp == 0x1fu) {
+        return gdq_f32_from_bits(sign | 0x7f800000u | (man << 13) | (man ? 0x400000u : 0u));
+    }
+    if (exp == 0) {
+        /* zero or subnormal: man * 2^-24, exact in f32 */
+        const float mag = (float)man * 5.9604644775390625e-8f;
+        return gdq_f32_from_bits(sign | gdq_bits_from_f32(mag));
+    }
+    return gdq_f32_from_bits(sign | ((exp + 112u) << 23) | (man << 13));
+}
+
+GDQ_FN float gdq_bf16_to_f32(uint16_t h) { return gdq_f32_from_bits((uint32_t)h << 16); }
+
+/* ---- output conversions: round to nearest even ---- */
+
+GDQ_FN uint16_t gdq_f32_to_bf16(float f) {
+    const uint32_t u = gdq_bits_from_f32(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) {
+        return (uint16_t)((u >> 16) | 0x40u); /* NaN: keep sign and top payload, quiet */
+    }
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+GDQ_FN uint16_t gdq_f32_to_f16(float f) {
+    const uint32_t u = gdq_bits_from_f32(f);
+    const uint32_t sign = (u >> 16) & 0x8000u;
+    const uint32_t abs = u & 0x7fffffffu;
+    if (abs > 0x7f800000u) {
+        return (uint16_t)(sign | 0x7e00u | ((abs >> 13) & 0x3ffu)); /* NaN, quieted */
+    }
+#ifdef __CUDA_ARCH__
+    return __half_as_ushort(__float2half_rn(f));
+#else
+    if (abs >= 0x477ff000u) {
+        return (uint16_t)(sign | 0x7c00u); /* rounds to or past infinity */
+    }
+    if (abs < 0x38800000u) {
+        /* below the smallest normal half: the result is a multiple of 2^-24.
+           Adding 0.5 puts the rounding point at the f32 mantissa's last place,
+           where the FPU rounds to nearest even, exactly once. */
+        const float a = gdq_f32_from_bits(abs) + 0.5f;
+        return (uint16_t)(sign | (gdq_bits_from_f32(a) - 0x3f000000u));
+    }
+    /* normal: rebias the exponent, round the 13 dropped bits to nearest even */
+    const uint32_t odd = (abs >> 13) & 1u;
+    const uint32_t r = abs + 0xfffu + odd - 0x38000000u;
+    return (uint16_t)(sign | (r >> 13));
+#endif
+}
+
+/* ---- output stores ---- */
+
+struct gdq_out_f32 {
+    typedef float T;
+    template <int N>
+    static GDQ_FN void store(float *dst, const float *v) {
+        if (N % 4 == 0) {
+#pragma unroll
+            for (int i = 0; i < N; i += 4) {
+                float4 q;
+                q.x = v[i];
+                q.y = v[i + 1];
+                q.z = v[i + 2];
+                q.w = v[i + 3];
+                *(float4 *)(dst + i) = q;
+            }
+        } else {
+#pragma unroll
+            for (int i = 0; i < N; i++) dst[i] = v[i];
+        }
+    }
+};
+
+template <uint16_t (*CONV)(float)>
+struct gdq_out_16 {
+    typedef uint16_t T;
+    template <int N>
+    static GDQ_FN void store(uint16_t *dst, const float *v) {
+        if (N % 8 == 0) {
+#pragma unroll
+            for (int i = 0; i < N; i += 8) {
+                uint4 q;
+                q.x = CONV(v[i]) | ((uint32_t)CONV(v[i + 1]) << 16);
+                q.y = CONV(v[i + 2]) | ((uint32_t)CONV(v[i + 3]) << 16);
+                q.z = CONV(v[i + 4]) | ((uint32_t)CONV(v[i + 5]) << 16);
+                q.w = CONV(v[i + 6]) | ((uint32_t)CONV(v[i + 7]) << 16);
+                *(uint4 *)(dst + i) = q;
+            }
+        } else {
+#pragma unroll
+            for (int i = 0; i < N; i++) dst[i] = CONV(v[i]);
+        }
+    }
+};
+
+typedef gdq_out_16<gdq_f32_to_f16> gdq_out_f16;
+typedef gdq_out_16<gdq_f32_to_bf16> gdq_out_bf16;
+
+/* ---- the kernel body ---- */
+
+/* Grid-stride over (block, part) pairs with 64-bit indices: any grid covers any
+   tensor, and tensors past 2^31 elements index correctly. Thread t writes the
+   VALS elements starting at t * VALS, so neighbouring threads write
+   neighbouring 16-byte chunks. */
+template <class Fmt, class Out>
+GDQ_FN void gdq_run(const uint8_t *__restrict__ src, typename Out::T *__restrict__ dst, uint64_t n_blocks) {
+    static_assert(Fmt::PARTS * Fmt::VALS == Fmt::QK, "parts must tile the block");
+    const typename Fmt::Block *blocks = (const typename Fmt::Block *)src;
+    const uint64_t n_work = n_blocks * (uint64_t)Fmt::PARTS;
+    const uint64_t stride = (uint64_t)gridDim.x * blockDim.x;
+    for (uint64_t t = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; t < n_work; t += stride) {
+        const uint64_t ib = t / Fmt::PARTS;
+        const int part = (int)(t - ib * Fmt::PARTS);
+        float v[Fmt::VALS];
+        Fmt::decode(blocks + ib, part, v);
+        Out::template store<Fmt::VALS>(dst + t * Fmt::VALS, v);
+    }
+}
+
+#define GDQ_KERNELS(name)                                                                        \
+    extern "C" __global__ void __launch_bounds__(GDQ_THREADS)                                    \
+        gdq_##name##_f32(const uint8_t *__restrict__ src, float *__restrict__ dst, uint64_t n) { \
+        gdq_run<name, gdq_out_f32>(src, dst, n);                                                 \
+    }                                                                                            \
+    extern "C" __global__ void __launch_bounds__(GDQ_THREADS)                                    \
+        gdq_##name##_f16(const uint8_t *__restrict__ src, uint16_t *__restrict__ dst, uint64_t n) { \
+        gdq_run<name, gdq_out_f16>(src, dst, n);                                                 \
+    }                                                                                            \
+    extern "C" __global__ void __launch_bounds__(GDQ_THREADS)                                    \
+        gdq_##name##_bf16(const uint8_t *__restrict__ src, uint16_t *__restrict__ dst, uint64_t n) { \
+        gdq_run<name, gdq_out_bf16>(src, dst, n);                                                \
+    }
+
+#endif

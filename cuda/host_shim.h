@@ -1,0 +1,48 @@
+/*
+ * Host shim: lets g++ compile the kernels of this folder unchanged and run them
+ * on the CPU over an emulated grid (emulate.cpp).
+ *
+ * It defines the few CUDA names the kernels use: the qualifiers, the built-in
+ * index variables (thread-local, so several emulated launches may run at once
+ * on different host threads), and the vector types used for wide stores.
+ *
+ * The rule this puts on the kernels: each thread's work must depend on nothing
+ * but its own indices and the inputs. Threads of a block run one after another
+ * here, so a decode kernel must not use __syncthreads, shared memory or warp
+ * shuffles (none of which this shim defines, so such a kernel fails to compile).
+ */
+#ifndef GGUF_DEQUANT_HOST_SHIM_H
+#define GGUF_DEQUANT_HOST_SHIM_H
+
+#ifdef __CUDACC__
+#error "host_shim.h is for host compilers only"
+#endif
+
+#include <stdint.h>
+#include <string.h>
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline __attribute__((always_inline))
+#define __launch_bounds__(...)
+#define __restrict__ __restrict
+
+struct gdq_dim3 {
+    unsigned int x, y, z;
+};
+
+extern thread_local gdq_dim3 threadIdx;
+extern thread_local gdq_dim3 blockIdx;
+extern thread_local gdq_dim3 blockDim;
+extern thread_local gdq_dim3 gridDim;
+
+/* No alignment attribute: host outputs need not be 16-byte aligned. */
+struct float4 {
+    float x, y, z, w;
+};
+struct uint4 {
+    unsigned int x, y, z, w;
+};
+
+#endif

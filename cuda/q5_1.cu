@@ -1,0 +1,11 @@
+/* PLACEHOLDER: q5_1 is not written yet. */
+#include "common.cuh"
+
+struct q5_1 {
+    typedef block_q5_1 Block;
+    static constexpr int QK = 32, PARTS = 1, VALS = QK / PARTS;
+    static GDQ_FN void decode(const Block *, int, float *v) {
+        for (int j = 0; j < VALS; j++) v[j] = gdq_f32_from_bits(0x7fc00000u);
+    }
+};
+GDQ_KERNELS(q5_1)

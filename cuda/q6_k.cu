@@ -1,0 +1,11 @@
+/* PLACEHOLDER: q6_k is not written yet. */
+#include "common.cuh"
+
+struct q6_k {
+    typedef block_q6_K Block;
+    static constexpr int QK = 256, PARTS = 1, VALS = QK / PARTS;
+    static GDQ_FN void decode(const Block *, int, float *v) {
+        for (int j = 0; j < VALS; j++) v[j] = gdq_f32_from_bits(0x7fc00000u);
+    }
+};
+GDQ_KERNELS(q6_k)

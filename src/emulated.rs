@@ -1,0 +1,91 @@
+//! The host-emulated grid: the CUDA kernels of `cuda/`, compiled by the host C++
+//! compiler, run on the CPU over the grid a GPU launch would use.
+//!
+//! This is how the kernel source is tested where there is no GPU (CI, most
+//! development machines): the same `.cu` code, the same launch geometry and
+//! grid-stride loop, checked to the bit against the CPU reference.
+
+use rayon::prelude::*;
+
+use crate::cpu::{check_lengths, OutElem};
+use crate::error::{Error, Result};
+use crate::kernels::{out_code, KernelInfo, MAX_GRID};
+use crate::types::GgmlType;
+
+extern "C" {
+    fn gdq_emulate_launch(
+        type_id: u32,
+        out: u32,
+        src: *const u8,
+        dst: *mut core::ffi::c_void,
+        n_blocks: u64,
+        grid: u32,
+        threads: u32,
+    ) -> i32;
+}
+
+/// Blocks per emulated launch when a tensor is split across host threads.
+const BLOCKS_PER_LAUNCH: usize = 4096;
+
+/// Decodes `src` (whole blocks of `ty`) into `out` by running the kernels.
+pub fn dequantize<O: OutElem>(ty: GgmlType, src: &[u8], out: &mut [O]) -> Result<()> {
+    dequantize_with_grid(ty, src, out, MAX_GRID)
+}
+
+/// As [`dequantize`], with the grid capped at `max_grid` blocks, so that tests
+/// can make every thread walk the grid-stride loop more than once.
+pub fn dequantize_with_grid<O: OutElem>(
+    ty: GgmlType,
+    src: &[u8],
+    out: &mut [O],
+    max_grid: u32,
+) -> Result<()> {
+    check_lengths(ty, src.len(), out.len())?;
+    let k = KernelInfo::of(ty).ok_or(Error::Unsupported { tensor: None, ty })?;
+    // The kernels read blocks through typed pointers: give them the alignment a
+    // device allocation has. A mapped file's tensor may sit at any offset.
+    let aligned: Vec<u64>;
+    let src = if (src.as_ptr() as usize) % 8 == 0 {
+        src
+    } else {
+        let mut v = vec![0u64; src.len().div_ceil(8)];
+        // SAFETY: v holds at least src.len() bytes.
+        let bytes =
+            unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), src.len()) };
+        bytes.copy_from_slice(src);
+        aligned = v;
+        // SAFETY: as above; `aligned` lives to the end of the function.
+        unsafe { std::slice::from_raw_parts(aligned.as_ptr().cast::<u8>(), src.len()) }
+    };
+    let qk = k.qk as usize;
+    let bb = ty.block_bytes() * qk / ty.block_elems();
+    let per = BLOCKS_PER_LAUNCH;
+    out.par_chunks_mut(per * qk)
+        .zip(src.par_chunks(per * bb))
+        .try_for_each(|(y, x)| launch(&k, x, y, max_grid))
+}
+
+fn launch<O: OutElem>(k: &KernelInfo, src: &[u8], out: &mut [O], max_grid: u32) -> Result<()> {
+    let n_blocks = k.blocks_in(out.len() as u64);
+    let (grid, threads) = k.geometry(n_blocks, max_grid);
+    // SAFETY: src holds n_blocks blocks and out their elements (checked by the
+    // caller); the kernels write only elements below n_blocks * qk.
+    let rc = unsafe {
+        gdq_emulate_launch(
+            k.ty.id(),
+            out_code(O::OUT),
+            src.as_ptr(),
+            out.as_mut_ptr().cast(),
+            n_blocks,
+            grid,
+            threads,
+        )
+    };
+    if rc != 0 {
+        return Err(Error::Unsupported {
+            tensor: None,
+            ty: k.ty,
+        });
+    }
+    Ok(())
+}

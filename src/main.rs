@@ -1,0 +1,3 @@
+fn main() {
+    println!("gguf-dequant: CLI coming");
+}

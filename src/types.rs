@@ -1,0 +1,248 @@
+//! The one registry of GGML type ids: name, block geometry, and whether we decode it.
+//!
+//! Every other table in the crate (CPU decoders, CUDA kernels, the CLI's listings)
+//! is keyed by [`GgmlType`], so adding a format starts here.
+
+use std::fmt;
+
+/// A GGML storage type, by its id in `ggml.h`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u32)]
+#[allow(non_camel_case_types)]
+pub enum GgmlType {
+    F32 = 0,
+    F16 = 1,
+    Q4_0 = 2,
+    Q4_1 = 3,
+    Q5_0 = 6,
+    Q5_1 = 7,
+    Q8_0 = 8,
+    Q8_1 = 9,
+    Q2_K = 10,
+    Q3_K = 11,
+    Q4_K = 12,
+    Q5_K = 13,
+    Q6_K = 14,
+    Q8_K = 15,
+    IQ2_XXS = 16,
+    IQ2_XS = 17,
+    IQ3_XXS = 18,
+    IQ1_S = 19,
+    IQ4_NL = 20,
+    IQ3_S = 21,
+    IQ2_S = 22,
+    IQ4_XS = 23,
+    I8 = 24,
+    I16 = 25,
+    I32 = 26,
+    I64 = 27,
+    F64 = 28,
+    IQ1_M = 29,
+    BF16 = 30,
+    TQ1_0 = 34,
+    TQ2_0 = 35,
+    MXFP4 = 39,
+    NVFP4 = 40,
+    Q1_0 = 41,
+    Q2_0 = 42,
+}
+
+/// Static facts about one type.
+#[derive(Clone, Copy, Debug)]
+pub struct TypeInfo {
+    pub ty: GgmlType,
+    /// ggml's `type_name` (e.g. `"q4_K"`).
+    pub name: &'static str,
+    /// Elements per block (`blck_size`).
+    pub block_elems: usize,
+    /// Bytes per block (`type_size`).
+    pub block_bytes: usize,
+    /// Whether ggml defines a conversion to f32 for it (and so do we).
+    pub dequantizable: bool,
+}
+
+macro_rules! registry {
+    ($( $ty:ident => $name:literal, $elems:literal, $bytes:literal, $deq:literal; )*) => {
+        /// Every type ggml defines, in id order.
+        pub const TYPES: &[TypeInfo] = &[
+            $( TypeInfo { ty: GgmlType::$ty, name: $name, block_elems: $elems, block_bytes: $bytes, dequantizable: $deq }, )*
+        ];
+
+        impl GgmlType {
+            /// The type with this id, if ggml defines one (removed ids 4, 5, 31-33, 36-38 are `None`).
+            pub fn from_id(id: u32) -> Option<Self> {
+                match id {
+                    $( x if x == GgmlType::$ty as u32 => Some(GgmlType::$ty), )*
+                    _ => None,
+                }
+            }
+
+            pub fn info(self) -> &'static TypeInfo {
+                match self {
+                    $( GgmlType::$ty => {
+                        const I: TypeInfo = TypeInfo { ty: GgmlType::$ty, name: $name, block_elems: $elems, block_bytes: $bytes, dequantizable: $deq };
+                        &I
+                    } )*
+                }
+            }
+        }
+    };
+}
+
+registry! {
+    F32     => "f32",      1,   4, true;
+    F16     => "f16",      1,   2, true;
+    Q4_0    => "q4_0",    32,  18, true;
+    Q4_1    => "q4_1",    32,  20, true;
+    Q5_0    => "q5_0",    32,  22, true;
+    Q5_1    => "q5_1",    32,  24, true;
+    Q8_0    => "q8_0",    32,  34, true;
+    Q8_1    => "q8_1",    32,  36, false;
+    Q2_K    => "q2_K",   256,  84, true;
+    Q3_K    => "q3_K",   256, 110, true;
+    Q4_K    => "q4_K",   256, 144, true;
+    Q5_K    => "q5_K",   256, 176, true;
+    Q6_K    => "q6_K",   256, 210, true;
+    Q8_K    => "q8_K",   256, 292, false;
+    IQ2_XXS => "iq2_xxs", 256,  66, true;
+    IQ2_XS  => "iq2_xs", 256,  74, true;
+    IQ3_XXS => "iq3_xxs", 256,  98, true;
+    IQ1_S   => "iq1_s",  256,  50, true;
+    IQ4_NL  => "iq4_nl",  32,  18, true;
+    IQ3_S   => "iq3_s",  256, 110, true;
+    IQ2_S   => "iq2_s",  256,  82, true;
+    IQ4_XS  => "iq4_xs", 256, 136, true;
+    I8      => "i8",       1,   1, false;
+    I16     => "i16",      1,   2, false;
+    I32     => "i32",      1,   4, false;
+    I64     => "i64",      1,   8, false;
+    F64     => "f64",      1,   8, false;
+    IQ1_M   => "iq1_m",  256,  56, true;
+    BF16    => "bf16",     1,   2, true;
+    TQ1_0   => "tq1_0",  256,  54, true;
+    TQ2_0   => "tq2_0",  256,  66, true;
+    MXFP4   => "mxfp4",   32,  17, true;
+    NVFP4   => "nvfp4",   64,  36, true;
+    Q1_0    => "q1_0",   128,  18, true;
+    Q2_0    => "q2_0",    64,  18, true;
+}
+
+impl GgmlType {
+    pub fn id(self) -> u32 {
+        self as u32
+    }
+    pub fn name(self) -> &'static str {
+        self.info().name
+    }
+    pub fn block_elems(self) -> usize {
+        self.info().block_elems
+    }
+    pub fn block_bytes(self) -> usize {
+        self.info().block_bytes
+    }
+    pub fn is_dequantizable(self) -> bool {
+        self.info().dequantizable
+    }
+    /// Storage cost in bits per weight.
+    pub fn bits_per_weight(self) -> f64 {
+        (self.block_bytes() * 8) as f64 / self.block_elems() as f64
+    }
+    /// Looks a type up by ggml's name, case-insensitively (`q4_k` finds `q4_K`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        TYPES
+            .iter()
+            .find(|t| t.name.eq_ignore_ascii_case(name))
+            .map(|t| t.ty)
+    }
+    /// Every type we can decode, in id order.
+    pub fn dequantizable() -> impl Iterator<Item = GgmlType> {
+        TYPES.iter().filter(|t| t.dequantizable).map(|t| t.ty)
+    }
+    /// Bytes taken by `n_elems` elements, or `None` when `n_elems` is not a whole
+    /// number of blocks or the product overflows.
+    pub fn bytes_for(self, n_elems: u64) -> Option<u64> {
+        let qk = self.block_elems() as u64;
+        if n_elems % qk != 0 {
+            return None;
+        }
+        (n_elems / qk).checked_mul(self.block_bytes() as u64)
+    }
+}
+
+impl fmt::Display for GgmlType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The element type decoded output is written in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OutType {
+    F32,
+    F16,
+    BF16,
+}
+
+impl OutType {
+    pub const ALL: [OutType; 3] = [OutType::F32, OutType::F16, OutType::BF16];
+    pub fn size(self) -> usize {
+        match self {
+            OutType::F32 => 4,
+            OutType::F16 | OutType::BF16 => 2,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            OutType::F32 => "f32",
+            OutType::F16 => "f16",
+            OutType::BF16 => "bf16",
+        }
+    }
+    pub fn from_name(s: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.name().eq_ignore_ascii_case(s))
+    }
+    /// The dtype string safetensors uses.
+    pub fn safetensors_dtype(self) -> &'static str {
+        match self {
+            OutType::F32 => "F32",
+            OutType::F16 => "F16",
+            OutType::BF16 => "BF16",
+        }
+    }
+}
+
+impl fmt::Display for OutType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_is_consistent() {
+        for t in TYPES {
+            assert_eq!(GgmlType::from_id(t.ty.id()), Some(t.ty));
+            assert_eq!(t.ty.info().name, t.name);
+            assert_eq!(GgmlType::from_name(t.name), Some(t.ty));
+        }
+        for removed in [4, 5, 31, 32, 33, 36, 37, 38, 43, 1000] {
+            assert_eq!(GgmlType::from_id(removed), None, "id {removed}");
+        }
+        assert_eq!(GgmlType::dequantizable().count(), 28);
+        assert!(!GgmlType::Q8_1.is_dequantizable());
+        assert!(!GgmlType::Q8_K.is_dequantizable());
+        assert!(!GgmlType::I32.is_dequantizable());
+    }
+
+    #[test]
+    fn bytes_for_checks_blocks_and_overflow() {
+        assert_eq!(GgmlType::Q4_0.bytes_for(64), Some(36));
+        assert_eq!(GgmlType::Q4_0.bytes_for(33), None);
+        assert_eq!(GgmlType::Q8_K.bytes_for(u64::MAX / 256 * 256), None);
+    }
+}
