@@ -27,9 +27,15 @@ pub mod blocks;
 pub mod cpu;
 pub mod emulated;
 pub mod error;
+pub mod gguf;
 pub mod kernels;
 pub mod tables;
 pub mod types;
 
 pub use error::{Error, Result};
 pub use types::{GgmlType, OutType};
+pub mod convert;
+pub mod device;
+pub mod gpu;
+pub mod safetensors;
+pub mod synth;
