@@ -1,9 +1,12 @@
 //! Subcommands of the gguf-dequant binary.
 
+mod bench;
 mod convert;
 mod default_job;
 mod devices;
 mod inspect;
+#[cfg(feature = "peers")]
+mod peers;
 mod verify;
 
 use std::io::IsTerminal;
@@ -72,6 +75,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Time decoding of random blocks of every type (or those named) on the CPU
+    /// and the GPU, against the same run's copy of the output's size.
+    Bench(bench::BenchArgs),
 }
 
 fn parse_dtype(s: &str) -> std::result::Result<OutType, String> {
@@ -101,6 +107,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             no_mmap,
         }) => verify::run(&open(&file, no_mmap)?, device, dtype),
         Some(Command::Devices { json }) => devices::run(json),
+        Some(Command::Bench(args)) => bench::run(args),
     }
 }
 
