@@ -4,6 +4,7 @@ mod convert;
 mod default_job;
 mod devices;
 mod inspect;
+mod load;
 mod verify;
 
 use std::io::IsTerminal;
@@ -67,6 +68,20 @@ pub enum Command {
         #[arg(long)]
         no_mmap: bool,
     },
+    /// Materialize every tensor of a file in GPU memory, timed against the bus.
+    Load {
+        file: PathBuf,
+        /// Only cuda: the point is the GPU.
+        #[arg(long, default_value = "cuda")]
+        device: Device,
+        #[arg(long, default_value = "bf16", value_parser = parse_dtype)]
+        dtype: OutType,
+        /// Also time decoding on the CPU and uploading 16-bit weights.
+        #[arg(long)]
+        compare: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// List CUDA devices and what this build embeds.
     Devices {
         #[arg(long)]
@@ -101,6 +116,20 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             no_mmap,
         }) => verify::run(&open(&file, no_mmap)?, device, dtype),
         Some(Command::Devices { json }) => devices::run(json),
+        Some(Command::Load {
+            file,
+            device,
+            dtype,
+            compare,
+            json,
+        }) => {
+            if device != Device::Cuda {
+                return Err(gguf_dequant::Error::Invalid(
+                    "load runs on --device cuda only".into(),
+                ));
+            }
+            load::run(&GgufFile::open(&file)?, dtype, compare, json)
+        }
     }
 }
 
