@@ -185,3 +185,27 @@ fn malformed_files_are_refused_without_panic_or_signal() {
     }
     assert!(n >= 20, "the corpus should hold at least 20 files, found {n}");
 }
+
+/// GPU failures mid-conversion (injected into the emulated kernels, where there
+/// is no GPU) end in an error naming the tensor, exit code 1, and no output.
+#[test]
+fn device_faults_leave_no_partial_output() {
+    for fault in ["launch:5", "oom:1", "lost:17"] {
+        let path = tmp(&format!("fault-{}.safetensors", fault.replace(':', "-")));
+        let out = bin()
+            .args(["convert", &real(), "-o", path.to_str().unwrap(), "--device", "emulated"])
+            .env("GDQ_INJECT_FAULT", fault)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{fault}: {err}");
+        assert!(err.contains("CUDA") && err.contains("tensor 'minilm."), "{fault}: {err}");
+        assert!(!path.exists(), "{fault}: output left behind");
+        let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains(".partial-"))
+            .collect();
+        assert!(leftovers.is_empty(), "{fault}: temporary file left behind");
+    }
+}
