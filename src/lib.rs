@@ -27,6 +27,7 @@ pub mod blocks;
 pub mod cpu;
 pub mod emulated;
 pub mod error;
+pub mod gguf;
 pub mod kernels;
 pub mod tables;
 pub mod types;
