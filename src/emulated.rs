@@ -53,7 +53,9 @@ fn injected_fault() -> Option<Error> {
         "lost" => "CUDA_ERROR_DEVICE_UNAVAILABLE: the device is no longer available",
         _ => "CUDA_ERROR_LAUNCH_FAILED: unspecified launch failure",
     };
-    Some(Error::Cuda(format!("{what} (injected by GDQ_INJECT_FAULT)")))
+    Some(Error::Cuda(format!(
+        "{what} (injected by GDQ_INJECT_FAULT)"
+    )))
 }
 
 /// Decodes `src` (whole blocks of `ty`) into `out` by running the kernels.

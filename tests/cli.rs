@@ -29,7 +29,11 @@ fn real() -> String {
 #[test]
 fn inspect_json_matches_the_manifest() {
     let out = run(&["inspect", &real(), "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["version"], 3);
     assert_eq!(doc["alignment"], 32);
@@ -38,7 +42,10 @@ fn inspect_json_matches_the_manifest() {
     let tensors = doc["tensors"].as_array().unwrap();
     assert_eq!(tensors.len(), 28);
     for m in manifest["tensors"].as_array().unwrap() {
-        let t = tensors.iter().find(|t| t["name"] == m["name"]).expect("tensor listed");
+        let t = tensors
+            .iter()
+            .find(|t| t["name"] == m["name"])
+            .expect("tensor listed");
         assert_eq!(t["type"], m["ggml_type"]);
         assert_eq!(t["ne"], m["ne_ggml"]);
         assert_eq!(t["offset"], m["data_offset_in_file"]);
@@ -61,7 +68,10 @@ fn inspect_text_lists_every_tensor() {
 fn read_safetensors(path: &Path) -> (serde_json::Value, Vec<u8>) {
     let bytes = std::fs::read(path).unwrap();
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    (serde_json::from_slice(&bytes[8..8 + n]).unwrap(), bytes[8 + n..].to_vec())
+    (
+        serde_json::from_slice(&bytes[8..8 + n]).unwrap(),
+        bytes[8 + n..].to_vec(),
+    )
 }
 
 fn tensor_bytes<'a>(header: &serde_json::Value, data: &'a [u8], name: &str) -> &'a [u8] {
@@ -76,38 +86,94 @@ fn convert_writes_ggml_values_in_every_dtype_on_cpu_and_emulated_kernels() {
         let mut outputs = Vec::new();
         for device in ["cpu", "emulated"] {
             let path = tmp(&format!("real-{dtype}-{device}.safetensors"));
-            let out = run(&["convert", &real(), "-o", path.to_str().unwrap(), "--dtype", dtype, "--device", device]);
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let out = run(&[
+                "convert",
+                &real(),
+                "-o",
+                path.to_str().unwrap(),
+                "--dtype",
+                dtype,
+                "--device",
+                device,
+            ]);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             let (header, data) = read_safetensors(&path);
             assert_eq!(header["__metadata__"]["format"], "pt");
             for t in &tensors {
-                assert_eq!(header[&t.name]["shape"], serde_json::json!([64, 1536]), "row-major shape");
+                assert_eq!(
+                    header[&t.name]["shape"],
+                    serde_json::json!([64, 1536]),
+                    "row-major shape"
+                );
                 assert_eq!(header[&t.name]["dtype"], dtype.to_uppercase());
                 let got = tensor_bytes(&header, &data, &t.name);
                 let want: Vec<u8> = match dtype {
                     "f32" => t.expected.iter().flat_map(|v| v.to_le_bytes()).collect(),
-                    "f16" => to_f16(&t.expected).iter().flat_map(|v| v.to_le_bytes()).collect(),
-                    _ => to_bf16(&t.expected).iter().flat_map(|v| v.to_le_bytes()).collect(),
+                    "f16" => to_f16(&t.expected)
+                        .iter()
+                        .flat_map(|v| v.to_le_bytes())
+                        .collect(),
+                    _ => to_bf16(&t.expected)
+                        .iter()
+                        .flat_map(|v| v.to_le_bytes())
+                        .collect(),
                 };
-                assert!(got == want.as_slice(), "{} {dtype} {device} differs from ggml", t.name);
+                assert!(
+                    got == want.as_slice(),
+                    "{} {dtype} {device} differs from ggml",
+                    t.name
+                );
             }
             outputs.push(std::fs::read(&path).unwrap());
             std::fs::remove_file(&path).unwrap();
         }
-        assert!(outputs[0] == outputs[1], "{dtype}: emulated kernels must reproduce the CPU file to the bit");
+        assert!(
+            outputs[0] == outputs[1],
+            "{dtype}: emulated kernels must reproduce the CPU file to the bit"
+        );
     }
 }
 
 #[test]
 fn convert_selected_tensors_and_refuse_unknown_names() {
     let path = tmp("some.safetensors");
-    let out = run(&["convert", &real(), "-o", path.to_str().unwrap(), "--tensor", "minilm.q6_K", "--tensor", "minilm.iq2_xxs"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&[
+        "convert",
+        &real(),
+        "-o",
+        path.to_str().unwrap(),
+        "--tensor",
+        "minilm.q6_K",
+        "--tensor",
+        "minilm.iq2_xxs",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (header, _) = read_safetensors(&path);
-    let names: Vec<_> = header.as_object().unwrap().keys().filter(|k| *k != "__metadata__").cloned().collect();
+    let names: Vec<_> = header
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| *k != "__metadata__")
+        .cloned()
+        .collect();
     assert_eq!(names.len(), 2);
     let missing = tmp("missing.safetensors");
-    let out = run(&["convert", &real(), "-o", missing.to_str().unwrap(), "--tensor", "no.such"]);
+    let out = run(&[
+        "convert",
+        &real(),
+        "-o",
+        missing.to_str().unwrap(),
+        "--tensor",
+        "no.such",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no tensor named 'no.such'"));
     assert!(!missing.exists());
@@ -141,11 +207,27 @@ fn cuda_without_a_gpu_is_a_clear_error_and_auto_falls_back() {
         return;
     }
     let path = tmp("cuda.safetensors");
-    let out = run(&["convert", &real(), "-o", path.to_str().unwrap(), "--device", "cuda"]);
+    let out = run(&[
+        "convert",
+        &real(),
+        "-o",
+        path.to_str().unwrap(),
+        "--device",
+        "cuda",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("CUDA"));
     assert!(!path.exists(), "no output on failure");
-    let out = run(&["convert", &real(), "-o", path.to_str().unwrap(), "--device", "auto", "--tensor", "minilm.q4_0"]);
+    let out = run(&[
+        "convert",
+        &real(),
+        "-o",
+        path.to_str().unwrap(),
+        "--device",
+        "auto",
+        "--tensor",
+        "minilm.q4_0",
+    ]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("using the CPU"));
     assert!(path.exists());
@@ -157,7 +239,11 @@ fn the_default_job_checks_every_type() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     for ty in gguf_dequant::GgmlType::dequantizable() {
-        assert!(text.lines().any(|l| l.starts_with(&format!("{} ", ty.name())) && l.contains("bit-identical")), "{ty}: {text}");
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(&format!("{} ", ty.name())) && l.contains("bit-identical")),
+            "{ty}: {text}"
+        );
     }
 }
 
@@ -172,18 +258,37 @@ fn malformed_files_are_refused_without_panic_or_signal() {
         let out_path = tmp("malformed.safetensors");
         for args in [
             vec!["inspect", path.to_str().unwrap()],
-            vec!["convert", path.to_str().unwrap(), "-o", out_path.to_str().unwrap()],
+            vec![
+                "convert",
+                path.to_str().unwrap(),
+                "-o",
+                out_path.to_str().unwrap(),
+            ],
         ] {
             let start = Instant::now();
             let out = run(&args);
-            assert!(start.elapsed() < Duration::from_secs(10), "{args:?} took too long");
-            assert_eq!(out.status.code(), Some(1), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-            assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: "), "{args:?}");
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "{args:?} took too long"
+            );
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                String::from_utf8_lossy(&out.stderr).starts_with("error: "),
+                "{args:?}"
+            );
             assert!(!out_path.exists(), "{args:?} left an output behind");
         }
         n += 1;
     }
-    assert!(n >= 20, "the corpus should hold at least 20 files, found {n}");
+    assert!(
+        n >= 20,
+        "the corpus should hold at least 20 files, found {n}"
+    );
 }
 
 /// GPU failures mid-conversion (injected into the emulated kernels, where there
@@ -193,13 +298,23 @@ fn device_faults_leave_no_partial_output() {
     for fault in ["launch:5", "oom:1", "lost:17"] {
         let path = tmp(&format!("fault-{}.safetensors", fault.replace(':', "-")));
         let out = bin()
-            .args(["convert", &real(), "-o", path.to_str().unwrap(), "--device", "emulated"])
+            .args([
+                "convert",
+                &real(),
+                "-o",
+                path.to_str().unwrap(),
+                "--device",
+                "emulated",
+            ])
             .env("GDQ_INJECT_FAULT", fault)
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{fault}: {err}");
-        assert!(err.contains("CUDA") && err.contains("tensor 'minilm."), "{fault}: {err}");
+        assert!(
+            err.contains("CUDA") && err.contains("tensor 'minilm."),
+            "{fault}: {err}"
+        );
         assert!(!path.exists(), "{fault}: output left behind");
         let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap())
             .unwrap()

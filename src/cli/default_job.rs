@@ -14,7 +14,10 @@ use gguf_dequant::{cpu, emulated, GgmlType, Result};
 /// Elements per tensor: big enough to time, small enough to run in seconds.
 /// `GDQ_DEFAULT_JOB_ROWS` sets fewer rows (the tests use it).
 fn shape() -> [u64; 2] {
-    let rows = std::env::var("GDQ_DEFAULT_JOB_ROWS").ok().and_then(|r| r.parse().ok()).unwrap_or(256);
+    let rows = std::env::var("GDQ_DEFAULT_JOB_ROWS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(256);
     [4096, rows]
 }
 
@@ -24,7 +27,7 @@ pub fn run() -> Result<ExitCode> {
     w.add_kv(
         "general.name",
         Value::String("gguf-dequant default job: random valid blocks".into()),
-    );
+    )?;
     let mut rng = Rng(0x6767_7566);
     for ty in GgmlType::dequantizable() {
         let n = (ne[0] * ne[1]) as usize / ty.block_elems();
@@ -35,7 +38,7 @@ pub fn run() -> Result<ExitCode> {
             random_blocks(ty, n, &mut rng),
         )?;
     }
-    let file = GgufFile::from_bytes(w.to_bytes()?)?;
+    let file = GgufFile::from_bytes(w.to_bytes())?;
     let gpu = Gpu::new(0).ok();
     println!(
         "gguf-dequant: {} tensors of {} elements, one per type, decoded to f32 on the CPU ({} threads){}",

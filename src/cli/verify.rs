@@ -68,7 +68,9 @@ fn compare<O: GpuOut + ToBits>(
     };
     // NaN payloads are not part of the contract: a GPU returns the canonical NaN
     // where x86 propagates the input's payload, so any NaN matches any NaN.
-    let differs = |i: usize| got[i].bits() != want[i].bits() && !(got[i].is_nan_value() && want[i].is_nan_value());
+    let differs = |i: usize| {
+        got[i].bits() != want[i].bits() && !(got[i].is_nan_value() && want[i].is_nan_value())
+    };
     match (0..n).find(|&i| differs(i)) {
         None => Ok((true, format!("bit-identical, {n} values{note}"))),
         Some(i) => {
