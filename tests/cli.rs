@@ -147,7 +147,7 @@ fn convert_selected_tensors_and_refuse_unknown_names() {
         "-o",
         path.to_str().unwrap(),
         "--tensor",
-        "minilm.q6_K",
+        "minilm.q6_k",
         "--tensor",
         "minilm.iq2_xxs",
     ]);
@@ -296,7 +296,10 @@ fn malformed_files_are_refused_without_panic_or_signal() {
 #[test]
 fn device_faults_leave_no_partial_output() {
     for fault in ["launch:5", "oom:1", "lost:17"] {
-        let path = tmp(&format!("fault-{}.safetensors", fault.replace(':', "-")));
+        // A folder of its own: other tests convert in parallel in the shared one.
+        let dir = tmp(&format!("fault-{}", fault.replace(':', "-")));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("out.safetensors");
         let out = bin()
             .args([
                 "convert",
