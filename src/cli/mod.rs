@@ -5,6 +5,7 @@ mod default_job;
 mod devices;
 mod inspect;
 mod load;
+mod synth;
 mod verify;
 
 use std::io::IsTerminal;
@@ -82,6 +83,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write a model-shaped GGUF file of random valid blocks.
+    Synth {
+        /// qwen2.5-0.5b-q4_k_m, llama-3-8b-q4_k_m or all-types.
+        #[arg(long)]
+        like: String,
+        output: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// List CUDA devices and what this build embeds.
     Devices {
         #[arg(long)]
@@ -116,6 +126,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             no_mmap,
         }) => verify::run(&open(&file, no_mmap)?, device, dtype),
         Some(Command::Devices { json }) => devices::run(json),
+        Some(Command::Synth { like, output, seed }) => synth::run(&like, &output, seed),
         Some(Command::Load {
             file,
             device,
