@@ -161,7 +161,11 @@ fn use_more_bits(layer: u64, n_layers: u64) -> bool {
 /// The tensors of a preset, in the order llama.cpp writes them.
 pub fn preset(name: &str) -> Option<Vec<TensorPlan>> {
     use GgmlType::*;
-    let t = |name: String, ty: GgmlType, ne: &[u64]| TensorPlan { name, ty, ne: ne.to_vec() };
+    let t = |name: String, ty: GgmlType, ne: &[u64]| TensorPlan {
+        name,
+        ty,
+        ne: ne.to_vec(),
+    };
     let mut v = Vec::new();
     match name {
         // Qwen2.5-0.5B: rows of 896 are not a multiple of 256, so llama.cpp's
