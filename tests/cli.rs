@@ -327,3 +327,99 @@ fn device_faults_leave_no_partial_output() {
         assert!(leftovers.is_empty(), "{fault}: temporary file left behind");
     }
 }
+
+/// Peak resident memory of a run, in kB, from `GDQ_REPORT_PEAK_RSS`.
+#[cfg(target_os = "linux")]
+fn peak_rss_kb(args: &[&str]) -> u64 {
+    let out = bin()
+        .args(args)
+        .env("GDQ_REPORT_PEAK_RSS", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{args:?}: {err}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .expect("VmHWM reported");
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// `inspect` reads the header only: a file declaring 8 GiB of tensors (sparse on
+/// disk) is inspected in a few MB.
+#[cfg(target_os = "linux")]
+#[test]
+fn inspect_memory_is_bounded_by_the_metadata() {
+    use gguf_dequant::GgmlType;
+    // The header by hand: one q8_0 tensor of 2^33 elements (9 GB), then a sparse file.
+    let path = tmp("sparse.gguf");
+    let ne = [8192u64, 1 << 20];
+    let mut f = Vec::new();
+    f.extend_from_slice(b"GGUF");
+    f.extend_from_slice(&3u32.to_le_bytes());
+    f.extend_from_slice(&1u64.to_le_bytes()); // tensors
+    f.extend_from_slice(&0u64.to_le_bytes()); // kv
+    f.extend_from_slice(&4u64.to_le_bytes());
+    f.extend_from_slice(b"huge");
+    f.extend_from_slice(&2u32.to_le_bytes());
+    f.extend_from_slice(&ne[0].to_le_bytes());
+    f.extend_from_slice(&ne[1].to_le_bytes());
+    f.extend_from_slice(&(GgmlType::Q8_0.id()).to_le_bytes());
+    f.extend_from_slice(&0u64.to_le_bytes());
+    while f.len() % 32 != 0 {
+        f.push(0);
+    }
+    let data = GgmlType::Q8_0.bytes_for(ne[0] * ne[1]).unwrap();
+    let file = std::fs::File::create(&path).unwrap();
+    use std::io::Write;
+    (&file).write_all(&f).unwrap();
+    file.set_len(f.len() as u64 + data).unwrap();
+    let kb = peak_rss_kb(&["inspect", path.to_str().unwrap()]);
+    std::fs::remove_file(&path).ok();
+    assert!(kb < 64 * 1024, "inspect of a 9 GB file peaked at {kb} kB");
+}
+
+/// `convert` streams: converting a model of many tensors peaks near the file
+/// (mapped pages count as resident) plus one tensor's output, not the sum.
+#[cfg(target_os = "linux")]
+#[test]
+fn convert_memory_stays_near_one_tensor() {
+    use gguf_dequant::gguf::GgufWriter;
+    use gguf_dequant::synth::{random_blocks, Rng};
+    use gguf_dequant::GgmlType;
+    let mut w = GgufWriter::new();
+    let mut rng = Rng(3);
+    let ne = [4096u64, 512]; // 2 Mi elements: 8 MiB of f32 each
+    for i in 0..24 {
+        w.add_tensor(
+            format!("t{i}"),
+            GgmlType::Q4_0,
+            &ne,
+            random_blocks(GgmlType::Q4_0, 2 << 20 >> 5, &mut rng),
+        )
+        .unwrap();
+    }
+    let path = tmp("many.gguf");
+    std::fs::write(&path, w.to_bytes()).unwrap();
+    let out = tmp("many.safetensors");
+    let kb = peak_rss_kb(&[
+        "convert",
+        path.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let file_kb = std::fs::metadata(&path).unwrap().len() / 1024;
+    let total_out_kb = std::fs::metadata(&out).unwrap().len() / 1024;
+    std::fs::remove_file(&path).ok();
+    std::fs::remove_file(&out).ok();
+    // One tensor's output is 8 MiB; allow it twice plus 48 MiB for the process.
+    let bound = file_kb + 2 * 8 * 1024 + 48 * 1024;
+    assert!(
+        kb < bound,
+        "peak {kb} kB, bound {bound} kB (all outputs together: {total_out_kb} kB)"
+    );
+    assert!(
+        total_out_kb > bound,
+        "the test must be able to tell streaming from not"
+    );
+}
