@@ -24,18 +24,18 @@
     dead_code
 )]
 pub mod blocks;
+pub mod convert;
 pub mod cpu;
+pub mod device;
 pub mod emulated;
 pub mod error;
 pub mod gguf;
+pub mod gpu;
 pub mod kernels;
+pub mod safetensors;
+pub mod synth;
 pub mod tables;
 pub mod types;
 
 pub use error::{Error, Result};
 pub use types::{GgmlType, OutType};
-pub mod convert;
-pub mod device;
-pub mod gpu;
-pub mod safetensors;
-pub mod synth;

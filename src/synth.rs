@@ -141,3 +141,81 @@ mod tests {
         }
     }
 }
+
+/// One tensor of a synthetic model: name, type and ggml `ne`.
+#[derive(Clone, Debug)]
+pub struct TensorPlan {
+    pub name: String,
+    pub ty: GgmlType,
+    pub ne: Vec<u64>,
+}
+
+/// The model shapes `synth --like` knows.
+pub const PRESETS: &[&str] = &["qwen2.5-0.5b-q4_k_m", "llama-3-8b-q4_k_m", "all-types"];
+
+/// llama.cpp's choice of the layers that get more bits in *_M mixes.
+fn use_more_bits(layer: u64, n_layers: u64) -> bool {
+    layer < n_layers / 8 || layer >= 7 * n_layers / 8 || (layer - n_layers / 8) % 3 == 2
+}
+
+/// The tensors of a preset, in the order llama.cpp writes them.
+pub fn preset(name: &str) -> Option<Vec<TensorPlan>> {
+    use GgmlType::*;
+    let t = |name: String, ty: GgmlType, ne: &[u64]| TensorPlan {
+        name,
+        ty,
+        ne: ne.to_vec(),
+    };
+    let mut v = Vec::new();
+    match name {
+        // Qwen2.5-0.5B: rows of 896 are not a multiple of 256, so llama.cpp's
+        // Q4_K_M falls back to q5_0 (for q4_K) and q8_0 (for q6_K) there.
+        "qwen2.5-0.5b-q4_k_m" => {
+            let (h, ffn, layers, vocab, kv) = (896, 4864, 24, 151936, 128);
+            v.push(t("token_embd.weight".into(), Q8_0, &[h, vocab]));
+            for i in 0..layers {
+                let p = format!("blk.{i}.");
+                v.push(t(p.clone() + "attn_norm.weight", F32, &[h]));
+                v.push(t(p.clone() + "attn_q.weight", Q5_0, &[h, h]));
+                v.push(t(p.clone() + "attn_q.bias", F32, &[h]));
+                v.push(t(p.clone() + "attn_k.weight", Q5_0, &[h, kv]));
+                v.push(t(p.clone() + "attn_k.bias", F32, &[kv]));
+                v.push(t(p.clone() + "attn_v.weight", Q8_0, &[h, kv]));
+                v.push(t(p.clone() + "attn_v.bias", F32, &[kv]));
+                v.push(t(p.clone() + "attn_output.weight", Q5_0, &[h, h]));
+                v.push(t(p.clone() + "ffn_norm.weight", F32, &[h]));
+                v.push(t(p.clone() + "ffn_gate.weight", Q5_0, &[h, ffn]));
+                v.push(t(p.clone() + "ffn_up.weight", Q5_0, &[h, ffn]));
+                let down = if use_more_bits(i, layers) { Q6_K } else { Q4_K };
+                v.push(t(p + "ffn_down.weight", down, &[ffn, h]));
+            }
+            v.push(t("output_norm.weight".into(), F32, &[h]));
+        }
+        "llama-3-8b-q4_k_m" => {
+            let (h, ffn, layers, vocab, kv) = (4096, 14336, 32, 128256, 1024);
+            v.push(t("token_embd.weight".into(), Q4_K, &[h, vocab]));
+            for i in 0..layers {
+                let p = format!("blk.{i}.");
+                let more = if use_more_bits(i, layers) { Q6_K } else { Q4_K };
+                v.push(t(p.clone() + "attn_norm.weight", F32, &[h]));
+                v.push(t(p.clone() + "attn_q.weight", Q4_K, &[h, h]));
+                v.push(t(p.clone() + "attn_k.weight", Q4_K, &[h, kv]));
+                v.push(t(p.clone() + "attn_v.weight", more, &[h, kv]));
+                v.push(t(p.clone() + "attn_output.weight", Q4_K, &[h, h]));
+                v.push(t(p.clone() + "ffn_norm.weight", F32, &[h]));
+                v.push(t(p.clone() + "ffn_gate.weight", Q4_K, &[h, ffn]));
+                v.push(t(p.clone() + "ffn_up.weight", Q4_K, &[h, ffn]));
+                v.push(t(p + "ffn_down.weight", more, &[ffn, h]));
+            }
+            v.push(t("output_norm.weight".into(), F32, &[h]));
+            v.push(t("output.weight".into(), Q6_K, &[h, vocab]));
+        }
+        "all-types" => {
+            for ty in GgmlType::dequantizable() {
+                v.push(t(format!("all.{}", ty.name()), ty, &[4096, 1024]));
+            }
+        }
+        _ => return None,
+    }
+    Some(v)
+}

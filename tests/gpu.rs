@@ -79,7 +79,8 @@ fn tensors_at_unaligned_offsets_in_a_mapped_file() {
         return;
     };
     let mut w = GgufWriter::new();
-    w.add_kv("general.alignment", gguf_dequant::gguf::Value::U32(1));
+    w.add_kv("general.alignment", gguf_dequant::gguf::Value::U32(1))
+        .unwrap();
     let mut rng = SynthRng(99);
     // An f32 tensor of one element first pushes every later tensor off alignment.
     w.add_tensor("pad", GgmlType::I8, &[3], vec![1, 2, 3])
@@ -95,7 +96,7 @@ fn tensors_at_unaligned_offsets_in_a_mapped_file() {
         .unwrap();
     }
     let path = std::env::temp_dir().join(format!("gdq-unaligned-{}.gguf", std::process::id()));
-    std::fs::write(&path, w.to_bytes().unwrap()).unwrap();
+    std::fs::write(&path, w.to_bytes()).unwrap();
     let file = GgufFile::open(&path).unwrap();
     let mut odd = 0;
     for t in file.tensors().iter().filter(|t| t.ty.is_dequantizable()) {

@@ -12,30 +12,38 @@ use gguf_dequant::synth::{random_blocks, Rng};
 use gguf_dequant::{cpu, emulated, GgmlType, Result};
 
 /// Elements per tensor: big enough to time, small enough to run in seconds.
-const NE: [u64; 2] = [4096, 256];
+/// `GDQ_DEFAULT_JOB_ROWS` sets fewer rows (the tests use it).
+fn shape() -> [u64; 2] {
+    let rows = std::env::var("GDQ_DEFAULT_JOB_ROWS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(256);
+    [4096, rows]
+}
 
 pub fn run() -> Result<ExitCode> {
+    let ne = shape();
     let mut w = GgufWriter::new();
     w.add_kv(
         "general.name",
         Value::String("gguf-dequant default job: random valid blocks".into()),
-    );
+    )?;
     let mut rng = Rng(0x6767_7566);
     for ty in GgmlType::dequantizable() {
-        let n = (NE[0] * NE[1]) as usize / ty.block_elems();
+        let n = (ne[0] * ne[1]) as usize / ty.block_elems();
         w.add_tensor(
             &format!("random.{}", ty.name()),
             ty,
-            &NE,
+            &ne,
             random_blocks(ty, n, &mut rng),
         )?;
     }
-    let file = GgufFile::from_bytes(w.to_bytes()?)?;
+    let file = GgufFile::from_bytes(w.to_bytes())?;
     let gpu = Gpu::new(0).ok();
     println!(
         "gguf-dequant: {} tensors of {} elements, one per type, decoded to f32 on the CPU ({} threads){}",
         file.tensors().len(),
-        NE[0] * NE[1],
+        ne[0] * ne[1],
         rayon::current_num_threads(),
         gpu.as_ref().map(|g| format!(" and {}", g.name())).unwrap_or_default()
     );

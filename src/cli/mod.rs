@@ -5,8 +5,10 @@ mod convert;
 mod default_job;
 mod devices;
 mod inspect;
+mod load;
 #[cfg(feature = "peers")]
 mod peers;
+mod synth;
 mod verify;
 
 use std::io::IsTerminal;
@@ -70,6 +72,29 @@ pub enum Command {
         #[arg(long)]
         no_mmap: bool,
     },
+    /// Materialize every tensor of a file in GPU memory, timed against the bus.
+    Load {
+        file: PathBuf,
+        /// Only cuda: the point is the GPU.
+        #[arg(long, default_value = "cuda")]
+        device: Device,
+        #[arg(long, default_value = "bf16", value_parser = parse_dtype)]
+        dtype: OutType,
+        /// Also time decoding on the CPU and uploading 16-bit weights.
+        #[arg(long)]
+        compare: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a model-shaped GGUF file of random valid blocks.
+    Synth {
+        /// qwen2.5-0.5b-q4_k_m, llama-3-8b-q4_k_m or all-types.
+        #[arg(long)]
+        like: String,
+        output: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// List CUDA devices and what this build embeds.
     Devices {
         #[arg(long)]
@@ -108,6 +133,21 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }) => verify::run(&open(&file, no_mmap)?, device, dtype),
         Some(Command::Devices { json }) => devices::run(json),
         Some(Command::Bench(args)) => bench::run(args),
+        Some(Command::Synth { like, output, seed }) => synth::run(&like, &output, seed),
+        Some(Command::Load {
+            file,
+            device,
+            dtype,
+            compare,
+            json,
+        }) => {
+            if device != Device::Cuda {
+                return Err(gguf_dequant::Error::Invalid(
+                    "load runs on --device cuda only".into(),
+                ));
+            }
+            load::run(&GgufFile::open(&file)?, dtype, compare, json)
+        }
     }
 }
 

@@ -1,96 +1,301 @@
-// TEMPORARY STUB for type-checking; replaced by the real reader.
-use crate::{GgmlType, Result};
+//! GGUF files: a reader hardened against hostile input, and a writer.
+//!
+//! # Format (little-endian throughout)
+//! `"GGUF"`, version `u32` (2 or 3), tensor count `u64`, key-value count `u64`;
+//! the key-value pairs (key: `u64` length + UTF-8 bytes; value type `u32`; the
+//! value, arrays as element type `u32` + length `u64` + elements); the tensor
+//! infos (name; `n_dims` `u32`; `ne[n_dims]` `u64`, fastest dimension first;
+//! ggml type `u32`; offset `u64` relative to the data section); padding to the
+//! alignment; the data section.
+//!
+//! # What the reader checks
+//! [`GgufFile`] refuses a file, with an [`Error::Gguf`] naming the field, key or
+//! tensor and its byte offset, unless all of the following hold. Nothing in a
+//! file can make it panic, allocate more than a small multiple of the file's
+//! size, or run longer than linear time (plus a sort of the tensors).
+//! - Magic `GGUF`; version 2 or 3. Version 1 is refused with its reason; a
+//!   big-endian file (its version reads byte-swapped as 0x0N000000) is recognized
+//!   and refused as such.
+//! - Every count (keys, tensors, array elements, string bytes) is checked against
+//!   the bytes left in the file, times the smallest size of one item, before any
+//!   memory is reserved for it.
+//! - Keys and tensor names are valid UTF-8; string *values* with invalid UTF-8 are
+//!   kept with U+FFFD replacements (one odd token must not make a model unreadable).
+//!   Booleans are 0 or 1. No key and no tensor name appears twice.
+//! - Arrays nest at most [`MAX_ARRAY_DEPTH`] deep (ggml refuses nested arrays
+//!   entirely; gguf-py can write them).
+//! - `general.alignment`, when present, is a `u32` power of two no larger than
+//!   [`MAX_ALIGNMENT`] (1 MiB: far above any real use, small enough that padding
+//!   cannot be used to push offsets around); otherwise [`DEFAULT_ALIGNMENT`].
+//! - Each tensor: `n_dims` in 1..=4; each `ne` at most 2^63-1 (ggml's `int64_t`),
+//!   zero allowed, as in ggml (the tensor is then empty); the element count fits
+//!   in 2^63-1; the type id is one ggml defines ([`GgmlType::from_id`]; removed
+//!   ids are refused, types without a dequantizer are accepted: refusing to
+//!   decode them is the decoder's job); `ne[0]` is a whole number of blocks; the
+//!   byte size, offset sums and padding are computed with checked arithmetic; the
+//!   relative offset is a multiple of the alignment; the bytes lie inside the
+//!   file; no two tensors' bytes overlap. (Unlike ggml, tensors need not be
+//!   packed in file order.)
+//!
+//! # Files that change while mapped
+//! [`GgufFile::open`] maps the file. If another process truncates it afterwards,
+//! touching the lost pages would raise SIGBUS and kill the process. The reader
+//! cannot fully prevent that, but narrows it: [`GgufFile::tensor_data`] first
+//! re-reads the file's length (`fstat` on the open descriptor) and returns an
+//! error rather than a slice over bytes the file no longer has. The window between
+//! that check and the caller's reads remains, and a file rewritten in place (same
+//! length, new bytes) shows the new bytes. Where the file may be changed by
+//! someone else during use, open it with [`OpenOptions`]`{ mmap: false }`, which
+//! reads it into memory once: later changes to the file then cannot affect it.
+
+mod reader;
+mod value;
+mod writer;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs::File;
+use std::io::Read;
 use std::path::Path;
-#[derive(Default, Clone, Copy)]
-pub struct OpenOptions {
-    pub mmap: bool,
-}
-pub struct GgufFile;
-#[derive(Clone, Debug)]
+
+use memmap2::Mmap;
+
+pub use reader::MAGIC;
+pub use value::{Value, ValueType};
+pub use writer::{GgufWriter, TensorBytes};
+
+use crate::error::{Error, Result};
+use crate::types::GgmlType;
+
+/// The alignment of tensor data when `general.alignment` is absent.
+pub const DEFAULT_ALIGNMENT: u64 = 32;
+/// The largest `general.alignment` accepted: 1 MiB.
+pub const MAX_ALIGNMENT: u64 = 1 << 20;
+/// The deepest nesting of arrays accepted (an array of arrays is depth 2).
+pub const MAX_ARRAY_DEPTH: usize = 8;
+/// Tensors have 1 to `MAX_DIMS` dimensions (`GGML_MAX_DIMS`).
+pub const MAX_DIMS: u32 = 4;
+
+/// One tensor as the file describes it, checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TensorInfo {
     pub name: String,
     pub ty: GgmlType,
+    /// Dimensions in ggml order, fastest first; 1 to 4 of them.
     pub ne: Vec<u64>,
+    /// Absolute byte offset of the data in the file.
     pub offset: u64,
+    /// Bytes of data: `ty.bytes_for(n_elems)`.
     pub nbytes: u64,
     pub n_elems: u64,
 }
+
 impl TensorInfo {
+    /// The shape in row-major (numpy) order: `ne` reversed.
     pub fn shape_row_major(&self) -> Vec<u64> {
-        todo!()
+        self.ne.iter().rev().copied().collect()
     }
 }
-#[derive(Clone, Debug, PartialEq)]
-pub enum Value {
-    U8(u8),
-    I8(i8),
-    U16(u16),
-    I16(i16),
-    U32(u32),
-    I32(i32),
-    F32(f32),
-    Bool(bool),
-    String(String),
-    Array(u32, Vec<Value>),
-    U64(u64),
-    I64(i64),
-    F64(f64),
+
+/// How to open a file.
+#[derive(Clone, Copy, Debug)]
+pub struct OpenOptions {
+    /// Map the file (the default) rather than read it into memory. See the
+    /// module documentation for what mapping means if the file later shrinks.
+    pub mmap: bool,
 }
-impl Value {
-    pub fn to_json(&self) -> serde_json::Value {
-        todo!()
-    }
-    pub fn type_name(&self) -> &'static str {
-        todo!()
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions { mmap: true }
     }
 }
-impl std::fmt::Display for Value {
-    fn fmt(&self, _f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        todo!()
-    }
+
+enum Bytes {
+    /// The mapping and the descriptor it came from, kept for `fstat`.
+    Mapped {
+        map: Mmap,
+        file: File,
+    },
+    Owned(Vec<u8>),
 }
+
+/// A parsed, checked GGUF file and its bytes (mapped or in memory).
+pub struct GgufFile {
+    bytes: Bytes,
+    version: u32,
+    alignment: u64,
+    data_offset: u64,
+    metadata: Vec<(String, Value)>,
+    key_index: HashMap<String, usize>,
+    tensors: Vec<TensorInfo>,
+    tensor_index: HashMap<String, usize>,
+}
+
 impl GgufFile {
-    pub fn open(_p: impl AsRef<Path>) -> Result<Self> {
-        todo!()
+    /// Opens and maps a file.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path, OpenOptions::default())
     }
-    pub fn open_with(_p: impl AsRef<Path>, _o: OpenOptions) -> Result<Self> {
-        todo!()
+
+    pub fn open_with(path: impl AsRef<Path>, opts: OpenOptions) -> Result<Self> {
+        let path = path.as_ref();
+        let ctx = |what: &str| format!("{what} {}", path.display());
+        let mut file = File::open(path).map_err(|e| Error::io(ctx("opening"), e))?;
+        if !opts.mmap {
+            let mut buf = Vec::new();
+            file.read_to_end(&mut buf)
+                .map_err(|e| Error::io(ctx("reading"), e))?;
+            return Self::from_bytes(buf);
+        }
+        let meta = file.metadata().map_err(|e| Error::io(ctx("stat of"), e))?;
+        if !meta.is_file() {
+            return Err(Error::io(
+                ctx("mapping"),
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "not a regular file (open it with mmap: false to read it instead)",
+                ),
+            ));
+        }
+        if meta.len() == 0 {
+            // Empty mappings are an error on some systems; the parser says why it is invalid.
+            return Self::from_bytes(Vec::new());
+        }
+        // SAFETY: the mapping is read-only and private to this process. Another
+        // process may still change or truncate the file; `tensor_data` re-checks
+        // the length and the module documentation states what remains.
+        let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(ctx("mapping"), e))?;
+        Self::from_storage(Bytes::Mapped { map, file })
     }
-    pub fn from_bytes(_b: Vec<u8>) -> Result<Self> {
-        todo!()
+
+    /// Parses a file held in memory.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self> {
+        Self::from_storage(Bytes::Owned(bytes))
     }
+
+    fn from_storage(bytes: Bytes) -> Result<Self> {
+        let h = reader::parse(match &bytes {
+            Bytes::Mapped { map, .. } => map,
+            Bytes::Owned(v) => v,
+        })?;
+        Ok(GgufFile {
+            bytes,
+            version: h.version,
+            alignment: h.alignment,
+            data_offset: h.data_offset,
+            metadata: h.metadata,
+            key_index: h.key_index,
+            tensors: h.tensors,
+            tensor_index: h.tensor_index,
+        })
+    }
+
+    /// The whole file as it was when opened.
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.bytes {
+            Bytes::Mapped { map, .. } => map,
+            Bytes::Owned(v) => v,
+        }
+    }
+
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.bytes, Bytes::Mapped { .. })
+    }
+
     pub fn version(&self) -> u32 {
-        todo!()
+        self.version
     }
+
     pub fn alignment(&self) -> u64 {
-        todo!()
+        self.alignment
     }
+
+    /// Absolute offset of the tensor data section.
     pub fn data_offset(&self) -> u64 {
-        todo!()
+        self.data_offset
     }
+
+    /// The file's length when it was opened.
+    pub fn file_len(&self) -> u64 {
+        self.as_bytes().len() as u64
+    }
+
+    /// The key-value pairs, in file order.
     pub fn metadata(&self) -> &[(String, Value)] {
-        todo!()
+        &self.metadata
     }
+
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.key_index.get(key).map(|&i| &self.metadata[i].1)
+    }
+
+    /// The tensors, in file order.
     pub fn tensors(&self) -> &[TensorInfo] {
-        todo!()
+        &self.tensors
     }
-    pub fn tensor(&self, _n: &str) -> Option<&TensorInfo> {
-        todo!()
+
+    pub fn tensor(&self, name: &str) -> Option<&TensorInfo> {
+        self.tensor_index.get(name).map(|&i| &self.tensors[i])
     }
-    pub fn tensor_data(&self, _t: &TensorInfo) -> Result<&[u8]> {
-        todo!()
+
+    /// A tensor's bytes, `[t.offset, t.offset + t.nbytes)` of the file. For a
+    /// mapped file the file's current length is checked first, so that a file
+    /// truncated since it was opened gives an error rather than SIGBUS (see the
+    /// module documentation for what this does not cover). A `TensorInfo` from
+    /// another file is checked against this one's bounds like any other.
+    pub fn tensor_data(&self, t: &TensorInfo) -> Result<&[u8]> {
+        let bytes = self.as_bytes();
+        let range = t
+            .offset
+            .checked_add(t.nbytes)
+            .filter(|&end| end <= bytes.len() as u64)
+            .map(|end| t.offset as usize..end as usize)
+            .ok_or_else(|| {
+                Error::gguf(
+                    t.offset,
+                    format!(
+                        "tensor '{}': data at {} ({} bytes) is outside the file ({} bytes)",
+                        t.name,
+                        t.offset,
+                        t.nbytes,
+                        bytes.len()
+                    ),
+                )
+            })?;
+        if let Bytes::Mapped { file, .. } = &self.bytes {
+            let now = file
+                .metadata()
+                .map_err(|e| Error::io(format!("stat of the file of tensor '{}'", t.name), e))?
+                .len();
+            if (range.end as u64) > now {
+                return Err(Error::gguf(
+                    t.offset,
+                    format!(
+                        "tensor '{}': the file shrank to {now} bytes since it was opened, \
+                         and its data [{}, {}) is no longer there",
+                        t.name, range.start, range.end
+                    ),
+                ));
+            }
+        }
+        Ok(&bytes[range])
     }
 }
-pub struct GgufWriter;
-impl GgufWriter {
-    pub fn new() -> Self {
-        GgufWriter
-    }
-    pub fn add_kv(&mut self, _k: &str, _v: Value) {}
-    pub fn add_tensor(&mut self, _n: &str, _t: GgmlType, _ne: &[u64], _d: Vec<u8>) -> Result<()> {
-        todo!()
-    }
-    pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        todo!()
+
+impl fmt::Debug for GgufFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GgufFile")
+            .field("version", &self.version)
+            .field("file_len", &self.file_len())
+            .field("mapped", &self.is_mapped())
+            .field("alignment", &self.alignment)
+            .field("data_offset", &self.data_offset)
+            .field("n_kv", &self.metadata.len())
+            .field("n_tensors", &self.tensors.len())
+            .finish()
     }
 }
+
+#[cfg(test)]
+mod tests;

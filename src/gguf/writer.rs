@@ -1,0 +1,289 @@
+//! A GGUF writer: builds valid files (v3 by default) for tests, synthetic models
+//! and fuzz seeds. It refuses at `add_*` time anything the reader would refuse,
+//! so what it writes always reads back.
+
+use std::io::{self, Write};
+use std::path::Path;
+
+use super::reader::{align_up, MAGIC};
+use super::value::Value;
+use super::{DEFAULT_ALIGNMENT, MAX_ALIGNMENT, MAX_ARRAY_DEPTH, MAX_DIMS};
+use crate::error::{Error, Result};
+use crate::types::GgmlType;
+
+/// Tensor data given to [`GgufWriter::add_tensor`]: an owned `Vec<u8>` (moved)
+/// or borrowed bytes (copied).
+pub trait TensorBytes {
+    fn into_bytes(self) -> Vec<u8>;
+}
+impl TensorBytes for Vec<u8> {
+    fn into_bytes(self) -> Vec<u8> {
+        self
+    }
+}
+impl TensorBytes for &[u8] {
+    fn into_bytes(self) -> Vec<u8> {
+        self.to_vec()
+    }
+}
+impl TensorBytes for &Vec<u8> {
+    fn into_bytes(self) -> Vec<u8> {
+        self.clone()
+    }
+}
+impl<const N: usize> TensorBytes for [u8; N] {
+    fn into_bytes(self) -> Vec<u8> {
+        self.to_vec()
+    }
+}
+impl<const N: usize> TensorBytes for &[u8; N] {
+    fn into_bytes(self) -> Vec<u8> {
+        self.to_vec()
+    }
+}
+
+struct PendingTensor {
+    name: String,
+    ty: GgmlType,
+    ne: Vec<u64>,
+    data: Vec<u8>,
+}
+
+/// Builds a GGUF file: key-value pairs and tensors in the order added, each
+/// tensor's data aligned to `general.alignment` if set (default 32).
+pub struct GgufWriter {
+    version: u32,
+    alignment: u64,
+    kvs: Vec<(String, Value)>,
+    tensors: Vec<PendingTensor>,
+}
+
+impl Default for GgufWriter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl GgufWriter {
+    /// An empty GGUF v3 file.
+    pub fn new() -> Self {
+        GgufWriter {
+            version: 3,
+            alignment: DEFAULT_ALIGNMENT,
+            kvs: Vec::new(),
+            tensors: Vec::new(),
+        }
+    }
+
+    /// Writes version 2 instead of 3 (the layouts are the same for little-endian files).
+    pub fn set_version(&mut self, version: u32) -> Result<&mut Self> {
+        if !(2..=3).contains(&version) {
+            return Err(Error::Invalid(format!(
+                "GGUF writer: version {version} is not 2 or 3"
+            )));
+        }
+        self.version = version;
+        Ok(self)
+    }
+
+    /// The alignment the data will be written with.
+    pub fn alignment(&self) -> u64 {
+        self.alignment
+    }
+
+    /// Adds a key-value pair. Refuses a duplicate key, an array whose elements
+    /// are not all of its element type, arrays nested too deep, and a
+    /// `general.alignment` that is not a u32 power of two up to 1 MiB (which,
+    /// when valid, becomes the alignment of the tensor data).
+    pub fn add_kv(&mut self, key: impl Into<String>, value: Value) -> Result<&mut Self> {
+        let key = key.into();
+        let err = |m: String| Err(Error::Invalid(format!("GGUF writer: key '{key}': {m}")));
+        if self.kvs.iter().any(|(k, _)| *k == key) {
+            return err("duplicate key".into());
+        }
+        if let Err(m) = check_value(&value, 0) {
+            return err(m);
+        }
+        if key == "general.alignment" {
+            match value {
+                Value::U32(a) if a != 0 && a.is_power_of_two() && u64::from(a) <= MAX_ALIGNMENT => {
+                    self.alignment = a.into()
+                }
+                _ => {
+                    return err(format!(
+                        "must be a u32 power of two up to {MAX_ALIGNMENT}, not {} {value}",
+                        value.type_name()
+                    ))
+                }
+            }
+        }
+        self.kvs.push((key, value));
+        Ok(self)
+    }
+
+    /// Adds a tensor with dimensions `ne` (ggml order, fastest first). `data`
+    /// must be exactly `ty.bytes_for(product of ne)` bytes.
+    pub fn add_tensor(
+        &mut self,
+        name: impl Into<String>,
+        ty: GgmlType,
+        ne: &[u64],
+        data: impl TensorBytes,
+    ) -> Result<&mut Self> {
+        let name = name.into();
+        let err = |m: String| Err(Error::Invalid(format!("GGUF writer: tensor '{name}': {m}")));
+        if self.tensors.iter().any(|t| t.name == name) {
+            return err("duplicate tensor name".into());
+        }
+        if ne.is_empty() || ne.len() > MAX_DIMS as usize {
+            return err(format!("{} dimensions, not 1..={MAX_DIMS}", ne.len()));
+        }
+        let Some(n_elems) = ne
+            .iter()
+            .try_fold(1u64, |a, &n| a.checked_mul(n))
+            .filter(|&n| n <= i64::MAX as u64)
+        else {
+            return err(format!("element count of {ne:?} overflows"));
+        };
+        if ne[0] % ty.block_elems() as u64 != 0 {
+            return err(format!(
+                "ne[0] = {} is not a multiple of the {ty} block size {}",
+                ne[0],
+                ty.block_elems()
+            ));
+        }
+        let data = data.into_bytes();
+        if ty.bytes_for(n_elems) != Some(data.len() as u64) {
+            return err(format!(
+                "{} bytes of data, but {n_elems} {ty} elements take {:?}",
+                data.len(),
+                ty.bytes_for(n_elems)
+            ));
+        }
+        self.tensors.push(PendingTensor {
+            name,
+            ty,
+            ne: ne.to_vec(),
+            data,
+        });
+        Ok(self)
+    }
+
+    /// Writes the file.
+    pub fn write_to(&self, w: impl Write) -> Result<()> {
+        let mut w = io::BufWriter::new(w);
+        self.write_raw(&mut w)
+            .and_then(|()| w.flush())
+            .map_err(|e| Error::io("writing GGUF", e))
+    }
+
+    /// Writes the file to `path`, replacing it.
+    pub fn write_file(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let f = std::fs::File::create(path)
+            .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+        self.write_to(f)
+    }
+
+    /// The file's bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = Vec::new();
+        self.write_raw(&mut v)
+            .expect("writing to a Vec cannot fail");
+        v
+    }
+
+    fn write_raw(&self, w: &mut impl Write) -> io::Result<()> {
+        // The header is built in memory (it is small next to the data), then the
+        // data is written tensor by tensor, each padded to the alignment.
+        let mut h = Vec::new();
+        h.extend_from_slice(MAGIC);
+        h.extend_from_slice(&self.version.to_le_bytes());
+        h.extend_from_slice(&(self.tensors.len() as u64).to_le_bytes());
+        h.extend_from_slice(&(self.kvs.len() as u64).to_le_bytes());
+        for (k, v) in &self.kvs {
+            put_str(&mut h, k);
+            h.extend_from_slice(&v.value_type().id().to_le_bytes());
+            put_value(&mut h, v);
+        }
+        let mut offset = 0u64;
+        for t in &self.tensors {
+            put_str(&mut h, &t.name);
+            h.extend_from_slice(&(t.ne.len() as u32).to_le_bytes());
+            for n in &t.ne {
+                h.extend_from_slice(&n.to_le_bytes());
+            }
+            h.extend_from_slice(&t.ty.id().to_le_bytes());
+            h.extend_from_slice(&offset.to_le_bytes());
+            offset = (t.data.len() as u64)
+                .checked_add(offset)
+                .and_then(|end| align_up(end, self.alignment))
+                .ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "tensor data exceeds 2^64 bytes",
+                    )
+                })?;
+        }
+        let zeros = vec![0u8; self.alignment as usize];
+        let pad = |len: usize| {
+            let a = self.alignment as usize;
+            (a - len % a) % a
+        };
+        h.extend_from_slice(&zeros[..pad(h.len())]);
+        w.write_all(&h)?;
+        for t in &self.tensors {
+            w.write_all(&t.data)?;
+            w.write_all(&zeros[..pad(t.data.len())])?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks an array's elements have its element type, and nesting is bounded.
+fn check_value(v: &Value, depth: usize) -> std::result::Result<(), String> {
+    if let Value::Array(ty, items) = v {
+        if depth >= MAX_ARRAY_DEPTH {
+            return Err(format!("arrays nested more than {MAX_ARRAY_DEPTH} deep"));
+        }
+        for (i, item) in items.iter().enumerate() {
+            if item.value_type() != *ty {
+                return Err(format!(
+                    "array of {ty} holds a {} at index {i}",
+                    item.type_name()
+                ));
+            }
+            check_value(item, depth + 1)?;
+        }
+    }
+    Ok(())
+}
+
+fn put_str(buf: &mut Vec<u8>, s: &str) {
+    buf.extend_from_slice(&(s.len() as u64).to_le_bytes());
+    buf.extend_from_slice(s.as_bytes());
+}
+
+fn put_value(buf: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::U8(x) => buf.push(*x),
+        Value::I8(x) => buf.push(*x as u8),
+        Value::U16(x) => buf.extend_from_slice(&x.to_le_bytes()),
+        Value::I16(x) => buf.extend_from_slice(&x.to_le_bytes()),
+        Value::U32(x) => buf.extend_from_slice(&x.to_le_bytes()),
+        Value::I32(x) => buf.extend_from_slice(&x.to_le_bytes()),
+        Value::F32(x) => buf.extend_from_slice(&x.to_le_bytes()),
+        Value::Bool(x) => buf.push(u8::from(*x)),
+        Value::String(s) => put_str(buf, s),
+        Value::Array(ty, items) => {
+            buf.extend_from_slice(&ty.id().to_le_bytes());
+            buf.extend_from_slice(&(items.len() as u64).to_le_bytes());
+            for item in items {
+                put_value(buf, item);
+            }
+        }
+        Value::U64(x) => buf.extend_from_slice(&x.to_le_bytes()),
+        Value::I64(x) => buf.extend_from_slice(&x.to_le_bytes()),
+        Value::F64(x) => buf.extend_from_slice(&x.to_le_bytes()),
+    }
+}

@@ -1,0 +1,95 @@
+//! The CUDA kernels, compiled for the host and run over an emulated grid, against
+//! the CPU reference on fresh random blocks of every type, for every output type:
+//! one block, sizes that leave the last thread block partly idle, and grids too
+//! small for the tensor (so every thread walks the grid-stride loop several times).
+//! Outputs are poisoned with NaN first, so an element no thread writes fails.
+
+mod common;
+
+use common::*;
+use gguf_dequant::cpu::{self, OutElem};
+use gguf_dequant::synth::{random_blocks, Rng};
+use gguf_dequant::{emulated, GgmlType};
+use half::{bf16, f16};
+
+/// A seed that differs between runs (and is printed, to reproduce a failure).
+fn fresh_seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let seed = t.as_nanos() as u64 ^ std::process::id() as u64;
+    println!("seed {seed}");
+    seed
+}
+
+fn check<O: OutElem + Bits>(ty: GgmlType, src: &[u8], what: &str) {
+    let n = src.len() / ty.block_bytes() * ty.block_elems();
+    let mut want = vec![O::default(); n];
+    cpu::dequantize_reference(ty, src, &mut want).unwrap();
+    for max_grid in [1, 2, 5, u32::MAX] {
+        let mut got = vec![O::from_f32(f32::NAN); n];
+        emulated::dequantize_with_grid(ty, src, &mut got, max_grid).unwrap();
+        assert_bits_eq(
+            &format!("{ty} {what} -> {:?}, grid <= {max_grid}", O::OUT),
+            &got,
+            &want,
+        );
+    }
+}
+
+#[test]
+fn every_type_and_output_on_fresh_random_blocks() {
+    let mut rng = Rng(fresh_seed());
+    for ty in GgmlType::dequantizable() {
+        // 1 block; 7; enough that 256-thread blocks do not divide the work.
+        for n_blocks in [1usize, 7, 333] {
+            let n_blocks = if ty.block_elems() == 1 {
+                n_blocks * 8 + 3
+            } else {
+                n_blocks
+            };
+            let src = random_blocks(ty, n_blocks, &mut rng);
+            let what = format!("{n_blocks} blocks");
+            check::<f32>(ty, &src, &what);
+            check::<f16>(ty, &src, &what);
+            check::<bf16>(ty, &src, &what);
+        }
+    }
+}
+
+/// Arbitrary bytes, scales included (NaN, Inf, subnormal): on the host the
+/// kernels compute what the CPU reference computes, bit for bit.
+#[test]
+fn every_type_on_arbitrary_bytes() {
+    let mut rng = Rng(fresh_seed());
+    for ty in GgmlType::dequantizable() {
+        let mut src = vec![0u8; ty.block_bytes() * 37];
+        rng.fill(&mut src);
+        check::<f32>(ty, &src, "arbitrary bytes");
+        check::<bf16>(ty, &src, "arbitrary bytes");
+    }
+}
+
+#[test]
+fn unaligned_input_is_decoded_the_same() {
+    let mut rng = Rng(fresh_seed());
+    for ty in GgmlType::dequantizable() {
+        let src = random_blocks(ty, 9, &mut rng);
+        let mut shifted = vec![0u8; src.len() + 1];
+        shifted[1..].copy_from_slice(&src);
+        let n = 9 * ty.block_elems();
+        let (mut a, mut b) = (vec![f32::NAN; n], vec![f32::NAN; n]);
+        emulated::dequantize(ty, &src, &mut a).unwrap();
+        emulated::dequantize(ty, &shifted[1..], &mut b).unwrap();
+        assert_bits_eq(&format!("{ty} at an odd address"), &b, &a);
+    }
+}
+
+#[test]
+fn lengths_and_types_are_checked() {
+    let mut out = vec![0f32; 32];
+    assert!(emulated::dequantize(GgmlType::Q4_0, &[0u8; 17], &mut out).is_err());
+    assert!(emulated::dequantize(GgmlType::Q4_0, &[0u8; 36], &mut out).is_err());
+    let err = emulated::dequantize(GgmlType::Q8_K, &[0u8; 292], &mut vec![0f32; 256]).unwrap_err();
+    assert!(err.to_string().contains("q8_K"), "{err}");
+}
