@@ -21,7 +21,10 @@ use crate::types::GgmlType;
 macro_rules! x86_modules {
     ($($m:ident),* $(,)?) => { $( #[cfg(target_arch = "x86_64")] mod $m; )* };
 }
-x86_modules!(x86, plain, q4_0, q8_0, q2_k, q3_k, q4_k, q5_k, q6_k);
+x86_modules!(
+    x86, plain, q4_0, q4_1, q5_0, q5_1, q8_0, q1_0, q2_0, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_nl,
+    iq4_xs, tq1_0, tq2_0, mxfp4, nvfp4,
+);
 
 /// An instruction-set level the fast path can run at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -186,12 +189,23 @@ avx2_kernels! {
     F16 => plain::f16_avx2,
     BF16 => plain::bf16_avx2,
     Q4_0 => q4_0::avx2,
+    Q4_1 => q4_1::avx2,
+    Q5_0 => q5_0::avx2,
+    Q5_1 => q5_1::avx2,
     Q8_0 => q8_0::avx2,
+    Q1_0 => q1_0::avx2,
+    Q2_0 => q2_0::avx2,
     Q2_K => q2_k::avx2,
     Q3_K => q3_k::avx2,
     Q4_K => q4_k::avx2,
     Q5_K => q5_k::avx2,
     Q6_K => q6_k::avx2,
+    IQ4_NL => iq4_nl::avx2,
+    IQ4_XS => iq4_xs::avx2,
+    TQ1_0 => tq1_0::avx2,
+    TQ2_0 => tq2_0::avx2,
+    MXFP4 => mxfp4::avx2,
+    NVFP4 => nvfp4::avx2,
 }
 
 /// Elements of output decoded at a time by [`staged`] before being streamed out:

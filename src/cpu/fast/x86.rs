@@ -58,6 +58,35 @@ pub fn quarters(x: __m256i) -> [__m128i; 4] {
     [lo, _mm_srli_si128::<8>(lo), hi, _mm_srli_si128::<8>(hi)]
 }
 
+/// The 32 bits of `bits` as 32 bytes, in order: 0xFF where the bit is set.
+#[target_feature(enable = "avx2,f16c")]
+#[inline]
+pub fn bits_to_bytes(bits: u32) -> __m256i {
+    // byte j takes byte j / 8 of `bits`, then tests bit j % 8 of it
+    let spread = _mm256_shuffle_epi8(
+        _mm256_set1_epi32(bits as i32),
+        _mm256_set_epi64x(
+            0x0303_0303_0303_0303,
+            0x0202_0202_0202_0202,
+            0x0101_0101_0101_0101,
+            0,
+        ),
+    );
+    let bit = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
+    _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit)
+}
+
+/// The 16 bytes at `p` split into nibbles: 32 values, the low nibbles first
+/// (q4_0's order).
+#[target_feature(enable = "avx2,f16c")]
+#[inline]
+pub unsafe fn nibbles32(p: *const u8) -> __m256i {
+    let q = load16(p);
+    let m4 = _mm_set1_epi8(0xF);
+    let hi = _mm_and_si128(_mm_srli_epi16::<4>(q), m4);
+    _mm256_set_m128i(hi, _mm_and_si128(q, m4))
+}
+
 /// Stores 16 signed bytes times `d`: `y[j] = x[j] as f32 * d`.
 #[target_feature(enable = "avx2,f16c")]
 #[inline]
@@ -75,6 +104,24 @@ pub unsafe fn store_i8x16_mul<O: OutElem, const NT: bool>(y: *mut O, x: __m128i,
 pub unsafe fn store_i8x32_mul<O: OutElem, const NT: bool>(y: *mut O, x: __m256i, d: __m256) {
     store_i8x16_mul::<O, NT>(y, _mm256_castsi256_si128(x), d);
     store_i8x16_mul::<O, NT>(y.add(16), _mm256_extracti128_si256::<1>(x), d);
+}
+
+/// Stores 32 unsigned bytes as `x * d + m`, multiplied then added (q4_1 and
+/// q5_1's order).
+#[target_feature(enable = "avx2,f16c")]
+#[inline]
+pub unsafe fn store_u8x32_mul_add<O: OutElem, const NT: bool>(
+    y: *mut O,
+    x: __m256i,
+    d: __m256,
+    m: __m256,
+) {
+    for (i, q) in quarters(x).into_iter().enumerate() {
+        store8::<O, NT>(
+            y.add(8 * i),
+            _mm256_add_ps(_mm256_mul_ps(u8x8_to_ps(q), d), m),
+        );
+    }
 }
 
 /// Stores 32 unsigned bytes as `d * x - m`, multiplied then subtracted (the
