@@ -10,28 +10,28 @@ use crate::blocks::block_nvfp4;
 use crate::cpu::OutElem;
 use crate::tables::KVALUES_MXFP4;
 
-/// Half the UE4M3 value of every byte, exactly: `(8 + m) * 2^(e - 11)` for
+/// Half the UE4M3 value of every byte, exactly, as f32 bits: `(8 + m) * 2^(e - 11)` for
 /// exponent `e > 0`, `m * 2^-10` for `e = 0` (the top bit is ignored), and 0
 /// for 0x7F (ggml's NaN code).
-static UE4M3_HALF: [f32; 256] = {
-    let mut t = [0f32; 256];
+static UE4M3_HALF: [u32; 256] = {
+    let mut t = [0u32; 256];
     let mut x = 0;
     while x < 256 {
         let (e, m) = ((x >> 3) & 0xF, (x & 7) as u32);
         t[x] = if x == 0x7F {
-            0.0
+            0
         } else if e == 0 {
             // m * 2^-10, m < 8: exact as an f32 built from its bits
             if m == 0 {
-                0.0
+                0
             } else {
                 let lz = m.leading_zeros() - 29; // m in [1, 8): 0..=2
                 let exp = 127 - 10 + 2 - lz;
-                f32::from_bits((exp << 23) | (((m << (lz + 1)) & 7) << 20))
+                (exp << 23) | (((m << (lz + 1)) & 7) << 20)
             }
         } else {
             // (8 + m) * 2^(e - 11) = (1 + m / 8) * 2^(e - 8)
-            f32::from_bits(((e as u32 + 127 - 8) << 23) | (m << 20))
+            ((e as u32 + 127 - 8) << 23) | (m << 20)
         };
         x += 1;
     }
@@ -49,7 +49,9 @@ pub unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
         let p = b.as_ptr();
         let y = y.as_mut_ptr();
         for s in 0..4 {
-            let d = _mm256_set1_ps(UE4M3_HALF[*p.add(offset_of!(block_nvfp4, d) + s) as usize]);
+            let d = _mm256_set1_ps(f32::from_bits(
+                UE4M3_HALF[*p.add(offset_of!(block_nvfp4, d) + s) as usize],
+            ));
             let qs = _mm_loadl_epi64(p.add(offset_of!(block_nvfp4, qs) + 8 * s).cast());
             let lo = _mm_and_si128(qs, m4);
             let hi = _mm_and_si128(_mm_srli_epi16::<4>(qs), m4);

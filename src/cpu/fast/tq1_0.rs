@@ -16,7 +16,7 @@ const POW3: [u8; 5] = [1, 3, 9, 27, 81];
 /// Digit `n` of each byte `x` in 16-bit lanes `x16`: `((x * 3^n) mod 256 * 3) >> 8`.
 #[target_feature(enable = "avx2,f16c")]
 #[inline]
-fn digit16(x16: __m256i, pow: i16) -> __m256i {
+unsafe fn digit16(x16: __m256i, pow: i16) -> __m256i {
     let q = _mm256_and_si256(
         _mm256_mullo_epi16(x16, _mm256_set1_epi16(pow)),
         _mm256_set1_epi16(0xFF),
@@ -27,7 +27,7 @@ fn digit16(x16: __m256i, pow: i16) -> __m256i {
 /// Digit `n` of 32 bytes, minus 1, as signed bytes in order.
 #[target_feature(enable = "avx2,f16c")]
 #[inline]
-fn digits32(x: __m256i, pow: i16) -> __m256i {
+unsafe fn digits32(x: __m256i, pow: i16) -> __m256i {
     let zero = _mm256_setzero_si256();
     // unpack and pack work within 128-bit lanes, so the order comes back
     let lo = digit16(_mm256_unpacklo_epi8(x, zero), pow);

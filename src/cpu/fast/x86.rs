@@ -38,21 +38,21 @@ pub unsafe fn load32(p: *const u8) -> __m256i {
 /// The low 8 bytes of `x`, as signed integers, to f32 lanes (exact).
 #[target_feature(enable = "avx2,f16c")]
 #[inline]
-pub fn i8x8_to_ps(x: __m128i) -> __m256 {
+pub unsafe fn i8x8_to_ps(x: __m128i) -> __m256 {
     _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(x))
 }
 
 /// The low 8 bytes of `x`, as unsigned integers, to f32 lanes (exact).
 #[target_feature(enable = "avx2,f16c")]
 #[inline]
-pub fn u8x8_to_ps(x: __m128i) -> __m256 {
+pub unsafe fn u8x8_to_ps(x: __m128i) -> __m256 {
     _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(x))
 }
 
 /// The four 8-byte quarters of `x`, in order.
 #[target_feature(enable = "avx2,f16c")]
 #[inline]
-pub fn quarters(x: __m256i) -> [__m128i; 4] {
+pub unsafe fn quarters(x: __m256i) -> [__m128i; 4] {
     let lo = _mm256_castsi256_si128(x);
     let hi = _mm256_extracti128_si256::<1>(x);
     [lo, _mm_srli_si128::<8>(lo), hi, _mm_srli_si128::<8>(hi)]
@@ -61,7 +61,7 @@ pub fn quarters(x: __m256i) -> [__m128i; 4] {
 /// The 32 bits of `bits` as 32 bytes, in order: 0xFF where the bit is set.
 #[target_feature(enable = "avx2,f16c")]
 #[inline]
-pub fn bits_to_bytes(bits: u32) -> __m256i {
+pub unsafe fn bits_to_bytes(bits: u32) -> __m256i {
     // byte j takes byte j / 8 of `bits`, then tests bit j % 8 of it
     let spread = _mm256_shuffle_epi8(
         _mm256_set1_epi32(bits as i32),
@@ -178,7 +178,7 @@ unsafe fn store16<const NT: bool>(y: *mut __m128i, v: __m128i) {
 /// to infinity). AVX512-BF16's instruction would flush subnormals instead.
 #[target_feature(enable = "avx2,f16c")]
 #[inline]
-pub fn to_bf16(v: __m256) -> __m128i {
+pub unsafe fn to_bf16(v: __m256) -> __m128i {
     let x = _mm256_castps_si256(v);
     let abs = _mm256_and_si256(x, _mm256_set1_epi32(0x7fff_ffff));
     let nan = _mm256_cmpgt_epi32(abs, _mm256_set1_epi32(0x7f80_0000));
