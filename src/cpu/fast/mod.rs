@@ -22,8 +22,8 @@ macro_rules! x86_modules {
     ($($m:ident),* $(,)?) => { $( #[cfg(target_arch = "x86_64")] mod $m; )* };
 }
 x86_modules!(
-    x86, plain, q4_0, q4_1, q5_0, q5_1, q8_0, q1_0, q2_0, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_nl,
-    iq4_xs, tq1_0, tq2_0, mxfp4, nvfp4,
+    x86, plain, q4_0, q4_1, q5_0, q5_1, q8_0, q1_0, q2_0, q2_k, q3_k, q4_k, q5_k, q6_k, iq2_xxs,
+    iq2_xs, iq2_s, iq3_xxs, iq3_s, iq1_s, iq1_m, iq4_nl, iq4_xs, tq1_0, tq2_0, mxfp4, nvfp4,
 );
 
 /// An instruction-set level the fast path can run at.
@@ -200,6 +200,13 @@ avx2_kernels! {
     Q4_K => q4_k::avx2,
     Q5_K => q5_k::avx2,
     Q6_K => q6_k::avx2,
+    IQ2_XXS => iq2_xxs::avx2,
+    IQ2_XS => iq2_xs::avx2,
+    IQ2_S => iq2_s::avx2,
+    IQ3_XXS => iq3_xxs::avx2,
+    IQ3_S => iq3_s::avx2,
+    IQ1_S => iq1_s::avx2,
+    IQ1_M => iq1_m::avx2,
     IQ4_NL => iq4_nl::avx2,
     IQ4_XS => iq4_xs::avx2,
     TQ1_0 => tq1_0::avx2,

@@ -76,6 +76,17 @@ pub unsafe fn bits_to_bytes(bits: u32) -> __m256i {
     _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit)
 }
 
+/// `x` negated, as signed bytes, where the bit of `signs` of the same index is
+/// set (bit `j % 8` of byte `j / 8` for byte `j`): the lattice formats' signs.
+/// `db * (-g)` is `-(db * g)` exactly (rounding is symmetric), so the sign can
+/// be applied to the integer before the product.
+#[target_feature(enable = "avx2,f16c")]
+#[inline]
+pub unsafe fn apply_signs(x: __m256i, signs: u32) -> __m256i {
+    let m = bits_to_bytes(signs);
+    _mm256_sub_epi8(_mm256_xor_si256(x, m), m)
+}
+
 /// The 16 bytes at `p` split into nibbles: 32 values, the low nibbles first
 /// (q4_0's order).
 #[target_feature(enable = "avx2,f16c")]
