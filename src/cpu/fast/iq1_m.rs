@@ -5,9 +5,9 @@
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
-use super::x86::{i8x8_to_ps, store8};
+use super::x86::{f16_bits_to_f32, i8x8_to_ps, signed_delta, store8};
 use crate::blocks::block_iq1_m;
-use crate::cpu::{f16_to_f32, OutElem};
+use crate::cpu::OutElem;
 use crate::tables::IQ1S_GRID;
 
 /// ggml's IQ1S_DELTA.
@@ -26,7 +26,7 @@ pub unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
         let sc: [u16; 4] = std::array::from_fn(|k| u16::from_le_bytes([s[2 * k], s[2 * k + 1]]));
         let d_bits =
             (sc[0] >> 12) | ((sc[1] >> 8) & 0x00F0) | ((sc[2] >> 4) & 0x0F00) | (sc[3] & 0xF000);
-        let d = f16_to_f32(d_bits);
+        let d = f16_bits_to_f32(d_bits);
         let y = y.as_mut_ptr();
         for ib in 0..8 {
             for l in 0..4 {
@@ -35,7 +35,7 @@ pub unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
                 let dl = _mm256_set1_ps(d * (2 * s as i32 + 1) as f32);
                 let h = qh[2 * ib + l / 2] >> (4 * (l % 2));
                 let row = IQ1S_GRID[qs[4 * ib + l] as usize | ((h & 7) as usize) << 8];
-                let delta = _mm256_set1_ps(if h & 8 != 0 { -DELTA } else { DELTA });
+                let delta = _mm256_set1_ps(signed_delta(DELTA, (h as u32 >> 3) & 1));
                 let g = i8x8_to_ps(_mm_cvtsi64_si128(row as i64));
                 let v = _mm256_mul_ps(dl, _mm256_add_ps(g, delta));
                 store8::<O, NT>(y.add(32 * ib + 8 * l), v);

@@ -5,7 +5,7 @@
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
-use super::x86::{f16_at, i8x8_to_ps, store8};
+use super::x86::{f16_at, i8x8_to_ps, signed_delta, store8};
 use crate::blocks::block_iq1_s;
 use crate::cpu::OutElem;
 use crate::tables::IQ1S_GRID;
@@ -28,7 +28,7 @@ pub unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
             let qh = u16::from_le(std::ptr::read_unaligned(qh.add(ib)));
             // the integer 2s + 1 first, then one f32 product
             let dl = _mm256_set1_ps(d * (2 * ((qh >> 12) & 7) as i32 + 1) as f32);
-            let delta = _mm256_set1_ps(if qh & 0x8000 != 0 { -DELTA } else { DELTA });
+            let delta = _mm256_set1_ps(signed_delta(DELTA, qh as u32 >> 15));
             for l in 0..4 {
                 let hi = (qh as usize >> (3 * l)) & 7;
                 let row = IQ1S_GRID[qs[4 * ib + l] as usize | hi << 8];

@@ -17,8 +17,21 @@ use crate::types::OutType;
 #[target_feature(enable = "avx2,f16c")]
 #[inline]
 pub unsafe fn f16_at(p: *const u8) -> f32 {
-    let bits = std::ptr::read_unaligned(p.cast::<u16>());
+    f16_bits_to_f32(u16::from_le(std::ptr::read_unaligned(p.cast::<u16>())))
+}
+
+/// An f16 given by its bits, widened exactly.
+#[target_feature(enable = "avx2,f16c")]
+#[inline]
+pub unsafe fn f16_bits_to_f32(bits: u16) -> f32 {
     _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
+}
+
+/// `DELTA`, negated where `negate` (0 or 1), without a branch: the i-quants'
+/// shift signs are random bits, which branch predictors cannot learn.
+#[inline(always)]
+pub fn signed_delta(delta: f32, negate: u32) -> f32 {
+    f32::from_bits(delta.to_bits() ^ (negate << 31))
 }
 
 /// 16 bytes at `p`.
