@@ -155,7 +155,10 @@ fn kernel<O: OutElem>(ty: GgmlType, level: Level, nt: bool) -> Option<DecodeFn<O
         #[cfg(target_arch = "x86_64")]
         Level::Avx2 => avx2_kernel::<O>(ty, nt),
         #[cfg(not(target_arch = "x86_64"))]
-        Level::Avx2 => None,
+        Level::Avx2 => {
+            let _ = (ty, nt);
+            None
+        }
     }
 }
 
