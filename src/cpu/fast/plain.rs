@@ -4,14 +4,16 @@
 use std::arch::x86_64::*;
 use std::ptr::read_unaligned;
 
-use super::x86::{load16, store8};
+use super::x86::{load16, prefetch_ahead, store8};
 use crate::cpu::{f16_to_f32, OutElem};
 
 /// Runs `wide` over each whole group of 8 elements (`size` input bytes each)
 /// and `one` over the rest, one at a time; `wide` gets the group's input and
-/// output pointers, `one` an element's input pointer.
+/// output pointers, `one` an element's input pointer. With `NT` (large
+/// outputs), the input is also prefetched ahead: these formats read as much
+/// as they write, or half as much.
 #[inline(always)]
-unsafe fn runs<O: OutElem>(
+unsafe fn runs<O: OutElem, const NT: bool>(
     size: usize,
     src: &[u8],
     out: &mut [O],
@@ -23,6 +25,9 @@ unsafe fn runs<O: OutElem>(
     let (x, y) = (src.as_ptr(), out.as_mut_ptr());
     let whole = n / 8 * 8;
     for i in (0..whole).step_by(8) {
+        if NT {
+            prefetch_ahead(x.add(size * i));
+        }
         wide(x.add(size * i), y.add(i));
     }
     for i in whole..n {
@@ -32,7 +37,7 @@ unsafe fn runs<O: OutElem>(
 
 #[target_feature(enable = "avx2,f16c")]
 pub unsafe fn f32_avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
-    runs(
+    runs::<O, NT>(
         4,
         src,
         out,
@@ -43,7 +48,7 @@ pub unsafe fn f32_avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
 
 #[target_feature(enable = "avx2,f16c")]
 pub unsafe fn f16_avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
-    runs(
+    runs::<O, NT>(
         2,
         src,
         out,
@@ -54,7 +59,7 @@ pub unsafe fn f16_avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
 
 #[target_feature(enable = "avx2,f16c")]
 pub unsafe fn bf16_avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
-    runs(
+    runs::<O, NT>(
         2,
         src,
         out,

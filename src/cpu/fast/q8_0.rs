@@ -3,7 +3,7 @@
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
-use super::x86::{f16_at, load32, store_i8x32_mul};
+use super::x86::{f16_at, load32, prefetch_ahead, store_i8x32_mul};
 use crate::blocks::block_q8_0;
 use crate::cpu::OutElem;
 
@@ -14,6 +14,9 @@ pub unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
         .zip(out.chunks_exact_mut(32))
     {
         let p = b.as_ptr();
+        if NT {
+            prefetch_ahead(p);
+        }
         let d = _mm256_set1_ps(f16_at(p.add(offset_of!(block_q8_0, d))));
         let qs = load32(p.add(offset_of!(block_q8_0, qs)));
         store_i8x32_mul::<O, NT>(y.as_mut_ptr(), qs, d);

@@ -27,6 +27,18 @@ pub unsafe fn f16_bits_to_f32(bits: u16) -> f32 {
     _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
 }
 
+/// How far ahead (bytes) kernels that read much input prefetch it when
+/// streaming (`NT`): the hardware prefetcher alone leaves the streaming stores
+/// waiting on loads (plain types, q8_0).
+pub const PREFETCH: usize = 2048;
+
+/// Prefetches the input `PREFETCH` bytes past `p` (never faults, even past the end).
+#[target_feature(enable = "avx2,f16c")]
+#[inline]
+pub unsafe fn prefetch_ahead(p: *const u8) {
+    _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH).cast());
+}
+
 /// `DELTA`, negated where `negate` (0 or 1), without a branch: the i-quants'
 /// shift signs are random bits, which branch predictors cannot learn.
 #[inline(always)]
