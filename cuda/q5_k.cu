@@ -1,11 +1,33 @@
-/* PLACEHOLDER: q5_k is not written yet. */
+/* q5_k: y = (d * sc) * q - dmin * m per sub-block of 32, q a 5-bit code (4 low
+   bits in qs, the high bit in qh), sc and m 6-bit. Layout in src/cpu/q5_k.rs,
+   which this mirrors. */
 #include "common.cuh"
+#include "k_common.cuh"
 
 struct q5_k {
     typedef block_q5_K Block;
-    static constexpr int QK = 256, PARTS = 1, VALS = QK / PARTS;
-    static GDQ_FN void decode(const Block *, int, float *v) {
-        for (int j = 0; j < VALS; j++) v[j] = gdq_f32_from_bits(0x7fc00000u);
+    static constexpr int QK = 256, PARTS = 16, VALS = QK / PARTS;
+
+    /* part p decodes half p % 2 of sub-block s = p / 2, which takes the low
+       (s even) or high (s odd) nibbles of qs[32 * (s / 2)..][0..32] and bit s
+       of qh[0..32] */
+    static GDQ_FN void decode(const Block *b, int part, float *v) {
+        const int s = part / 2;
+        int sc, m;
+        gdq_scale_min_k4(s, b->scales, &sc, &m);
+        /* ggml scales first, then applies: (d * sc) * q - (dmin * m) */
+        const float d1 = gdq_f16_to_f32(b->d) * (float)sc;
+        const float m1 = gdq_f16_to_f32(b->dmin) * (float)m;
+        const int off = (part % 2) * 16;
+        const uint8_t *qs = b->qs + (s / 2) * 32 + off;
+        const uint8_t *qh = b->qh + off;
+        const int shift = (s % 2) * 4;
+        const int bit = 1 << s;
+#pragma unroll
+        for (int j = 0; j < VALS; j++) {
+            const int q = ((qs[j] >> shift) & 0xF) + ((qh[j] & bit) ? 16 : 0);
+            v[j] = d1 * (float)q - m1;
+        }
     }
 };
 GDQ_KERNELS(q5_k)

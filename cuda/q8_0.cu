@@ -1,11 +1,18 @@
-/* PLACEHOLDER: q8_0 is not written yet. */
+/* q8_0: y = q * d, q a signed 8-bit code. Mirrors src/cpu/q8_0.rs. */
 #include "common.cuh"
 
 struct q8_0 {
     typedef block_q8_0 Block;
-    static constexpr int QK = 32, PARTS = 1, VALS = QK / PARTS;
-    static GDQ_FN void decode(const Block *, int, float *v) {
-        for (int j = 0; j < VALS; j++) v[j] = gdq_f32_from_bits(0x7fc00000u);
+    static constexpr int QK = 32, PARTS = 4, VALS = QK / PARTS;
+
+    /* part p takes elements 8p..8p+7, stored in order */
+    static GDQ_FN void decode(const Block *b, int part, float *v) {
+        const float d = gdq_f16_to_f32(b->d);
+        const int8_t *qs = b->qs + part * VALS;
+#pragma unroll
+        for (int j = 0; j < VALS; j++) {
+            v[j] = (float)qs[j] * d;
+        }
     }
 };
 GDQ_KERNELS(q8_0)

@@ -91,6 +91,7 @@ def write_rust(ts) -> str:
         "",
     ]
     for name, _, rty, vals, digits in ts:
+        lines.append("#[rustfmt::skip]")
         lines.append(f"pub static {name}: [{rty}; {len(vals)}] = [")
         per = 8 if digits >= 8 else 16
         for i in range(0, len(vals), per):

@@ -5,6 +5,9 @@
 //! development machines): the same `.cu` code, the same launch geometry and
 //! grid-stride loop, checked to the bit against the CPU reference.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
 use rayon::prelude::*;
 
 use crate::cpu::{check_lengths, OutElem};
@@ -27,6 +30,34 @@ extern "C" {
 /// Blocks per emulated launch when a tensor is split across host threads.
 const BLOCKS_PER_LAUNCH: usize = 4096;
 
+/// Fault injection, so that the handling of GPU failures (an error, no panic, no
+/// partial output) can be tested where there is no GPU: with
+/// `GDQ_INJECT_FAULT=KIND:N`, the N-th emulated decode call of the process fails
+/// as the GPU would, KIND being `launch` (a failed launch), `oom` (device memory
+/// exhausted) or `lost` (the device disappeared).
+fn injected_fault() -> Option<Error> {
+    static PLAN: OnceLock<Option<(String, u64)>> = OnceLock::new();
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let (kind, at) = PLAN
+        .get_or_init(|| {
+            let v = std::env::var("GDQ_INJECT_FAULT").ok()?;
+            let (kind, n) = v.split_once(':')?;
+            Some((kind.to_string(), n.parse().ok()?))
+        })
+        .as_ref()?;
+    if CALLS.fetch_add(1, Ordering::Relaxed) + 1 != *at {
+        return None;
+    }
+    let what = match kind.as_str() {
+        "oom" => "CUDA_ERROR_OUT_OF_MEMORY: out of memory allocating the output",
+        "lost" => "CUDA_ERROR_DEVICE_UNAVAILABLE: the device is no longer available",
+        _ => "CUDA_ERROR_LAUNCH_FAILED: unspecified launch failure",
+    };
+    Some(Error::Cuda(format!(
+        "{what} (injected by GDQ_INJECT_FAULT)"
+    )))
+}
+
 /// Decodes `src` (whole blocks of `ty`) into `out` by running the kernels.
 pub fn dequantize<O: OutElem>(ty: GgmlType, src: &[u8], out: &mut [O]) -> Result<()> {
     dequantize_with_grid(ty, src, out, MAX_GRID)
@@ -42,6 +73,9 @@ pub fn dequantize_with_grid<O: OutElem>(
 ) -> Result<()> {
     check_lengths(ty, src.len(), out.len())?;
     let k = KernelInfo::of(ty).ok_or(Error::Unsupported { tensor: None, ty })?;
+    if let Some(e) = injected_fault() {
+        return Err(e);
+    }
     // The kernels read blocks through typed pointers: give them the alignment a
     // device allocation has. A mapped file's tensor may sit at any offset.
     let aligned: Vec<u64>;

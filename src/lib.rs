@@ -24,11 +24,16 @@
     dead_code
 )]
 pub mod blocks;
+pub mod convert;
 pub mod cpu;
+pub mod device;
 pub mod emulated;
 pub mod error;
 pub mod gguf;
+pub mod gpu;
 pub mod kernels;
+pub mod safetensors;
+pub mod synth;
 pub mod tables;
 pub mod types;
 

@@ -24,6 +24,7 @@ mod iq3_s;
 mod iq3_xxs;
 mod iq4_nl;
 mod iq4_xs;
+mod k_common;
 mod mxfp4;
 mod nvfp4;
 mod plain;

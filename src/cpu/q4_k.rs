@@ -1,6 +1,15 @@
-//! PLACEHOLDER: q4_k is not written yet.
+//! q4_k: 256 weights in 8 sub-blocks of 32; 4-bit codes `q`; each sub-block
+//! has a 6-bit scale `sc` and a 6-bit min `m`, themselves scaled by the f16 `d`
+//! and `dmin`: `y = (d * sc) * q - dmin * m`.
+//!
+//! Layout (`block_q4_K`, 144 bytes): `d: f16`, `dmin: f16`, `scales: [u8; 12]`
+//! (the packed scales and mins, see [`scale_min_k4`]), `qs: [u8; 128]`.
+//! Sub-blocks `2i` and `2i + 1` share the 32 bytes `qs[32i..32i + 32]`: the
+//! first takes the low nibbles, the second the high ones.
+//! Mirrors `cuda/q4_k.cu`.
 
-use super::Format;
+use super::k_common::scale_min_k4;
+use super::{f16_to_f32, Format};
 use crate::blocks::block_q4_K;
 use crate::types::GgmlType;
 
@@ -8,7 +17,19 @@ pub struct Q4_K;
 impl Format for Q4_K {
     const TYPE: GgmlType = GgmlType::Q4_K;
     type Block = block_q4_K;
-    fn decode(_b: &block_q4_K, _y: &mut [f32]) {
-        todo!("q4_k decoder")
+    fn decode(b: &block_q4_K, y: &mut [f32]) {
+        let d = f16_to_f32(b.d);
+        let dmin = f16_to_f32(b.dmin);
+        for (s, y) in y.chunks_exact_mut(32).enumerate() {
+            let (sc, m) = scale_min_k4(s, &b.scales);
+            // ggml scales first, then applies: (d * sc) * q - (dmin * m)
+            let d1 = d * sc as f32;
+            let m1 = dmin * m as f32;
+            let qs = &b.qs[s / 2 * 32..][..32];
+            let shift = s % 2 * 4;
+            for (y, &q) in y.iter_mut().zip(qs) {
+                *y = d1 * ((q >> shift) & 0xF) as f32 - m1;
+            }
+        }
     }
 }

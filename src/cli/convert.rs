@@ -1,0 +1,43 @@
+//! `convert`: a GGUF file to safetensors.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use gguf_dequant::convert::{convert, select};
+use gguf_dequant::device::{Backend, Device};
+use gguf_dequant::gguf::GgufFile;
+use gguf_dequant::{OutType, Result};
+
+use super::progress_bar;
+
+pub fn run(
+    file: &GgufFile,
+    out: &Path,
+    dtype: OutType,
+    device: Device,
+    names: &[String],
+) -> Result<ExitCode> {
+    let tensors = select(file, names)?;
+    let (backend, note) = Backend::open(device)?;
+    if let Some(n) = note {
+        eprintln!("{n}");
+    } else if device == Device::Auto {
+        eprintln!("using {backend}");
+    }
+    let total: u64 = tensors.iter().map(|t| t.nbytes).sum();
+    let pb = progress_bar(total, "converting");
+    let start = Instant::now();
+    let report = convert(file, &tensors, out, dtype, &backend, &mut |t| {
+        pb.inc(t.nbytes)
+    })?;
+    pb.finish_and_clear();
+    eprintln!(
+        "wrote {} tensors ({} bytes of {dtype}) to {} in {:.2} s on {backend}",
+        report.tensors,
+        report.output_bytes,
+        out.display(),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,140 @@
+//! The default job (`gguf-dequant` with no arguments): a GGUF file written in
+//! memory with random valid blocks of every type, read back, decoded on the CPU
+//! (and the GPU when there is one), checked to the bit against the scalar
+//! reference and the host-emulated kernels, with a table of throughput.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use gguf_dequant::gguf::{GgufFile, GgufWriter, Value};
+use gguf_dequant::gpu::Gpu;
+use gguf_dequant::synth::{random_blocks, Rng};
+use gguf_dequant::{cpu, emulated, GgmlType, Result};
+
+/// Elements per tensor: big enough to time, small enough to run in seconds.
+/// `GDQ_DEFAULT_JOB_ROWS` sets fewer rows (the tests use it).
+fn shape() -> [u64; 2] {
+    let rows = std::env::var("GDQ_DEFAULT_JOB_ROWS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(256);
+    [4096, rows]
+}
+
+pub fn run() -> Result<ExitCode> {
+    let ne = shape();
+    let mut w = GgufWriter::new();
+    w.add_kv(
+        "general.name",
+        Value::String("gguf-dequant default job: random valid blocks".into()),
+    )?;
+    let mut rng = Rng(0x6767_7566);
+    for ty in GgmlType::dequantizable() {
+        let n = (ne[0] * ne[1]) as usize / ty.block_elems();
+        w.add_tensor(
+            &format!("random.{}", ty.name()),
+            ty,
+            &ne,
+            random_blocks(ty, n, &mut rng),
+        )?;
+    }
+    let file = GgufFile::from_bytes(w.to_bytes())?;
+    let gpu = Gpu::new(0).ok();
+    println!(
+        "gguf-dequant: {} tensors of {} elements, one per type, decoded to f32 on the CPU ({} threads){}",
+        file.tensors().len(),
+        ne[0] * ne[1],
+        rayon::current_num_threads(),
+        gpu.as_ref().map(|g| format!(" and {}", g.name())).unwrap_or_default()
+    );
+    println!();
+    println!(
+        "{:<8} {:>6} {:>12} {:>12}  {}",
+        "type",
+        "bpw",
+        "CPU Melem/s",
+        if gpu.is_some() { "GPU Melem/s" } else { "" },
+        "check against the scalar reference"
+    );
+    let mut all_ok = true;
+    for t in file.tensors() {
+        let src = file.tensor_data(t)?;
+        let n = t.n_elems as usize;
+        let mut want = vec![0f32; n];
+        cpu::dequantize_reference(t.ty, src, &mut want)?;
+        let mut got = vec![f32::NAN; n];
+        let cpu_rate = best_rate(n, || cpu::dequantize(t.ty, src, &mut got))?;
+        let mut checks = vec![("cpu", same_bits(&got, &want))];
+        let mut emu = vec![f32::NAN; n];
+        emulated::dequantize(t.ty, src, &mut emu)?;
+        checks.push(("emulated kernels", same_bits(&emu, &want)));
+        let mut gpu_rate = String::new();
+        if let Some(g) = &gpu {
+            let mut out = vec![f32::NAN; n];
+            g.dequantize_host(t.ty, src, &mut out)?;
+            checks.push(("gpu", same_bits(&out, &want)));
+            let dev_src = g
+                .stream()
+                .clone_htod(src)
+                .map_err(|e| gguf_dequant::Error::Cuda(format!("{e:?}")))?;
+            let mut dev_out = g
+                .stream()
+                .alloc_zeros::<f32>(n)
+                .map_err(|e| gguf_dequant::Error::Cuda(format!("{e:?}")))?;
+            let r = best_rate(n, || {
+                g.dequantize(t.ty, &dev_src.as_view(), &mut dev_out.as_view_mut())?;
+                g.synchronize()
+            })?;
+            gpu_rate = format!("{r:.0}");
+        }
+        let ok = checks.iter().all(|c| c.1);
+        all_ok &= ok;
+        let verdict = if ok {
+            format!(
+                "bit-identical ({})",
+                checks.iter().map(|c| c.0).collect::<Vec<_>>().join(", ")
+            )
+        } else {
+            format!(
+                "MISMATCH: {}",
+                checks
+                    .iter()
+                    .filter(|c| !c.1)
+                    .map(|c| c.0)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        println!(
+            "{:<8} {:>6.3} {:>12.0} {:>12}  {verdict}",
+            t.ty.name(),
+            t.ty.bits_per_weight(),
+            cpu_rate,
+            gpu_rate
+        );
+    }
+    println!();
+    if all_ok {
+        println!("every type decoded bit-identically on every path");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("some paths disagree with the reference");
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// Million elements per second of the fastest of a few runs (the first warms up).
+fn best_rate(n: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    f()?;
+    let mut best = f64::MAX;
+    for _ in 0..3 {
+        let t = Instant::now();
+        f()?;
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    Ok(n as f64 / best / 1e6)
+}
+
+fn same_bits(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+}

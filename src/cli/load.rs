@@ -1,0 +1,133 @@
+//! `load`: every tensor of a GGUF file materialized in GPU memory, timed against
+//! the bus: (a) the same run's pinned host-to-device bandwidth applied to the
+//! compressed bytes (the limit), (b) decoding on the CPU and uploading 16-bit
+//! weights, (c) uploading already-16-bit weights.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use gguf_dequant::gguf::GgufFile;
+use gguf_dequant::gpu::{Gpu, GpuOut, LoadOptions};
+use gguf_dequant::{cpu, Error, OutType, Result};
+use half::{bf16, f16};
+use serde_json::json;
+
+use super::progress_bar;
+
+fn cuda(what: &str) -> impl Fn(cudarc::driver::DriverError) -> Error + '_ {
+    move |e| Error::Cuda(format!("{what}: {e:?}"))
+}
+
+pub fn run(file: &GgufFile, dtype: OutType, compare: bool, as_json: bool) -> Result<ExitCode> {
+    let gpu = Gpu::new(0)?;
+    let total: u64 = file.tensors().iter().map(|t| t.nbytes).sum();
+    let pb = progress_bar(total, "loading");
+    let opts = LoadOptions::default();
+    let report = match dtype {
+        OutType::F32 => {
+            gpu.load_model::<f32>(file, &opts, &mut |d| pb.set_position(d))?
+                .1
+        }
+        OutType::F16 => {
+            gpu.load_model::<f16>(file, &opts, &mut |d| pb.set_position(d))?
+                .1
+        }
+        OutType::BF16 => {
+            gpu.load_model::<bf16>(file, &opts, &mut |d| pb.set_position(d))?
+                .1
+        }
+    };
+    pb.finish_and_clear();
+    let h2d = pinned_h2d_bandwidth(&gpu)?;
+    let limit = report.compressed_bytes as f64 / h2d;
+    let mut doc = json!({
+        "device": gpu.name(),
+        "dtype": dtype.name(),
+        "tensors": file.tensors().len(),
+        "compressed_bytes": report.compressed_bytes,
+        "output_bytes": report.output_bytes,
+        "load_s": report.seconds,
+        "pinned_h2d_gb_per_s": h2d / 1e9,
+        "bus_limit_s": limit,
+        "ratio_to_bus_limit": report.seconds / limit,
+    });
+    if compare {
+        let (cpu_path, upload_only) = match dtype {
+            OutType::BF16 => cpu_decode_then_upload::<bf16>(&gpu, file)?,
+            _ => cpu_decode_then_upload::<f16>(&gpu, file)?,
+        };
+        doc["cpu_decode_and_upload_16bit_s"] = json!(cpu_path);
+        doc["upload_16bit_s"] = json!(upload_only);
+        doc["speedup_vs_cpu_decode"] = json!(cpu_path / report.seconds);
+    }
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&doc).expect("JSON"));
+    } else {
+        println!(
+            "loaded {} tensors onto {} as {dtype}: {:.1} MB compressed -> {:.1} MB in {:.3} s",
+            file.tensors().len(),
+            gpu.name(),
+            report.compressed_bytes as f64 / 1e6,
+            report.output_bytes as f64 / 1e6,
+            report.seconds
+        );
+        println!(
+            "(a) bus limit: {:.3} s at {:.1} GB/s pinned host-to-device: load is {:.2}x the limit",
+            limit,
+            h2d / 1e9,
+            report.seconds / limit
+        );
+        if compare {
+            println!(
+                "(b) CPU decode + upload of 16-bit weights: {:.3} s ({:.1}x slower than the GPU load)",
+                doc["cpu_decode_and_upload_16bit_s"].as_f64().unwrap_or(0.0),
+                doc["speedup_vs_cpu_decode"].as_f64().unwrap_or(0.0)
+            );
+            println!(
+                "(c) upload of already-16-bit weights: {:.3} s",
+                doc["upload_16bit_s"].as_f64().unwrap_or(0.0)
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Bytes per second of pinned host-to-device copies of 256 MiB, best of a few.
+fn pinned_h2d_bandwidth(gpu: &Gpu) -> Result<f64> {
+    let n = 256usize << 20;
+    let ctx = gpu.context();
+    let stream = gpu.stream();
+    // SAFETY: the staging contents do not matter for a bandwidth measurement.
+    let pinned = unsafe { ctx.alloc_pinned::<u8>(n) }.map_err(cuda("pinned allocation"))?;
+    let mut dev = unsafe { stream.alloc::<u8>(n) }.map_err(cuda("device allocation"))?;
+    let mut best = f64::MAX;
+    for i in 0..4 {
+        let t = Instant::now();
+        stream
+            .memcpy_htod(&pinned, &mut dev)
+            .map_err(cuda("copy"))?;
+        stream.synchronize().map_err(cuda("copy"))?;
+        if i > 0 {
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+    }
+    Ok(n as f64 / best)
+}
+
+/// (b) and (c): decode each tensor on the CPU into 16-bit values and upload them;
+/// returns (total seconds, seconds spent uploading).
+fn cpu_decode_then_upload<O: GpuOut>(gpu: &Gpu, file: &GgufFile) -> Result<(f64, f64)> {
+    let stream = gpu.stream();
+    let start = Instant::now();
+    let mut upload = 0.0;
+    let mut keep = Vec::new();
+    for t in file.tensors() {
+        let v: Vec<O> = cpu::dequantize_to_vec(t.ty, file.tensor_data(t)?)
+            .map_err(|e| e.for_tensor(&t.name))?;
+        let u = Instant::now();
+        keep.push(stream.clone_htod(&v).map_err(cuda("upload"))?);
+        stream.synchronize().map_err(cuda("upload"))?;
+        upload += u.elapsed().as_secs_f64();
+    }
+    Ok((start.elapsed().as_secs_f64(), upload))
+}

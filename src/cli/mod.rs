@@ -1,0 +1,166 @@
+//! Subcommands of the gguf-dequant binary.
+
+mod convert;
+mod default_job;
+mod devices;
+mod inspect;
+mod load;
+mod synth;
+mod verify;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use gguf_dequant::device::Device;
+use gguf_dequant::gguf::{GgufFile, OpenOptions};
+use gguf_dequant::{OutType, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "gguf-dequant",
+    version,
+    about = "Decode the quantized tensors of GGUF files into f32, f16 or bf16, on the GPU or the CPU"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Print a file's version, alignment, metadata and tensor table.
+    Inspect {
+        file: PathBuf,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Read the file instead of mapping it.
+        #[arg(long)]
+        no_mmap: bool,
+    },
+    /// Dequantize every tensor (or those named) into a safetensors file.
+    Convert {
+        file: PathBuf,
+        #[arg(short, long)]
+        output: PathBuf,
+        /// f32, f16 or bf16.
+        #[arg(long, default_value = "f32", value_parser = parse_dtype)]
+        dtype: OutType,
+        /// cpu, cuda, emulated, or auto (the GPU when usable, else the CPU).
+        #[arg(long, default_value = "cpu")]
+        device: Device,
+        /// Convert only this tensor (repeatable).
+        #[arg(long = "tensor")]
+        tensors: Vec<String>,
+        #[arg(long)]
+        no_mmap: bool,
+    },
+    /// Decode every tensor on the CPU and on a device and compare them bit for bit.
+    Verify {
+        file: PathBuf,
+        /// cuda or emulated (the CUDA kernels run on the CPU).
+        #[arg(long, default_value = "cuda")]
+        device: Device,
+        #[arg(long, default_value = "f32", value_parser = parse_dtype)]
+        dtype: OutType,
+        #[arg(long)]
+        no_mmap: bool,
+    },
+    /// Materialize every tensor of a file in GPU memory, timed against the bus.
+    Load {
+        file: PathBuf,
+        /// Only cuda: the point is the GPU.
+        #[arg(long, default_value = "cuda")]
+        device: Device,
+        #[arg(long, default_value = "bf16", value_parser = parse_dtype)]
+        dtype: OutType,
+        /// Also time decoding on the CPU and uploading 16-bit weights.
+        #[arg(long)]
+        compare: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a model-shaped GGUF file of random valid blocks.
+    Synth {
+        /// qwen2.5-0.5b-q4_k_m, llama-3-8b-q4_k_m or all-types.
+        #[arg(long)]
+        like: String,
+        output: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// List CUDA devices and what this build embeds.
+    Devices {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_dtype(s: &str) -> std::result::Result<OutType, String> {
+    OutType::from_name(s).ok_or_else(|| format!("unknown dtype '{s}' (expected f32, f16 or bf16)"))
+}
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        None => default_job::run(),
+        Some(Command::Inspect {
+            file,
+            json,
+            no_mmap,
+        }) => inspect::run(&open(&file, no_mmap)?, json),
+        Some(Command::Convert {
+            file,
+            output,
+            dtype,
+            device,
+            tensors,
+            no_mmap,
+        }) => convert::run(&open(&file, no_mmap)?, &output, dtype, device, &tensors),
+        Some(Command::Verify {
+            file,
+            device,
+            dtype,
+            no_mmap,
+        }) => verify::run(&open(&file, no_mmap)?, device, dtype),
+        Some(Command::Devices { json }) => devices::run(json),
+        Some(Command::Synth { like, output, seed }) => synth::run(&like, &output, seed),
+        Some(Command::Load {
+            file,
+            device,
+            dtype,
+            compare,
+            json,
+        }) => {
+            if device != Device::Cuda {
+                return Err(gguf_dequant::Error::Invalid(
+                    "load runs on --device cuda only".into(),
+                ));
+            }
+            load::run(&GgufFile::open(&file)?, dtype, compare, json)
+        }
+    }
+}
+
+fn open(path: &PathBuf, no_mmap: bool) -> Result<GgufFile> {
+    GgufFile::open_with(path, OpenOptions { mmap: !no_mmap })
+}
+
+/// A progress bar on a terminal, nothing otherwise.
+pub fn progress_bar(len: u64, what: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template(
+            "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .unwrap()
+        .progress_chars("=> "),
+    );
+    pb.set_message(what.to_string());
+    pb
+}

@@ -1,0 +1,128 @@
+//! `verify`: every tensor decoded on the CPU and on a device, compared bit for bit.
+
+use std::process::ExitCode;
+
+use gguf_dequant::device::{Backend, Device};
+use gguf_dequant::gguf::{GgufFile, TensorInfo};
+use gguf_dequant::gpu::GpuOut;
+use gguf_dequant::{cpu, Error, OutType, Result};
+use half::{bf16, f16};
+
+pub fn run(file: &GgufFile, device: Device, dtype: OutType) -> Result<ExitCode> {
+    if matches!(device, Device::Cpu | Device::Auto) {
+        return Err(Error::Invalid(
+            "verify compares the CPU with --device cuda or --device emulated".into(),
+        ));
+    }
+    let (backend, _) = Backend::open(device)?;
+    println!(
+        "verifying {} tensors, {dtype} output: CPU against {backend}",
+        file.tensors().len()
+    );
+    let mut failures = 0;
+    for t in file.tensors() {
+        let line = match dtype {
+            OutType::F32 => compare::<f32>(file, t, &backend),
+            OutType::F16 => compare::<f16>(file, t, &backend),
+            OutType::BF16 => compare::<bf16>(file, t, &backend),
+        };
+        let (ok, text) = match line {
+            Ok(r) => r,
+            Err(e) => (false, format!("error: {e}")),
+        };
+        failures += usize::from(!ok);
+        println!("  {:<40} {:<8} {text}", t.name, t.ty.name());
+    }
+    if failures == 0 {
+        println!("all {} tensors bit-identical", file.tensors().len());
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!(
+            "{failures} of {} tensors differ or failed",
+            file.tensors().len()
+        );
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// (matched, the report line).
+fn compare<O: GpuOut + ToBits>(
+    file: &GgufFile,
+    t: &TensorInfo,
+    backend: &Backend,
+) -> Result<(bool, String)> {
+    let src = file.tensor_data(t)?;
+    let n = usize::try_from(t.n_elems).map_err(|_| Error::Length("tensor too large".into()))?;
+    let mut want = vec![O::default(); n];
+    cpu::dequantize(t.ty, src, &mut want).map_err(|e| e.for_tensor(&t.name))?;
+    // Poison the device output so an element the kernel missed cannot pass.
+    let mut got = vec![O::from_f32(f32::NAN); n];
+    backend
+        .dequantize(t.ty, src, &mut got)
+        .map_err(|e| e.for_tensor(&t.name))?;
+    let nonfinite = got.iter().filter(|v| !v.is_finite_value()).count();
+    let note = if nonfinite > 0 {
+        format!(" ({nonfinite} NaN/Inf values, as on the CPU)")
+    } else {
+        String::new()
+    };
+    // NaN payloads are not part of the contract: a GPU returns the canonical NaN
+    // where x86 propagates the input's payload, so any NaN matches any NaN.
+    let differs = |i: usize| {
+        got[i].bits() != want[i].bits() && !(got[i].is_nan_value() && want[i].is_nan_value())
+    };
+    match (0..n).find(|&i| differs(i)) {
+        None => Ok((true, format!("bit-identical, {n} values{note}"))),
+        Some(i) => {
+            let count = (0..n).filter(|&i| differs(i)).count();
+            Ok((
+                false,
+                format!(
+                    "DIFFERS at {count} of {n} values; first at element {i}: cpu {:#x}, {} {:#x}",
+                    want[i].bits(),
+                    backend.kind(),
+                    got[i].bits()
+                ),
+            ))
+        }
+    }
+}
+
+pub trait ToBits: Copy {
+    fn bits(self) -> u32;
+    fn is_finite_value(self) -> bool;
+    fn is_nan_value(self) -> bool;
+}
+impl ToBits for f32 {
+    fn is_nan_value(self) -> bool {
+        self.is_nan()
+    }
+    fn bits(self) -> u32 {
+        self.to_bits()
+    }
+    fn is_finite_value(self) -> bool {
+        self.is_finite()
+    }
+}
+impl ToBits for f16 {
+    fn is_nan_value(self) -> bool {
+        self.is_nan()
+    }
+    fn bits(self) -> u32 {
+        self.to_bits() as u32
+    }
+    fn is_finite_value(self) -> bool {
+        self.is_finite()
+    }
+}
+impl ToBits for bf16 {
+    fn is_nan_value(self) -> bool {
+        self.is_nan()
+    }
+    fn bits(self) -> u32 {
+        self.to_bits() as u32
+    }
+    fn is_finite_value(self) -> bool {
+        self.is_finite()
+    }
+}

@@ -1,0 +1,295 @@
+//! The GPU: the kernels of `cuda/`, embedded as a fatbin at build time, launched
+//! through cudarc on raw quantized blocks in device memory.
+//!
+//! Everything here returns `Err` rather than panicking when there is no driver,
+//! no device, no embedded kernels, or a failed call. cudarc loads the driver
+//! library dynamically, so nothing CUDA is needed to build or to run the CPU
+//! paths, and we check that the library is present before cudarc would panic.
+
+mod model;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, CudaView, CudaViewMut, DevicePtr,
+    DevicePtrMut, DeviceRepr, LaunchConfig, PushKernelArg,
+};
+
+pub use model::{DeviceModel, DeviceTensor, LoadOptions, LoadReport};
+
+use crate::cpu::{check_lengths, OutElem};
+use crate::error::{Error, Result};
+use crate::kernels::{KernelInfo, MAX_GRID};
+use crate::types::GgmlType;
+
+#[cfg(gdq_kernels)]
+static FATBIN: &[u8] = include_bytes!(env!("GDQ_FATBIN"));
+#[cfg(not(gdq_kernels))]
+static FATBIN: &[u8] = &[];
+
+/// What to do when this build has no kernels.
+pub const NO_KERNELS_HELP: &str =
+    "this build embeds no CUDA kernels (nvcc was not found when it was compiled); \
+     run scripts/install-cuda-toolchain.sh, or set NVCC or CUDA_HOME, then rebuild";
+
+/// Whether this build embeds the CUDA kernels.
+pub fn kernels_embedded() -> bool {
+    !FATBIN.is_empty()
+}
+
+/// The GPU architectures (`sm_XX`) the embedded kernels were compiled for.
+pub fn embedded_archs() -> Vec<String> {
+    env!("GDQ_CUDA_ARCHS")
+        .split(',')
+        .filter(|a| !a.is_empty())
+        .map(|a| format!("sm_{a}"))
+        .collect()
+}
+
+fn cuda_err(what: &str, e: impl std::fmt::Debug) -> Error {
+    Error::Cuda(format!("{what}: {e:?}"))
+}
+
+/// Whether the CUDA driver library can be loaded (cudarc panics where it cannot).
+pub fn driver_present() -> bool {
+    // SAFETY: only tries to open the library.
+    unsafe { cudarc::driver::sys::is_culib_present() }
+}
+
+/// One CUDA device as the driver reports it.
+#[derive(Clone, Debug)]
+pub struct DeviceInfo {
+    pub ordinal: usize,
+    pub name: String,
+    pub compute_capability: (i32, i32),
+    pub total_mem: usize,
+}
+
+/// The CUDA devices of this machine; an error where there is no driver.
+pub fn devices() -> Result<Vec<DeviceInfo>> {
+    if !driver_present() {
+        return Err(Error::Cuda(
+            "no CUDA driver library (libcuda) on this machine".into(),
+        ));
+    }
+    let n = CudaContext::device_count().map_err(|e| cuda_err("counting devices", e))?;
+    (0..n.max(0) as usize)
+        .map(|i| {
+            let ctx = CudaContext::new(i).map_err(|e| cuda_err("opening device", e))?;
+            Ok(DeviceInfo {
+                ordinal: i,
+                name: ctx.name().map_err(|e| cuda_err("device name", e))?,
+                compute_capability: ctx
+                    .compute_capability()
+                    .map_err(|e| cuda_err("compute capability", e))?,
+                total_mem: ctx.total_mem().map_err(|e| cuda_err("device memory", e))?,
+            })
+        })
+        .collect()
+}
+
+/// An output element the kernels write: f32, f16 or bf16.
+pub trait GpuOut: OutElem + DeviceRepr {}
+impl GpuOut for f32 {}
+impl GpuOut for half::f16 {}
+impl GpuOut for half::bf16 {}
+
+/// A CUDA device with the kernels loaded.
+pub struct Gpu {
+    ctx: Arc<CudaContext>,
+    stream: Arc<CudaStream>,
+    module: Arc<CudaModule>,
+    functions: Mutex<HashMap<String, CudaFunction>>,
+}
+
+impl Gpu {
+    /// Opens device `ordinal` and loads the embedded kernels.
+    pub fn new(ordinal: usize) -> Result<Self> {
+        if !kernels_embedded() {
+            return Err(Error::Cuda(NO_KERNELS_HELP.into()));
+        }
+        if !driver_present() {
+            return Err(Error::Cuda(
+                "no CUDA driver library (libcuda) on this machine".into(),
+            ));
+        }
+        let count = CudaContext::device_count().map_err(|e| cuda_err("counting devices", e))?;
+        if ordinal >= count.max(0) as usize {
+            return Err(Error::Cuda(format!(
+                "no CUDA device {ordinal}: this machine has {count}"
+            )));
+        }
+        let ctx = CudaContext::new(ordinal).map_err(|e| cuda_err("opening the device", e))?;
+        let module = ctx
+            .load_module(cudarc::nvrtc::Ptx::from_binary(FATBIN.to_vec()))
+            .map_err(|e| {
+                cuda_err(
+                    &format!(
+                        "loading kernels (built for {})",
+                        embedded_archs().join(", ")
+                    ),
+                    e,
+                )
+            })?;
+        let stream = ctx.default_stream();
+        Ok(Gpu {
+            ctx,
+            stream,
+            module,
+            functions: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn context(&self) -> &Arc<CudaContext> {
+        &self.ctx
+    }
+
+    pub fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
+    }
+
+    /// The device's name, e.g. "NVIDIA H100 80GB HBM3".
+    pub fn name(&self) -> String {
+        self.ctx
+            .name()
+            .unwrap_or_else(|_| "unknown CUDA device".into())
+    }
+
+    fn function(&self, name: &str) -> Result<CudaFunction> {
+        let mut fns = self.functions.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = fns.get(name) {
+            return Ok(f.clone());
+        }
+        let f = self
+            .module
+            .load_function(name)
+            .map_err(|e| cuda_err(&format!("kernel {name}"), e))?;
+        fns.insert(name.to_string(), f.clone());
+        Ok(f)
+    }
+
+    /// Decodes `src` (whole blocks of `ty`, in device memory) into `dst` on `stream`.
+    /// Lengths, type and alignment are checked before the launch; the launch is
+    /// checked, but not waited for.
+    pub fn dequantize_on<O: GpuOut>(
+        &self,
+        stream: &Arc<CudaStream>,
+        ty: GgmlType,
+        src: &CudaView<'_, u8>,
+        dst: &mut CudaViewMut<'_, O>,
+    ) -> Result<()> {
+        check_lengths(ty, src.len(), dst.len())?;
+        let k = KernelInfo::of(ty).ok_or(Error::Unsupported { tensor: None, ty })?;
+        if src.len() == 0 {
+            return Ok(());
+        }
+        check_alignment(
+            ty,
+            src.device_ptr(stream).0,
+            dst.device_ptr_mut(stream).0,
+            std::mem::size_of::<O>(),
+        )?;
+        let f = self.function(&k.name(O::OUT))?;
+        let n_blocks = k.blocks_in(dst.len() as u64);
+        let (grid, threads) = k.geometry(n_blocks, MAX_GRID);
+        let cfg = LaunchConfig {
+            grid_dim: (grid, 1, 1),
+            block_dim: (threads, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let mut launch = stream.launch_builder(&f);
+        launch.arg(src).arg(dst).arg(&n_blocks);
+        // SAFETY: the kernel reads n_blocks blocks of src and writes their
+        // elements to dst; both lengths were checked above.
+        unsafe { launch.launch(cfg) }
+            .map_err(|e| cuda_err(&format!("launching {}", k.name(O::OUT)), e))?;
+        Ok(())
+    }
+
+    /// [`Gpu::dequantize_on`] on this device's stream.
+    pub fn dequantize<O: GpuOut>(
+        &self,
+        ty: GgmlType,
+        src: &CudaView<'_, u8>,
+        dst: &mut CudaViewMut<'_, O>,
+    ) -> Result<()> {
+        self.dequantize_on(&self.stream, ty, src, dst)
+    }
+
+    /// Copies host blocks to the device and decodes them there.
+    pub fn upload_and_dequantize<O: GpuOut>(
+        &self,
+        ty: GgmlType,
+        host: &[u8],
+    ) -> Result<CudaSlice<O>> {
+        let bb = ty.block_bytes();
+        if host.len() % bb != 0 {
+            return Err(Error::Length(format!(
+                "{} bytes is not a whole number of {ty} blocks",
+                host.len()
+            )));
+        }
+        let n = host.len() / bb * ty.block_elems();
+        let src = self
+            .stream
+            .clone_htod(host)
+            .map_err(|e| cuda_err("copying blocks to the device", e))?;
+        // SAFETY: every element is written by the kernel before it is read.
+        let mut dst = unsafe { self.stream.alloc::<O>(n) }
+            .map_err(|e| cuda_err("allocating the output", e))?;
+        self.dequantize(ty, &src.as_view(), &mut dst.as_view_mut())?;
+        Ok(dst)
+    }
+
+    /// Decodes host blocks on the device into a host slice (upload, decode, download).
+    pub fn dequantize_host<O: GpuOut>(
+        &self,
+        ty: GgmlType,
+        host: &[u8],
+        out: &mut [O],
+    ) -> Result<()> {
+        check_lengths(ty, host.len(), out.len())?;
+        let dst: CudaSlice<O> = self.upload_and_dequantize(ty, host)?;
+        self.stream
+            .memcpy_dtoh(&dst, out)
+            .map_err(|e| cuda_err("copying the output to the host", e))?;
+        self.stream
+            .synchronize()
+            .map_err(|e| cuda_err("decoding", e))
+    }
+
+    /// Waits for this device's stream and reports any asynchronous error.
+    pub fn synchronize(&self) -> Result<()> {
+        self.stream
+            .synchronize()
+            .map_err(|e| cuda_err("synchronizing", e))
+    }
+}
+
+/// The kernels read block fields through typed pointers and write 16-byte
+/// vectors: device buffers from the allocator always satisfy this, views at odd
+/// offsets may not.
+fn check_alignment(ty: GgmlType, src: u64, dst: u64, out_size: usize) -> Result<()> {
+    let src_align = match ty {
+        GgmlType::F32 => 4,
+        GgmlType::MXFP4 | GgmlType::NVFP4 => 1,
+        _ => 2,
+    };
+    let dst_align = if ty.block_elems() == 1 {
+        out_size as u64
+    } else {
+        16
+    };
+    if src % src_align != 0 {
+        return Err(Error::Invalid(format!(
+            "device input at {src:#x} is not {src_align}-byte aligned, as {ty} blocks must be"
+        )));
+    }
+    if dst % dst_align != 0 {
+        return Err(Error::Invalid(format!(
+            "device output at {dst:#x} is not {dst_align}-byte aligned"
+        )));
+    }
+    Ok(())
+}

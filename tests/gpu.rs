@@ -1,0 +1,171 @@
+//! The GPU suite: every type and output type on a real device against the CPU
+//! reference. Where there is no GPU (or the build has no kernels) each test
+//! prints a SKIPPED line and passes; the host-emulated suite covers the kernel
+//! source there.
+
+mod common;
+
+use common::*;
+use gguf_dequant::gguf::{GgufFile, GgufWriter};
+use gguf_dequant::gpu::{Gpu, GpuOut};
+use gguf_dequant::synth::{random_blocks, Rng as SynthRng};
+use gguf_dequant::{cpu, GgmlType};
+use half::{bf16, f16};
+
+fn gpu(test: &str) -> Option<Gpu> {
+    match Gpu::new(0) {
+        Ok(g) => Some(g),
+        Err(e) => {
+            println!("SKIPPED {test}: {e}");
+            None
+        }
+    }
+}
+
+fn check_random<O: GpuOut + Bits>(g: &Gpu, ty: GgmlType, n_blocks: usize, seed: u64) {
+    let src = random_blocks(ty, n_blocks, &mut SynthRng(seed));
+    let n = n_blocks * ty.block_elems();
+    let mut want = vec![O::default(); n];
+    cpu::dequantize_reference(ty, &src, &mut want).unwrap();
+    let mut got = vec![O::from_f32(f32::NAN); n];
+    g.dequantize_host(ty, &src, &mut got).unwrap();
+    assert_bits_eq(
+        &format!("{ty} -> {:?}, {n_blocks} blocks", O::OUT),
+        &got,
+        &want,
+    );
+}
+
+#[test]
+fn every_type_and_output_matches_the_reference_on_random_blocks() {
+    let Some(g) = gpu("random blocks") else {
+        return;
+    };
+    let mut seed = 1;
+    for ty in GgmlType::dequantizable() {
+        // One block; a few; enough to fill many thread blocks but not the last.
+        for n_blocks in [1, 7, 4099] {
+            seed += 1;
+            check_random::<f32>(&g, ty, n_blocks, seed);
+            check_random::<f16>(&g, ty, n_blocks, seed);
+            check_random::<bf16>(&g, ty, n_blocks, seed);
+        }
+    }
+}
+
+#[test]
+fn real_weights_match_ggml() {
+    let Some(g) = gpu("real weights") else { return };
+    for t in real_tensors() {
+        let mut got = vec![f32::NAN; t.expected.len()];
+        g.dequantize_host(t.ty, &t.quant, &mut got).unwrap();
+        assert_bits_eq(&format!("{} gpu f32", t.name), &got, &t.expected);
+        let mut got16 = vec![f16::NAN; t.expected.len()];
+        g.dequantize_host(t.ty, &t.quant, &mut got16).unwrap();
+        assert_bits_eq(&format!("{} gpu f16", t.name), &got16, &to_f16(&t.expected));
+        let mut gotb = vec![bf16::NAN; t.expected.len()];
+        g.dequantize_host(t.ty, &t.quant, &mut gotb).unwrap();
+        assert_bits_eq(
+            &format!("{} gpu bf16", t.name),
+            &gotb,
+            &to_bf16(&t.expected),
+        );
+    }
+}
+
+#[test]
+fn tensors_at_unaligned_offsets_in_a_mapped_file() {
+    let Some(g) = gpu("unaligned offsets") else {
+        return;
+    };
+    let mut w = GgufWriter::new();
+    w.add_kv("general.alignment", gguf_dequant::gguf::Value::U32(1))
+        .unwrap();
+    let mut rng = SynthRng(99);
+    // An f32 tensor of one element first pushes every later tensor off alignment.
+    w.add_tensor("pad", GgmlType::I8, &[3], vec![1, 2, 3])
+        .unwrap();
+    for ty in GgmlType::dequantizable() {
+        let ne = [ty.block_elems() as u64 * 3, 2];
+        w.add_tensor(
+            &format!("t.{}", ty.name()),
+            ty,
+            &ne,
+            random_blocks(ty, 6, &mut rng),
+        )
+        .unwrap();
+    }
+    let path = std::env::temp_dir().join(format!("gdq-unaligned-{}.gguf", std::process::id()));
+    std::fs::write(&path, w.to_bytes()).unwrap();
+    let file = GgufFile::open(&path).unwrap();
+    let mut odd = 0;
+    for t in file.tensors().iter().filter(|t| t.ty.is_dequantizable()) {
+        odd += usize::from(t.offset % 2 == 1);
+        let src = file.tensor_data(t).unwrap();
+        let want: Vec<f32> = cpu::dequantize_to_vec(t.ty, src).unwrap();
+        let mut got = vec![f32::NAN; want.len()];
+        g.dequantize_host(t.ty, src, &mut got).unwrap();
+        assert_bits_eq(&t.name, &got, &want);
+    }
+    std::fs::remove_file(&path).ok();
+    assert!(odd > 0, "the file should hold tensors at odd offsets");
+}
+
+/// A tensor of more than 2^31 elements: 64-bit indexing in the kernels. Checked
+/// at the blocks around 2^31 and at the end against the CPU reference.
+#[test]
+fn a_tensor_past_two_to_the_31_elements() {
+    let Some(g) = gpu("2^31 elements") else {
+        return;
+    };
+    let ty = GgmlType::Q4_0;
+    let n_blocks = (1usize << 31) / 32 + 4096;
+    let src = random_blocks(ty, n_blocks, &mut SynthRng(5));
+    let dev_src = g.stream().clone_htod(&src).unwrap();
+    let n = n_blocks * 32;
+    let mut dev_out = g.stream().alloc_zeros::<bf16>(n).unwrap();
+    g.dequantize(ty, &dev_src.as_view(), &mut dev_out.as_view_mut())
+        .unwrap();
+    g.synchronize().unwrap();
+    for first_block in [0usize, (1 << 31) / 32 - 64, n_blocks - 64] {
+        let range = first_block * 32..(first_block + 64) * 32;
+        let mut got = vec![bf16::ZERO; range.len()];
+        g.stream()
+            .memcpy_dtoh(&dev_out.slice(range.clone()), &mut got)
+            .unwrap();
+        g.synchronize().unwrap();
+        let mut want = vec![bf16::ZERO; range.len()];
+        cpu::dequantize_reference(
+            ty,
+            &src[first_block * 18..(first_block + 64) * 18],
+            &mut want,
+        )
+        .unwrap();
+        assert_bits_eq(&format!("blocks from {first_block}"), &got, &want);
+    }
+}
+
+#[test]
+fn bad_lengths_are_errors_before_launch() {
+    let Some(g) = gpu("bad lengths") else { return };
+    let src = g.stream().clone_htod(&[0u8; 19]).unwrap();
+    let mut dst = g.stream().alloc_zeros::<f32>(32).unwrap();
+    assert!(g
+        .dequantize(GgmlType::Q4_0, &src.as_view(), &mut dst.as_view_mut())
+        .is_err());
+    let src = g.stream().clone_htod(&[0u8; 36]).unwrap();
+    let mut dst = g.stream().alloc_zeros::<f32>(32).unwrap();
+    assert!(g
+        .dequantize(GgmlType::Q4_0, &src.as_view(), &mut dst.as_view_mut())
+        .is_err());
+    assert!(g
+        .dequantize(GgmlType::Q8_K, &src.as_view(), &mut dst.as_view_mut())
+        .is_err());
+}
+
+#[test]
+fn no_gpu_is_an_error_not_a_panic() {
+    // Holds everywhere: with a GPU this opens a device number that does not exist.
+    let err = Gpu::new(1 << 20).err().expect("device 2^20 must not open");
+    assert!(err.to_string().contains("CUDA"), "{err}");
+}
