@@ -1,7 +1,7 @@
 //! The malformed-file corpus: each file is built byte by byte (the writer
 //! refuses to write such things), read, and must be refused with an error that
 //! names the problem. The same files are kept in `tests/corpus/malformed/`
-//! (with `index.json`: file → expected error substring) for the CLI's tests;
+//! (and `tests/corpus/malformed.index.json`: file → expected error substring) for the CLI's tests;
 //! `corpus_files_are_current` checks they match, and rewrites them when run with
 //! `GGUF_WRITE_CORPUS=1`:
 //!
@@ -673,6 +673,10 @@ fn corpus_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/malformed")
 }
 
+fn index_path() -> PathBuf {
+    corpus_dir().with_extension("index.json")
+}
+
 fn index_json(cases: &[Case]) -> String {
     let entries: Vec<serde_json::Value> = cases
         .iter()
@@ -697,7 +701,7 @@ fn corpus_files_are_current() {
         for c in &cases {
             std::fs::write(dir.join(format!("{}.gguf", c.name)), &c.bytes).unwrap();
         }
-        std::fs::write(dir.join("index.json"), &index).unwrap();
+        std::fs::write(index_path(), &index).unwrap();
     }
     let regen = "run `GGUF_WRITE_CORPUS=1 cargo test --test malformed corpus_files_are_current`";
     for c in &cases {
@@ -705,7 +709,7 @@ fn corpus_files_are_current() {
         let on_disk = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}; {regen}", p.display()));
         assert!(on_disk == c.bytes, "{} is stale; {regen}", p.display());
     }
-    let on_disk = std::fs::read_to_string(dir.join("index.json")).unwrap();
+    let on_disk = std::fs::read_to_string(index_path()).unwrap_or_default();
     assert!(on_disk == index, "index.json is stale; {regen}");
     let n_files = std::fs::read_dir(&dir)
         .unwrap()
