@@ -185,7 +185,7 @@ pub enum OutType {
 
 impl OutType {
     pub const ALL: [OutType; 3] = [OutType::F32, OutType::F16, OutType::BF16];
-    pub fn size(self) -> usize {
+    pub const fn size(self) -> usize {
         match self {
             OutType::F32 => 4,
             OutType::F16 | OutType::BF16 => 2,

@@ -1,10 +1,13 @@
 //! Subcommands of the gguf-dequant binary.
 
+mod bench;
 mod convert;
 mod default_job;
 mod devices;
 mod inspect;
 mod load;
+#[cfg(feature = "peers")]
+mod peers;
 mod synth;
 mod verify;
 
@@ -97,6 +100,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Time decoding of random blocks of every type (or those named) on the CPU
+    /// and the GPU, against the same run's copy of the output's size.
+    Bench(bench::BenchArgs),
 }
 
 fn parse_dtype(s: &str) -> std::result::Result<OutType, String> {
@@ -126,6 +132,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             no_mmap,
         }) => verify::run(&open(&file, no_mmap)?, device, dtype),
         Some(Command::Devices { json }) => devices::run(json),
+        Some(Command::Bench(args)) => bench::run(args),
         Some(Command::Synth { like, output, seed }) => synth::run(&like, &output, seed),
         Some(Command::Load {
             file,

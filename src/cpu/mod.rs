@@ -5,7 +5,9 @@
 //! written from the format's specification and doing ggml's arithmetic in ggml's
 //! order, so that its f32 output is bit-identical to ggml's `dequantize_row_*`.
 //! That scalar code is the reference everything else is checked against; the
-//! fast path ([`dequantize`]) runs the same decoders over threads.
+//! fast path ([`dequantize`]) runs SIMD kernels ([`fast`], chosen at run time,
+//! bit-identical to the reference) or, for types without one, the same scalar
+//! decoders, over threads.
 
 #![allow(non_camel_case_types)]
 
@@ -15,6 +17,9 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 use crate::types::{GgmlType, OutType};
 
+pub use fast::Level;
+
+pub mod fast;
 mod iq1_m;
 mod iq1_s;
 mod iq2_s;
@@ -244,15 +249,38 @@ pub fn dequantize_reference<O: OutElem>(ty: GgmlType, src: &[u8], out: &mut [O])
 /// enough to balance across cores and stay in cache.
 const CHUNK_ELEMS: usize = 1 << 16;
 
-/// The fast path: the decoders over all of rayon's threads.
+/// The fast path: the best SIMD kernels this CPU runs ([`Level::best`]), or the
+/// scalar decoders for types without one, over all of rayon's threads. Large
+/// outputs are written with non-temporal stores.
 pub fn dequantize<O: OutElem>(ty: GgmlType, src: &[u8], out: &mut [O]) -> Result<()> {
+    let streaming = std::mem::size_of_val(out) >= fast::STREAM_MIN_BYTES;
+    dequantize_with(Level::best(), streaming, ty, src, out)
+}
+
+/// [`dequantize`] at a chosen instruction-set level (an error where this CPU
+/// lacks it), writing through non-temporal stores or not: for tests and
+/// benchmarks. Every level gives the same bits.
+pub fn dequantize_with<O: OutElem>(
+    level: Level,
+    streaming: bool,
+    ty: GgmlType,
+    src: &[u8],
+    out: &mut [O],
+) -> Result<()> {
     check_lengths(ty, src.len(), out.len())?;
-    let f = decoder::<O>(ty).ok_or(Error::Unsupported { tensor: None, ty })?;
+    if !level.is_available() {
+        return Err(Error::Invalid(format!(
+            "this CPU cannot run the {} kernels",
+            level.name()
+        )));
+    }
+    let scalar = decoder::<O>(ty).ok_or(Error::Unsupported { tensor: None, ty })?;
+    let plan = fast::plan(ty, level, streaming, out.as_ptr(), scalar);
     let blocks_per_chunk = (CHUNK_ELEMS / ty.block_elems()).max(1);
     let (qk, bb) = (ty.block_elems(), ty.block_bytes());
     out.par_chunks_mut(blocks_per_chunk * qk)
         .zip(src.par_chunks(blocks_per_chunk * bb))
-        .for_each(|(y, x)| f(x, y));
+        .for_each(|(y, x)| fast::run(level, plan, ty, x, y));
     Ok(())
 }
 

@@ -1,0 +1,475 @@
+//! `gguf-dequant bench`: decode throughput per type, on the CPU and the GPU,
+//! against the same run's copy of the output's size.
+//!
+//! Inputs are random valid blocks, by default 64 Mi elements per type: more
+//! than a last-level cache holds, so the figures are what memory sustains, not
+//! a cache. Each output is written once before timing (first-touch page faults
+//! are not decode time), then each measurement is the median of `--runs` runs,
+//! each decode run paired with a copy run (the host's `memcpy` over the same
+//! threads and chunks, or a device-to-device copy) of `n` f32 elements, the
+//! reference a decoder is measured against: `ratio_to_copy` is decoded elements
+//! per second over copied f32 elements per second.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Args;
+#[cfg(feature = "peers")]
+use gguf_dequant::cpu::OutElem;
+use gguf_dequant::cpu::{self, Level};
+use gguf_dequant::gpu::{Gpu, GpuOut};
+use gguf_dequant::synth::{random_blocks, Rng};
+use gguf_dequant::{Error, GgmlType, OutType, Result};
+use half::{bf16, f16};
+use rayon::prelude::*;
+use serde_json::{json, Value};
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Only this type (repeatable); every dequantizable type by default.
+    #[arg(long = "type")]
+    types: Vec<String>,
+    /// Output type: f32, f16 or bf16.
+    #[arg(long, default_value = "f32", value_parser = super::parse_dtype)]
+    dtype: OutType,
+    /// CPU threads (default: all).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// cpu, cuda, or all (the CPU, and the GPU when there is one).
+    #[arg(long, default_value = "all")]
+    device: BenchDevice,
+    /// Elements decoded per type (rounded down to whole blocks).
+    #[arg(long, default_value_t = 64 << 20)]
+    elems: usize,
+    /// Timed runs per measurement; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// CPU instruction-set level: scalar, avx2 (default: the best available).
+    #[arg(long, value_parser = parse_level)]
+    level: Option<Level>,
+    /// Also time the peer crates on the same inputs and threads (needs the
+    /// `peers` cargo feature).
+    #[arg(long)]
+    peers: bool,
+    /// One JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum BenchDevice {
+    Cpu,
+    Cuda,
+    All,
+}
+
+fn parse_level(s: &str) -> std::result::Result<Level, String> {
+    let level = Level::from_name(s).ok_or_else(|| {
+        let names: Vec<_> = Level::ALL.iter().map(|l| l.name()).collect();
+        format!("unknown level '{s}' (expected {})", names.join(", "))
+    })?;
+    if !level.is_available() {
+        return Err(format!("this CPU cannot run the {s} kernels"));
+    }
+    Ok(level)
+}
+
+/// One measurement.
+struct Row {
+    ty: GgmlType,
+    /// "cpu", "cuda", or a peer crate's name.
+    who: String,
+    device: &'static str,
+    dtype: OutType,
+    threads: Option<usize>,
+    /// Seconds per decode and per copy (medians).
+    decode_s: f64,
+    copy_s: f64,
+    n: usize,
+    in_bytes: usize,
+    /// For peers: whether their output equals our reference, bit for bit.
+    exact: Option<bool>,
+}
+
+impl Row {
+    fn melem(&self) -> f64 {
+        self.n as f64 / self.decode_s / 1e6
+    }
+    fn gbps(&self) -> f64 {
+        (self.in_bytes + self.n * self.dtype.size()) as f64 / self.decode_s / 1e9
+    }
+    fn copy_melem(&self) -> f64 {
+        self.n as f64 / self.copy_s / 1e6
+    }
+    fn ratio(&self) -> f64 {
+        self.copy_s / self.decode_s
+    }
+    fn json(&self) -> Value {
+        json!({
+            "type": self.ty.name(),
+            "device": self.device,
+            "dtype": self.dtype.name(),
+            "threads": self.threads,
+            "melem_per_s": round(self.melem()),
+            "gb_per_s": round(self.gbps()),
+            "copy_melem_per_s": round(self.copy_melem()),
+            "ratio_to_copy": round(self.ratio()),
+        })
+    }
+}
+
+fn round(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+pub fn run(args: BenchArgs) -> Result<ExitCode> {
+    let types = select_types(&args.types)?;
+    if args.runs == 0 {
+        return Err(Error::Invalid("--runs must be at least 1".into()));
+    }
+    if args.peers && !cfg!(feature = "peers") {
+        return Err(Error::Invalid(
+            "--peers needs a build with the peers feature (cargo run --release --features peers -- bench --peers)".into(),
+        ));
+    }
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| Error::Invalid(format!("building a pool of {threads} threads: {e}")))?;
+    let level = args.level.unwrap_or_else(Level::best);
+    let gpu = match args.device {
+        BenchDevice::Cpu => None,
+        BenchDevice::Cuda => Some(Gpu::new(0)?),
+        BenchDevice::All => Gpu::new(0).ok(),
+    };
+    let cpu_too = args.device != BenchDevice::Cuda;
+    let ctx = Ctx {
+        args: &args,
+        pool: &pool,
+        threads,
+        level,
+    };
+    let mut rows = Vec::new();
+    let mut peer_rows = Vec::new();
+    let mut rng = Rng(0xbe9c);
+    for &ty in &types {
+        let n = args.elems / ty.block_elems() * ty.block_elems();
+        if n == 0 {
+            return Err(Error::Invalid(format!(
+                "--elems {} is less than one {ty} block",
+                args.elems
+            )));
+        }
+        let src = random_blocks(ty, n / ty.block_elems(), &mut rng);
+        if !args.json {
+            eprint!("{ty}...\r");
+        }
+        match args.dtype {
+            OutType::F32 => {
+                ctx.one_type::<f32>(ty, &src, gpu.as_ref(), cpu_too, &mut rows, &mut peer_rows)?
+            }
+            OutType::F16 => {
+                ctx.one_type::<f16>(ty, &src, gpu.as_ref(), cpu_too, &mut rows, &mut peer_rows)?
+            }
+            OutType::BF16 => {
+                ctx.one_type::<bf16>(ty, &src, gpu.as_ref(), cpu_too, &mut rows, &mut peer_rows)?
+            }
+        }
+    }
+    if args.json {
+        print_json(&rows, &peer_rows, level, gpu.as_ref());
+    } else {
+        print_table(&rows, &peer_rows, threads, level, gpu.as_ref());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn select_types(names: &[String]) -> Result<Vec<GgmlType>> {
+    if names.is_empty() {
+        return Ok(GgmlType::dequantizable().collect());
+    }
+    names
+        .iter()
+        .map(|s| {
+            GgmlType::from_name(s)
+                .filter(|t| t.is_dequantizable())
+                .ok_or_else(|| Error::Invalid(format!("unknown or undecodable type '{s}'")))
+        })
+        .collect()
+}
+
+struct Ctx<'a> {
+    args: &'a BenchArgs,
+    pool: &'a rayon::ThreadPool,
+    threads: usize,
+    level: Level,
+}
+
+impl Ctx<'_> {
+    #[cfg_attr(not(feature = "peers"), allow(unused_variables, clippy::ptr_arg))]
+    fn one_type<O: GpuOut>(
+        &self,
+        ty: GgmlType,
+        src: &[u8],
+        gpu: Option<&Gpu>,
+        cpu_too: bool,
+        rows: &mut Vec<Row>,
+        peer_rows: &mut Vec<Row>,
+    ) -> Result<()> {
+        let n = src.len() / ty.block_bytes() * ty.block_elems();
+        let runs = self.args.runs;
+        let row = |who: &str, device, threads, (decode_s, copy_s), exact| Row {
+            ty,
+            who: who.to_string(),
+            device,
+            dtype: O::OUT,
+            threads,
+            decode_s,
+            copy_s,
+            n,
+            in_bytes: src.len(),
+            exact,
+        };
+        if cpu_too {
+            let mut out = vec![O::default(); n];
+            let (from, mut to) = (vec![1f32; n], vec![0f32; n]);
+            let streaming = std::mem::size_of_val(&out[..]) >= cpu::fast::STREAM_MIN_BYTES;
+            let times = self.paired(
+                runs,
+                || {
+                    self.pool
+                        .install(|| cpu::dequantize_with(self.level, streaming, ty, src, &mut out))
+                },
+                || self.host_copy(&from, &mut to),
+            )?;
+            rows.push(row("cpu", "cpu", Some(self.threads), times, None));
+            if self.args.peers {
+                #[cfg(feature = "peers")]
+                for peer in super::peers::PEERS {
+                    let Some(decode) = peer.decoder::<O>(ty) else {
+                        continue;
+                    };
+                    let times = self.paired(
+                        runs,
+                        || {
+                            self.pool.install(|| decode(src, &mut out));
+                            Ok(())
+                        },
+                        || self.host_copy(&from, &mut to),
+                    )?;
+                    let mut want = vec![O::default(); n];
+                    cpu::dequantize(ty, src, &mut want)?;
+                    let exact = out.iter().zip(&want).all(|(a, b)| bits(*a) == bits(*b));
+                    peer_rows.push(row(
+                        peer.name,
+                        "cpu",
+                        Some(self.threads),
+                        times,
+                        Some(exact),
+                    ));
+                }
+            }
+            // freed before the GPU's turn
+            drop((from, to, out));
+        }
+        if let Some(g) = gpu {
+            rows.push(row(
+                "cuda",
+                "cuda",
+                None,
+                gpu_times::<O>(g, ty, src, runs)?,
+                None,
+            ));
+        }
+        Ok(())
+    }
+
+    /// The host copy reference: `n` f32 elements over the pool, in the chunks
+    /// the decoder uses.
+    fn host_copy(&self, from: &[f32], to: &mut [f32]) -> Result<()> {
+        self.pool.install(|| {
+            to.par_chunks_mut(1 << 16)
+                .zip(from.par_chunks(1 << 16))
+                .for_each(|(t, f)| t.copy_from_slice(f))
+        });
+        Ok(())
+    }
+
+    /// Medians of `runs` timed decodes and copies, interleaved so that both see
+    /// the same machine, after one untimed run of each.
+    fn paired(
+        &self,
+        runs: usize,
+        mut decode: impl FnMut() -> Result<()>,
+        mut copy: impl FnMut() -> Result<()>,
+    ) -> Result<(f64, f64)> {
+        let (mut d, mut c) = (Vec::new(), Vec::new());
+        decode()?;
+        copy()?;
+        for _ in 0..runs {
+            let t = Instant::now();
+            copy()?;
+            c.push(t.elapsed().as_secs_f64());
+            let t = Instant::now();
+            decode()?;
+            d.push(t.elapsed().as_secs_f64());
+        }
+        Ok((median(d), median(c)))
+    }
+}
+
+#[cfg(feature = "peers")]
+fn bits<O: OutElem>(v: O) -> u32 {
+    // SAFETY: the output types are plain bits of 2 or 4 bytes.
+    match std::mem::size_of::<O>() {
+        4 => unsafe { std::mem::transmute_copy::<O, u32>(&v) },
+        _ => unsafe { std::mem::transmute_copy::<O, u16>(&v) as u32 },
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Decode and device-to-device copy of `n` f32 elements on the GPU, timed with
+/// CUDA events (medians), after one untimed run of each.
+fn gpu_times<O: GpuOut>(g: &Gpu, ty: GgmlType, src: &[u8], runs: usize) -> Result<(f64, f64)> {
+    use cudarc::driver::sys::CUevent_flags;
+    let cuda = |what: &str| {
+        let what = what.to_string();
+        move |e: cudarc::driver::DriverError| Error::Cuda(format!("{what}: {e:?}"))
+    };
+    let n = src.len() / ty.block_bytes() * ty.block_elems();
+    let s = g.stream();
+    let dev_src = s.clone_htod(src).map_err(cuda("copying blocks"))?;
+    // SAFETY: written by the untimed decode before anything reads it.
+    let mut out = unsafe { s.alloc::<O>(n) }.map_err(cuda("allocating"))?;
+    let from = s.alloc_zeros::<f32>(n).map_err(cuda("allocating"))?;
+    let mut to = s.alloc_zeros::<f32>(n).map_err(cuda("allocating"))?;
+    let timed = |f: &mut dyn FnMut() -> Result<()>| -> Result<f64> {
+        let start = s
+            .record_event(Some(CUevent_flags::CU_EVENT_DEFAULT))
+            .map_err(cuda("event"))?;
+        f()?;
+        let end = s
+            .record_event(Some(CUevent_flags::CU_EVENT_DEFAULT))
+            .map_err(cuda("event"))?;
+        Ok(start.elapsed_ms(&end).map_err(cuda("timing"))? as f64 / 1e3)
+    };
+    let mut decode = || g.dequantize(ty, &dev_src.as_view(), &mut out.as_view_mut());
+    let mut copy = || s.memcpy_dtod(&from, &mut to).map_err(cuda("copying"));
+    decode()?;
+    copy()?;
+    g.synchronize()?;
+    let (mut d, mut c) = (Vec::new(), Vec::new());
+    for _ in 0..runs.max(5) {
+        c.push(timed(&mut copy)?);
+        d.push(timed(&mut decode)?);
+    }
+    Ok((median(d), median(c)))
+}
+
+fn machine(level: Level, gpu: Option<&Gpu>) -> Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map(|s| s.trim().to_string());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .ok()
+        .map(|s| s.trim().to_string());
+    json!({
+        "cpu": model,
+        "cores": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "os": std::env::consts::OS,
+        "kernel": kernel,
+        "arch": std::env::consts::ARCH,
+        "simd": level.name(),
+        "gpu": gpu.map(|g| g.name()),
+    })
+}
+
+fn print_json(rows: &[Row], peers: &[Row], level: Level, gpu: Option<&Gpu>) {
+    let results: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let mut v = r.json();
+            if r.device == "cpu" {
+                if let Some(best) = best_peer(peers, r) {
+                    v["best_peer"] = json!(best.who);
+                    v["ratio_to_best_peer"] = json!(round(best.decode_s / r.decode_s));
+                }
+            }
+            v
+        })
+        .collect();
+    let mut out = json!({ "machine": machine(level, gpu), "results": results });
+    if !peers.is_empty() {
+        out["peers"] = peers
+            .iter()
+            .map(|p| {
+                let mut v = p.json();
+                v["peer"] = json!(p.who);
+                v["bit_exact"] = json!(p.exact);
+                v
+            })
+            .collect();
+    }
+    println!("{}", serde_json::to_string_pretty(&out).unwrap());
+}
+
+/// The fastest peer on `r`'s type.
+fn best_peer<'a>(peers: &'a [Row], r: &Row) -> Option<&'a Row> {
+    peers
+        .iter()
+        .filter(|p| p.ty == r.ty)
+        .min_by(|a, b| a.decode_s.total_cmp(&b.decode_s))
+}
+
+fn print_table(rows: &[Row], peers: &[Row], threads: usize, level: Level, gpu: Option<&Gpu>) {
+    let m = machine(level, gpu);
+    println!(
+        "{} ({} cores, {} kernels), {threads} CPU thread(s){}",
+        m["cpu"].as_str().unwrap_or("unknown CPU"),
+        m["cores"],
+        level.name(),
+        gpu.map(|g| format!(", {}", g.name())).unwrap_or_default()
+    );
+    println!(
+        "{:<8} {:<6} {:<5} {:>10} {:>8} {:>10} {:>7}  fastest peer",
+        "type", "device", "dtype", "Melem/s", "GB/s", "copy Me/s", "x copy"
+    );
+    for r in rows {
+        let peer = best_peer(peers, r)
+            .filter(|_| r.device == "cpu")
+            .map(|p| {
+                format!(
+                    "{} {:.0} Melem/s{}: {:.2}x",
+                    p.who,
+                    p.melem(),
+                    if p.exact == Some(false) {
+                        " (inexact)"
+                    } else {
+                        ""
+                    },
+                    p.decode_s / r.decode_s
+                )
+            })
+            .unwrap_or_default();
+        println!(
+            "{:<8} {:<6} {:<5} {:>10.0} {:>8.2} {:>10.0} {:>7.2}  {peer}",
+            r.ty.name(),
+            r.device,
+            r.dtype.name(),
+            r.melem(),
+            r.gbps(),
+            r.copy_melem(),
+            r.ratio(),
+        );
+    }
+}

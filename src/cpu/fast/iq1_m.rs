@@ -1,0 +1,45 @@
+//! iq1_m, AVX2: per group of 8, its ternary grid row widened to f32 lanes,
+//! plus the group's shift `delta`, times its pair's `dl = d * (2s + 1)`, `d`
+//! assembled from the top nibbles of the 4 scale words. Mirrors `cpu/iq1_m.rs`.
+
+use std::arch::x86_64::*;
+use std::mem::{offset_of, size_of};
+
+use super::x86::{i8x8_to_ps, store8};
+use crate::blocks::block_iq1_m;
+use crate::cpu::{f16_to_f32, OutElem};
+use crate::tables::IQ1S_GRID;
+
+/// ggml's IQ1S_DELTA.
+const DELTA: f32 = 0.125;
+
+#[target_feature(enable = "avx2,f16c")]
+pub unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+    for (b, y) in src
+        .chunks_exact(size_of::<block_iq1_m>())
+        .zip(out.chunks_exact_mut(256))
+    {
+        let p = b.as_ptr();
+        let qs = &*p.add(offset_of!(block_iq1_m, qs)).cast::<[u8; 32]>();
+        let qh = &*p.add(offset_of!(block_iq1_m, qh)).cast::<[u8; 16]>();
+        let s = &*p.add(offset_of!(block_iq1_m, scales)).cast::<[u8; 8]>();
+        let sc: [u16; 4] = std::array::from_fn(|k| u16::from_le_bytes([s[2 * k], s[2 * k + 1]]));
+        let d_bits =
+            (sc[0] >> 12) | ((sc[1] >> 8) & 0x00F0) | ((sc[2] >> 4) & 0x0F00) | (sc[3] & 0xF000);
+        let d = f16_to_f32(d_bits);
+        let y = y.as_mut_ptr();
+        for ib in 0..8 {
+            for l in 0..4 {
+                let s = (sc[ib / 2] >> (6 * (ib % 2) + 3 * (l / 2))) & 7;
+                // the integer 2s + 1 first, then one f32 product
+                let dl = _mm256_set1_ps(d * (2 * s as i32 + 1) as f32);
+                let h = qh[2 * ib + l / 2] >> (4 * (l % 2));
+                let row = IQ1S_GRID[qs[4 * ib + l] as usize | ((h & 7) as usize) << 8];
+                let delta = _mm256_set1_ps(if h & 8 != 0 { -DELTA } else { DELTA });
+                let g = i8x8_to_ps(_mm_cvtsi64_si128(row as i64));
+                let v = _mm256_mul_ps(dl, _mm256_add_ps(g, delta));
+                store8::<O, NT>(y.add(32 * ib + 8 * l), v);
+            }
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! iq2_xxs, AVX2: per sub-block of 32, the 4 grid rows (8 bytes each) side by
+//! side, the 4 sign bytes (from `KSIGNS_IQ2XS`) applied to them as integers,
+//! times `db = d * (0.5 + s) * 0.25`. Mirrors `cpu/iq2_xxs.rs`.
+
+use std::arch::x86_64::*;
+use std::mem::{offset_of, size_of};
+
+use super::x86::{apply_signs, f16_at, store_i8x32_mul};
+use crate::blocks::block_iq2_xxs;
+use crate::cpu::OutElem;
+use crate::tables::{IQ2XXS_GRID, KSIGNS_IQ2XS};
+
+/// The 4 sign bytes of a sub-block from its 4 7-bit sign indices.
+#[inline(always)]
+pub(super) fn ksigns4(aux: u32) -> u32 {
+    (0..4).fold(0, |acc, l| {
+        acc | (KSIGNS_IQ2XS[(aux >> (7 * l)) as usize & 127] as u32) << (8 * l)
+    })
+}
+
+#[target_feature(enable = "avx2,f16c")]
+pub unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+    for (b, y) in src
+        .chunks_exact(size_of::<block_iq2_xxs>())
+        .zip(out.chunks_exact_mut(256))
+    {
+        let p = b.as_ptr();
+        let d = f16_at(p.add(offset_of!(block_iq2_xxs, d)));
+        let qs = p.add(offset_of!(block_iq2_xxs, qs)).cast::<u32>();
+        for ib in 0..8 {
+            let grid_idx = u32::from_le(std::ptr::read_unaligned(qs.add(2 * ib)));
+            let aux = u32::from_le(std::ptr::read_unaligned(qs.add(2 * ib + 1)));
+            // ggml's order: (d * (0.5 + s)) * 0.25
+            let db = _mm256_set1_ps(d * (0.5 + (aux >> 28) as f32) * 0.25);
+            let row = |l: u32| IQ2XXS_GRID[(grid_idx >> (8 * l)) as usize & 0xFF] as i64;
+            let g = _mm256_set_epi64x(row(3), row(2), row(1), row(0));
+            let q = apply_signs(g, ksigns4(aux));
+            store_i8x32_mul::<O, NT>(y.as_mut_ptr().add(32 * ib), q, db);
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! iq3_xxs, AVX2: per sub-block of 32, its 8 grid rows (4 bytes each) side by
+//! side, the 4 sign bytes (from `KSIGNS_IQ2XS`) applied as integers, times
+//! `db = d * (0.5 + s) * 0.5`. Mirrors `cpu/iq3_xxs.rs`.
+
+use std::arch::x86_64::*;
+use std::mem::{offset_of, size_of};
+
+use super::iq2_xxs::ksigns4;
+use super::x86::{apply_signs, f16_at, store_i8x32_mul};
+use crate::blocks::block_iq3_xxs;
+use crate::cpu::OutElem;
+use crate::tables::IQ3XXS_GRID;
+
+#[target_feature(enable = "avx2,f16c")]
+pub unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+    for (b, y) in src
+        .chunks_exact(size_of::<block_iq3_xxs>())
+        .zip(out.chunks_exact_mut(256))
+    {
+        let p = b.as_ptr();
+        let d = f16_at(p.add(offset_of!(block_iq3_xxs, d)));
+        let qs = &*p.add(offset_of!(block_iq3_xxs, qs)).cast::<[u8; 96]>();
+        for ib in 0..8 {
+            let aux = u32::from_le_bytes(qs[64 + 4 * ib..][..4].try_into().unwrap());
+            // ggml's order: (d * (0.5 + s)) * 0.5
+            let db = _mm256_set1_ps(d * (0.5 + (aux >> 28) as f32) * 0.5);
+            let row = |k: usize| IQ3XXS_GRID[qs[8 * ib + k] as usize] as i32;
+            let g = _mm256_set_epi32(
+                row(7),
+                row(6),
+                row(5),
+                row(4),
+                row(3),
+                row(2),
+                row(1),
+                row(0),
+            );
+            let q = apply_signs(g, ksigns4(aux));
+            store_i8x32_mul::<O, NT>(y.as_mut_ptr().add(32 * ib), q, db);
+        }
+    }
+}

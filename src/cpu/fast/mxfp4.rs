@@ -1,0 +1,35 @@
+//! mxfp4, AVX2: 32 E2M1 nibbles (q4_0's order) looked up as doubled integers
+//! with one byte shuffle, times half the E8M0 scale, `2^(e - 128)`. Mirrors
+//! `cpu/mxfp4.rs`.
+
+use std::arch::x86_64::*;
+use std::mem::{offset_of, size_of};
+
+use super::x86::{nibbles32, store_i8x32_mul};
+use crate::blocks::block_mxfp4;
+use crate::cpu::OutElem;
+use crate::tables::KVALUES_MXFP4;
+
+/// `2^(e - 128)`, exactly (f32 subnormals for e < 2).
+#[inline(always)]
+fn e8m0_half(e: u8) -> f32 {
+    if e < 2 {
+        f32::from_bits(0x0020_0000 << e)
+    } else {
+        f32::from_bits(((e - 1) as u32) << 23)
+    }
+}
+
+#[target_feature(enable = "avx2,f16c")]
+pub unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+    let values = _mm256_broadcastsi128_si256(_mm_loadu_si128(KVALUES_MXFP4.as_ptr().cast()));
+    for (b, y) in src
+        .chunks_exact(size_of::<block_mxfp4>())
+        .zip(out.chunks_exact_mut(32))
+    {
+        let p = b.as_ptr();
+        let d = _mm256_set1_ps(e8m0_half(*p.add(offset_of!(block_mxfp4, e))));
+        let q = _mm256_shuffle_epi8(values, nibbles32(p.add(offset_of!(block_mxfp4, qs))));
+        store_i8x32_mul::<O, NT>(y.as_mut_ptr(), q, d);
+    }
+}

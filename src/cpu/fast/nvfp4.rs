@@ -1,0 +1,62 @@
+//! nvfp4, AVX2: per 16 weights, 8 bytes of E2M1 nibbles (low nibbles first)
+//! looked up as doubled integers with a byte shuffle, times half the UE4M3
+//! scale (from a table of all 256). Mirrors `cpu/nvfp4.rs`.
+
+use std::arch::x86_64::*;
+use std::mem::{offset_of, size_of};
+
+use super::x86::store_i8x16_mul;
+use crate::blocks::block_nvfp4;
+use crate::cpu::OutElem;
+use crate::tables::KVALUES_MXFP4;
+
+/// Half the UE4M3 value of every byte, exactly, as f32 bits: `(8 + m) * 2^(e - 11)` for
+/// exponent `e > 0`, `m * 2^-10` for `e = 0` (the top bit is ignored), and 0
+/// for 0x7F (ggml's NaN code).
+static UE4M3_HALF: [u32; 256] = {
+    let mut t = [0u32; 256];
+    let mut x = 0;
+    while x < 256 {
+        let (e, m) = ((x >> 3) & 0xF, (x & 7) as u32);
+        t[x] = if x == 0x7F {
+            0
+        } else if e == 0 {
+            // m * 2^-10, m < 8: exact as an f32 built from its bits
+            if m == 0 {
+                0
+            } else {
+                let lz = m.leading_zeros() - 29; // m in [1, 8): 0..=2
+                let exp = 127 - 10 + 2 - lz;
+                (exp << 23) | (((m << (lz + 1)) & 7) << 20)
+            }
+        } else {
+            // (8 + m) * 2^(e - 11) = (1 + m / 8) * 2^(e - 8)
+            ((e as u32 + 127 - 8) << 23) | (m << 20)
+        };
+        x += 1;
+    }
+    t
+};
+
+#[target_feature(enable = "avx2,f16c")]
+pub unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+    let values = _mm_loadu_si128(KVALUES_MXFP4.as_ptr().cast());
+    let m4 = _mm_set1_epi8(0xF);
+    for (b, y) in src
+        .chunks_exact(size_of::<block_nvfp4>())
+        .zip(out.chunks_exact_mut(64))
+    {
+        let p = b.as_ptr();
+        let y = y.as_mut_ptr();
+        for s in 0..4 {
+            let d = _mm256_set1_ps(f32::from_bits(
+                UE4M3_HALF[*p.add(offset_of!(block_nvfp4, d) + s) as usize],
+            ));
+            let qs = _mm_loadl_epi64(p.add(offset_of!(block_nvfp4, qs) + 8 * s).cast());
+            let lo = _mm_and_si128(qs, m4);
+            let hi = _mm_and_si128(_mm_srli_epi16::<4>(qs), m4);
+            let q = _mm_shuffle_epi8(values, _mm_unpacklo_epi64(lo, hi));
+            store_i8x16_mul::<O, NT>(y.add(16 * s), q, d);
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! q3_k, AVX2: per half of the block, bit pair `2k` of its 32 code bytes and
+//! bit `4 * half + k` of the 32 `hmask` bytes give 32 codes
+//! `q - (h ? 0 : 4)`, as signed bytes; each 16 share the scale `d * sc`.
+//! Mirrors `cpu/q3_k.rs`.
+
+use std::arch::x86_64::*;
+use std::mem::{offset_of, size_of};
+
+use super::x86::{f16_at, load32, store_i8x16_mul};
+use crate::blocks::block_q3_K;
+use crate::cpu::OutElem;
+
+/// Group `g`'s 6-bit scale, offset removed: low 4 bits in nibble `g / 8` of
+/// `s[g % 8]`, top 2 bits at bit `2 * (g / 4)` of `s[8 + g % 4]`.
+#[inline(always)]
+fn group_scale(s: &[u8; 12], g: usize) -> i32 {
+    let low = (s[g % 8] >> (4 * (g / 8))) & 0xF;
+    let high = (s[8 + g % 4] >> (2 * (g / 4))) & 3;
+    (low | high << 4) as i32 - 32
+}
+
+#[target_feature(enable = "avx2,f16c")]
+pub unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+    let (m2, one, four) = (
+        _mm256_set1_epi8(3),
+        _mm256_set1_epi8(1),
+        _mm256_set1_epi8(4),
+    );
+    for (b, y) in src
+        .chunks_exact(size_of::<block_q3_K>())
+        .zip(out.chunks_exact_mut(256))
+    {
+        let p = b.as_ptr();
+        let d = f16_at(p.add(offset_of!(block_q3_K, d)));
+        let sc = &*p.add(offset_of!(block_q3_K, scales)).cast::<[u8; 12]>();
+        let hm = load32(p.add(offset_of!(block_q3_K, hmask)));
+        let y = y.as_mut_ptr();
+        for half in 0..2 {
+            let qs = load32(p.add(offset_of!(block_q3_K, qs) + 32 * half));
+            for k in 0..4 {
+                let low = _mm256_srl_epi16(qs, _mm_cvtsi32_si128(2 * k as i32));
+                let low = _mm256_and_si256(low, m2);
+                // the high bit, worth 4, with 4 taken off: q - (h ? 0 : 4)
+                let h = _mm256_srl_epi16(hm, _mm_cvtsi32_si128((4 * half + k) as i32));
+                let h = _mm256_slli_epi16::<2>(_mm256_and_si256(h, one));
+                let q = _mm256_sub_epi8(_mm256_or_si256(low, h), four);
+                let g = 8 * half + 2 * k;
+                let y = y.add(16 * g);
+                let d0 = _mm256_set1_ps(d * group_scale(sc, g) as f32);
+                let d1 = _mm256_set1_ps(d * group_scale(sc, g + 1) as f32);
+                store_i8x16_mul::<O, NT>(y, _mm256_castsi256_si128(q), d0);
+                store_i8x16_mul::<O, NT>(y.add(16), _mm256_extracti128_si256::<1>(q), d1);
+            }
+        }
+    }
+}

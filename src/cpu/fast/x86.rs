@@ -1,0 +1,232 @@
+//! x86-64 building blocks shared by the AVX2 kernels: reading block fields,
+//! widening bytes to f32 lanes, and storing 8 f32 lanes as the output type.
+//!
+//! Every function here requires AVX2 and F16C; the kernels that call them are
+//! compiled for those features and only run where the CPU has them.
+//!
+//! Kernels take `const NT: bool`: with it, they write the output with
+//! non-temporal stores (the output must then be 16-byte aligned), for outputs
+//! too large to stay in cache; without it, with ordinary stores.
+
+use std::arch::x86_64::*;
+
+use crate::cpu::OutElem;
+use crate::types::OutType;
+
+/// The f16 at `p` (any alignment), widened exactly (as `half::f16::to_f32`).
+#[target_feature(enable = "avx2,f16c")]
+#[inline]
+pub unsafe fn f16_at(p: *const u8) -> f32 {
+    let bits = std::ptr::read_unaligned(p.cast::<u16>());
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
+}
+
+/// 16 bytes at `p`.
+#[target_feature(enable = "avx2,f16c")]
+#[inline]
+pub unsafe fn load16(p: *const u8) -> __m128i {
+    _mm_loadu_si128(p.cast())
+}
+
+/// 32 bytes at `p`.
+#[target_feature(enable = "avx2,f16c")]
+#[inline]
+pub unsafe fn load32(p: *const u8) -> __m256i {
+    _mm256_loadu_si256(p.cast())
+}
+
+/// The low 8 bytes of `x`, as signed integers, to f32 lanes (exact).
+#[target_feature(enable = "avx2,f16c")]
+#[inline]
+pub unsafe fn i8x8_to_ps(x: __m128i) -> __m256 {
+    _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(x))
+}
+
+/// The low 8 bytes of `x`, as unsigned integers, to f32 lanes (exact).
+#[target_feature(enable = "avx2,f16c")]
+#[inline]
+pub unsafe fn u8x8_to_ps(x: __m128i) -> __m256 {
+    _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(x))
+}
+
+/// The four 8-byte quarters of `x`, in order.
+#[target_feature(enable = "avx2,f16c")]
+#[inline]
+pub unsafe fn quarters(x: __m256i) -> [__m128i; 4] {
+    let lo = _mm256_castsi256_si128(x);
+    let hi = _mm256_extracti128_si256::<1>(x);
+    [lo, _mm_srli_si128::<8>(lo), hi, _mm_srli_si128::<8>(hi)]
+}
+
+/// The 32 bits of `bits` as 32 bytes, in order: 0xFF where the bit is set.
+#[target_feature(enable = "avx2,f16c")]
+#[inline]
+pub unsafe fn bits_to_bytes(bits: u32) -> __m256i {
+    // byte j takes byte j / 8 of `bits`, then tests bit j % 8 of it
+    let spread = _mm256_shuffle_epi8(
+        _mm256_set1_epi32(bits as i32),
+        _mm256_set_epi64x(
+            0x0303_0303_0303_0303,
+            0x0202_0202_0202_0202,
+            0x0101_0101_0101_0101,
+            0,
+        ),
+    );
+    let bit = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
+    _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit)
+}
+
+/// `x` negated, as signed bytes, where the bit of `signs` of the same index is
+/// set (bit `j % 8` of byte `j / 8` for byte `j`): the lattice formats' signs.
+/// `db * (-g)` is `-(db * g)` exactly (rounding is symmetric), so the sign can
+/// be applied to the integer before the product.
+#[target_feature(enable = "avx2,f16c")]
+#[inline]
+pub unsafe fn apply_signs(x: __m256i, signs: u32) -> __m256i {
+    let m = bits_to_bytes(signs);
+    _mm256_sub_epi8(_mm256_xor_si256(x, m), m)
+}
+
+/// The 16 bytes at `p` split into nibbles: 32 values, the low nibbles first
+/// (q4_0's order).
+#[target_feature(enable = "avx2,f16c")]
+#[inline]
+pub unsafe fn nibbles32(p: *const u8) -> __m256i {
+    let q = load16(p);
+    let m4 = _mm_set1_epi8(0xF);
+    let hi = _mm_and_si128(_mm_srli_epi16::<4>(q), m4);
+    _mm256_set_m128i(hi, _mm_and_si128(q, m4))
+}
+
+/// Stores 16 signed bytes times `d`: `y[j] = x[j] as f32 * d`.
+#[target_feature(enable = "avx2,f16c")]
+#[inline]
+pub unsafe fn store_i8x16_mul<O: OutElem, const NT: bool>(y: *mut O, x: __m128i, d: __m256) {
+    store8::<O, NT>(y, _mm256_mul_ps(i8x8_to_ps(x), d));
+    store8::<O, NT>(
+        y.add(8),
+        _mm256_mul_ps(i8x8_to_ps(_mm_srli_si128::<8>(x)), d),
+    );
+}
+
+/// Stores 32 signed bytes times `d`.
+#[target_feature(enable = "avx2,f16c")]
+#[inline]
+pub unsafe fn store_i8x32_mul<O: OutElem, const NT: bool>(y: *mut O, x: __m256i, d: __m256) {
+    store_i8x16_mul::<O, NT>(y, _mm256_castsi256_si128(x), d);
+    store_i8x16_mul::<O, NT>(y.add(16), _mm256_extracti128_si256::<1>(x), d);
+}
+
+/// Stores 32 unsigned bytes as `x * d + m`, multiplied then added (q4_1 and
+/// q5_1's order).
+#[target_feature(enable = "avx2,f16c")]
+#[inline]
+pub unsafe fn store_u8x32_mul_add<O: OutElem, const NT: bool>(
+    y: *mut O,
+    x: __m256i,
+    d: __m256,
+    m: __m256,
+) {
+    for (i, q) in quarters(x).into_iter().enumerate() {
+        store8::<O, NT>(
+            y.add(8 * i),
+            _mm256_add_ps(_mm256_mul_ps(u8x8_to_ps(q), d), m),
+        );
+    }
+}
+
+/// Stores 32 unsigned bytes as `d * x - m`, multiplied then subtracted (the
+/// k-quants' order, no fused multiply-add).
+#[target_feature(enable = "avx2,f16c")]
+#[inline]
+pub unsafe fn store_u8x32_mul_sub<O: OutElem, const NT: bool>(
+    y: *mut O,
+    x: __m256i,
+    d: __m256,
+    m: __m256,
+) {
+    for (i, q) in quarters(x).into_iter().enumerate() {
+        store8::<O, NT>(
+            y.add(8 * i),
+            _mm256_sub_ps(_mm256_mul_ps(d, u8x8_to_ps(q)), m),
+        );
+    }
+}
+
+/// Stores 8 f32 lanes as `O`: as they are, or rounded to nearest even into f16
+/// or bf16 with `half`'s results, NaNs included. With `NT`, as non-temporal
+/// stores of 16 bytes: `y` must then be 16-byte aligned.
+#[target_feature(enable = "avx2,f16c")]
+#[inline]
+pub unsafe fn store8<O: OutElem, const NT: bool>(y: *mut O, v: __m256) {
+    const { assert!(std::mem::size_of::<O>() == O::OUT.size()) };
+    match O::OUT {
+        OutType::F32 if NT => {
+            _mm_stream_ps(y.cast(), _mm256_castps256_ps128(v));
+            _mm_stream_ps(y.cast::<f32>().add(4), _mm256_extractf128_ps::<1>(v));
+        }
+        OutType::F32 => _mm256_storeu_ps(y.cast(), v),
+        // F16C rounds to nearest even (immediate 0) and quiets signalling NaNs
+        // keeping their top payload bits, as half::f16::from_f32 does.
+        OutType::F16 => store16::<NT>(y.cast(), _mm256_cvtps_ph::<0>(v)),
+        OutType::BF16 => store16::<NT>(y.cast(), to_bf16(v)),
+    }
+}
+
+/// Stores 16 bytes, non-temporally (to a 16-byte aligned `y`) with `NT`.
+#[target_feature(enable = "avx2,f16c")]
+#[inline]
+unsafe fn store16<const NT: bool>(y: *mut __m128i, v: __m128i) {
+    if NT {
+        _mm_stream_si128(y, v)
+    } else {
+        _mm_storeu_si128(y, v)
+    }
+}
+
+/// 8 f32 lanes to bf16 bits, as `half::bf16::from_f32`: NaNs keep their top
+/// bits and are quieted; everything else rounds to nearest even (overflowing
+/// to infinity). AVX512-BF16's instruction would flush subnormals instead.
+#[target_feature(enable = "avx2,f16c")]
+#[inline]
+pub unsafe fn to_bf16(v: __m256) -> __m128i {
+    let x = _mm256_castps_si256(v);
+    let abs = _mm256_and_si256(x, _mm256_set1_epi32(0x7fff_ffff));
+    let nan = _mm256_cmpgt_epi32(abs, _mm256_set1_epi32(0x7f80_0000));
+    let high = _mm256_srli_epi32::<16>(x);
+    // adding 0x7fff plus the kept lowest bit carries into the kept bits exactly
+    // when the dropped half is above the midpoint, or at it with the kept bits odd
+    let lsb = _mm256_and_si256(high, _mm256_set1_epi32(1));
+    let bias = _mm256_add_epi32(_mm256_set1_epi32(0x7fff), lsb);
+    let rounded = _mm256_srli_epi32::<16>(_mm256_add_epi32(x, bias));
+    let quiet = _mm256_or_si256(high, _mm256_set1_epi32(0x40));
+    let r = _mm256_blendv_epi8(rounded, quiet, nan);
+    // every lane is below 2^16: pack them into the low 128 bits, in order
+    let packed = _mm256_packus_epi32(r, r);
+    _mm256_castsi256_si128(_mm256_permute4x64_epi64::<0b00_00_10_00>(packed))
+}
+
+/// `dst.copy_from_slice(src)`, writing the 32-byte-aligned middle of `dst`
+/// with non-temporal stores (the caller fences).
+#[target_feature(enable = "avx2,f16c")]
+pub unsafe fn stream_copy<O: OutElem>(src: &[O], dst: &mut [O]) {
+    assert_eq!(src.len(), dst.len());
+    let n = std::mem::size_of_val(src);
+    let s = src.as_ptr().cast::<u8>();
+    let d = dst.as_mut_ptr().cast::<u8>();
+    let head = d.align_offset(32).min(n);
+    std::ptr::copy_nonoverlapping(s, d, head);
+    let mut i = head;
+    while i + 64 <= n {
+        let a = _mm256_loadu_si256(s.add(i).cast());
+        let b = _mm256_loadu_si256(s.add(i + 32).cast());
+        _mm256_stream_si256(d.add(i).cast(), a);
+        _mm256_stream_si256(d.add(i + 32).cast(), b);
+        i += 64;
+    }
+    if i + 32 <= n {
+        _mm256_stream_si256(d.add(i).cast(), _mm256_loadu_si256(s.add(i).cast()));
+        i += 32;
+    }
+    std::ptr::copy_nonoverlapping(s.add(i), d.add(i), n - i);
+}

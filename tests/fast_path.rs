@@ -1,0 +1,160 @@
+//! The fast path (SIMD kernels, threads, non-temporal stores) against the scalar
+//! reference, to the bit: every type, every output type, every instruction-set
+//! level this CPU has (forced one by one), with and without streaming stores,
+//! on random valid blocks in counts that are not multiples of any vector width,
+//! stage or thread chunk, into outputs at odd alignments.
+
+use gguf_dequant::cpu::{self, Level, OutElem};
+use gguf_dequant::synth::{random_blocks, Rng};
+use gguf_dequant::GgmlType;
+use half::{bf16, f16};
+
+trait Bits: OutElem {
+    fn bits(self) -> u32;
+}
+impl Bits for f32 {
+    fn bits(self) -> u32 {
+        self.to_bits()
+    }
+}
+impl Bits for f16 {
+    fn bits(self) -> u32 {
+        self.to_bits() as u32
+    }
+}
+impl Bits for bf16 {
+    fn bits(self) -> u32 {
+        self.to_bits() as u32
+    }
+}
+
+fn assert_same<O: Bits>(what: &str, got: &[O], want: &[O]) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    if let Some(i) = (0..got.len()).find(|&i| got[i].bits() != want[i].bits()) {
+        panic!(
+            "{what}: element {i} of {} is {:#x}, the reference gives {:#x}",
+            got.len(),
+            got[i].bits(),
+            want[i].bits()
+        );
+    }
+}
+
+/// Decodes `src` on every available level, streaming and not, into an output
+/// shifted by `shift` elements from the allocation's start, and compares with
+/// the reference.
+fn check<O: Bits>(ty: GgmlType, src: &[u8], shift: usize) {
+    let n = src.len() / ty.block_bytes() * ty.block_elems();
+    let mut want = vec![O::default(); n];
+    cpu::dequantize_reference(ty, src, &mut want).unwrap();
+    for level in Level::available() {
+        for streaming in [false, true] {
+            let mut buf = vec![O::from_f32(f32::NAN); n + shift];
+            let got = &mut buf[shift..];
+            cpu::dequantize_with(level, streaming, ty, src, got).unwrap();
+            let what = format!(
+                "{ty} -> {:?}, {} blocks, level {}, streaming {streaming}, shift {shift}",
+                O::OUT,
+                src.len() / ty.block_bytes(),
+                level.name()
+            );
+            assert_same(&what, got, &want);
+        }
+    }
+    let mut got = vec![O::default(); n];
+    cpu::dequantize(ty, src, &mut got).unwrap();
+    assert_same(&format!("{ty} -> {:?} default", O::OUT), &got, &want);
+}
+
+fn check_type(ty: GgmlType) {
+    let mut rng = Rng(0x5eed ^ ty.id() as u64);
+    let qk = ty.block_elems();
+    // block counts around the kernels' widths (8, 16, 32 elements), the stage
+    // (2048 elements) and the thread chunk (65536 elements)
+    let mut counts = vec![1, 2, 3, 5, 17, 2048 / qk + 1, 65536 / qk + 3];
+    if qk == 1 {
+        counts.extend([7, 9, 15, 31, 33, 2047, 2049, 65536 + 2048 + 13]);
+    }
+    for (i, &count) in counts.iter().enumerate() {
+        let src = random_blocks(ty, count, &mut rng);
+        let shift = i % 3;
+        check::<f32>(ty, &src, shift);
+        check::<f16>(ty, &src, shift);
+        check::<bf16>(ty, &src, shift);
+    }
+}
+
+macro_rules! per_type {
+    ($($test:ident: $ty:ident),* $(,)?) => {
+        $( #[test] fn $test() { check_type(GgmlType::$ty); } )*
+
+        #[test]
+        fn every_type_is_tested() {
+            let tested = [$(GgmlType::$ty),*];
+            for ty in GgmlType::dequantizable() {
+                assert!(tested.contains(&ty), "{ty} has no fast-path test");
+            }
+        }
+    };
+}
+
+per_type! {
+    f32: F32, f16_: F16, bf16_: BF16,
+    q4_0: Q4_0, q4_1: Q4_1, q5_0: Q5_0, q5_1: Q5_1, q8_0: Q8_0, q1_0: Q1_0, q2_0: Q2_0,
+    q2_k: Q2_K, q3_k: Q3_K, q4_k: Q4_K, q5_k: Q5_K, q6_k: Q6_K,
+    iq2_xxs: IQ2_XXS, iq2_xs: IQ2_XS, iq2_s: IQ2_S, iq3_xxs: IQ3_XXS, iq3_s: IQ3_S,
+    iq1_s: IQ1_S, iq1_m: IQ1_M, iq4_nl: IQ4_NL, iq4_xs: IQ4_XS,
+    tq1_0: TQ1_0, tq2_0: TQ2_0, mxfp4: MXFP4, nvfp4: NVFP4,
+}
+
+/// Every f16 and bf16 bit pattern (NaNs, infinities, subnormals included), and
+/// f32 patterns from every class, through the plain kernels into every output
+/// type: the conversions must be `half`'s, NaN payloads included.
+#[test]
+fn plain_types_convert_every_bit_pattern_as_half_does() {
+    let halves: Vec<u8> = (0..=u16::MAX).flat_map(|b| b.to_le_bytes()).collect();
+    let mut rng = Rng(99);
+    let mut singles: Vec<u32> = (0..1 << 16).map(|_| rng.next_u64() as u32).collect();
+    // around f16/bf16 rounding edges, overflow, subnormals, zeros, NaNs, infinities
+    for base in [
+        0x0000_0000u32,
+        0x3380_0000, // 2^-24: smallest f16 subnormal
+        0x3880_0000, // 2^-14: smallest f16 normal
+        0x477f_e000, // 65504: largest f16
+        0x477f_f000, // halfway to f16 overflow
+        0x7f7f_8000, // bf16 overflow edge
+        0x7f80_0000,
+        0x7f80_0001,
+        0x7fc0_0000,
+        0x0000_8000,
+        0x0001_8000,
+    ] {
+        for delta in 0..64u32 {
+            for sign in [0, 0x8000_0000] {
+                singles.push(base.wrapping_add(delta) ^ sign);
+                singles.push(base.wrapping_sub(delta) ^ sign);
+            }
+        }
+    }
+    let singles: Vec<u8> = singles.iter().flat_map(|b| b.to_le_bytes()).collect();
+    for (ty, src) in [
+        (GgmlType::F16, &halves),
+        (GgmlType::BF16, &halves),
+        (GgmlType::F32, &singles),
+    ] {
+        for shift in [0, 1] {
+            check::<f32>(ty, src, shift);
+            check::<f16>(ty, src, shift);
+            check::<bf16>(ty, src, shift);
+        }
+    }
+}
+
+#[test]
+fn unavailable_levels_are_errors() {
+    for level in Level::ALL {
+        let mut out = vec![0f32; 32];
+        let r = cpu::dequantize_with(level, false, GgmlType::Q4_0, &[0u8; 18], &mut out);
+        assert_eq!(r.is_ok(), level.is_available(), "{level:?}");
+    }
+}
