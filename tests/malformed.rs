@@ -327,7 +327,7 @@ fn cases() -> Vec<Case> {
         "tensor 'w': byte size of 4611686018427387904 i64 elements overflows 64 bits",
     );
     let h = B::v3(1, 0).tensor(b"w", &[32], F32, 0);
-    let data_offset = (h.len() + 31) / 32 * 32;
+    let data_offset = h.len().div_ceil(32) * 32;
     add(
         "offset_plus_nbytes_overflow",
         B::v3(1, 0)
@@ -338,10 +338,7 @@ fn cases() -> Vec<Case> {
     );
     add(
         "offset_plus_data_start_overflow",
-        B::v3(1, 0)
-            .tensor(b"w", &[8], F32, u64::MAX & !31)
-            .pad(32)
-            .zeros(32),
+        B::v3(1, 0).tensor(b"w", &[8], F32, !31).pad(32).zeros(32),
         "plus the data section start 64 overflows 64 bits",
     );
 

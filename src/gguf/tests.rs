@@ -272,3 +272,9 @@ fn open_errors_name_the_path() {
     let err = GgufFile::open(&empty.0).unwrap_err().to_string();
     assert!(err.contains("too short"), "{err}");
 }
+
+#[test]
+fn value_size_is_what_the_module_doc_says() {
+    // The doc bounds metadata memory by 32 bytes per value.
+    assert!(std::mem::size_of::<Value>() <= 32);
+}
