@@ -75,13 +75,18 @@ fn scale_fields(ty: GgmlType) -> &'static [usize] {
 
 /// `n_blocks` random valid blocks of `ty` (for f32/f16/bf16, `n_blocks` values).
 pub fn random_blocks(ty: GgmlType, n_blocks: usize, rng: &mut Rng) -> Vec<u8> {
-    let bb = ty.block_bytes();
-    let mut out = vec![0u8; n_blocks * bb];
-    rng.fill(&mut out);
-    for b in out.chunks_exact_mut(bb) {
+    let mut out = vec![0u8; n_blocks * ty.block_bytes()];
+    fill_random_blocks(ty, &mut out, rng);
+    out
+}
+
+/// Fills `buf` (whole blocks of `ty`; a partial block at the end stays random)
+/// with random valid blocks.
+pub fn fill_random_blocks(ty: GgmlType, buf: &mut [u8], rng: &mut Rng) {
+    rng.fill(buf);
+    for b in buf.chunks_exact_mut(ty.block_bytes()) {
         make_valid(ty, b, rng);
     }
-    out
 }
 
 fn make_valid(ty: GgmlType, b: &mut [u8], rng: &mut Rng) {

@@ -88,7 +88,7 @@ fn tensors_at_unaligned_offsets_in_a_mapped_file() {
     for ty in GgmlType::dequantizable() {
         let ne = [ty.block_elems() as u64 * 3, 2];
         w.add_tensor(
-            &format!("t.{}", ty.name()),
+            format!("t.{}", ty.name()),
             ty,
             &ne,
             random_blocks(ty, 6, &mut rng),

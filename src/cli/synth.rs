@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use gguf_dequant::gguf::{GgufWriter, Value};
-use gguf_dequant::synth::{preset, random_blocks, Rng, PRESETS};
+use gguf_dequant::synth::{fill_random_blocks, preset, Rng, PRESETS};
 use gguf_dequant::{Error, Result};
 
 use super::progress_bar;
@@ -31,20 +31,20 @@ pub fn run(like: &str, out: &Path, seed: u64) -> Result<ExitCode> {
         .map(|t| t.ty.bytes_for(t.ne.iter().product()).unwrap_or(0))
         .sum();
     let pb = progress_bar(total, "generating");
-    let mut rng = Rng(seed);
     for t in &plan {
-        let n: u64 = t.ne.iter().product();
-        let blocks = (n / t.ty.block_elems() as u64) as usize;
-        w.add_tensor(
-            t.name.clone(),
-            t.ty,
-            &t.ne,
-            random_blocks(t.ty, blocks, &mut rng),
-        )?;
-        pb.inc((blocks * t.ty.block_bytes()) as u64);
+        w.add_tensor_deferred(t.name.clone(), t.ty, &t.ne)?;
     }
+    // Tensors are generated while writing, one at a time: a model of many GB is
+    // written in the memory of its largest tensor.
+    let mut rng = Rng(seed);
+    let file = std::fs::File::create(out)
+        .map_err(|e| Error::io(format!("creating {}", out.display()), e))?;
+    w.write_to_with(file, &mut |i, buf| {
+        fill_random_blocks(plan[i].ty, buf, &mut rng);
+        pb.inc(buf.len() as u64);
+        Ok(())
+    })?;
     pb.finish_and_clear();
-    w.write_file(out)?;
     eprintln!(
         "wrote {} tensors, {:.1} MB of blocks, to {}",
         plan.len(),

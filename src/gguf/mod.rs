@@ -11,8 +11,11 @@
 //! # What the reader checks
 //! [`GgufFile`] refuses a file, with an [`Error::Gguf`] naming the field, key or
 //! tensor and its byte offset, unless all of the following hold. Nothing in a
-//! file can make it panic, allocate more than a small multiple of the file's
-//! size, or run longer than linear time (plus a sort of the tensors).
+//! file can make it panic, overflow the stack, or run longer than linear time
+//! (plus a sort of the tensors); memory is bounded by the file's size: each
+//! metadata value, at least one byte in the file, takes 32 bytes as a [`Value`]
+//! (plus a string's bytes), so the metadata takes at most about 32 times its size
+//! in the file, and nothing else is allocated per byte.
 //! - Magic `GGUF`; version 2 or 3. Version 1 is refused with its reason; a
 //!   big-endian file (its version reads byte-swapped as 0x0N000000) is recognized
 //!   and refused as such.

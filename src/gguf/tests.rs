@@ -272,3 +272,34 @@ fn open_errors_name_the_path() {
     let err = GgufFile::open(&empty.0).unwrap_err().to_string();
     assert!(err.contains("too short"), "{err}");
 }
+
+#[test]
+fn value_size_is_what_the_module_doc_says() {
+    // The doc bounds metadata memory by 32 bytes per value.
+    assert!(std::mem::size_of::<Value>() <= 32);
+}
+
+#[test]
+fn deferred_tensors_are_filled_while_writing() {
+    let mut w = GgufWriter::new();
+    w.add_tensor("a", GgmlType::F32, &[2], vec![1u8; 8])
+        .unwrap();
+    w.add_tensor_deferred("b", GgmlType::Q4_0, &[64]).unwrap();
+    let mut out = Vec::new();
+    let mut asked = Vec::new();
+    w.write_to_with(&mut out, &mut |i, buf| {
+        asked.push((i, buf.len()));
+        buf.fill(7);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(asked, vec![(1, 36)]);
+    let f = GgufFile::from_bytes(out).unwrap();
+    assert_eq!(f.tensor_data(f.tensor("b").unwrap()).unwrap(), &[7u8; 36]);
+    assert_eq!(f.tensor_data(f.tensor("a").unwrap()).unwrap(), &[1u8; 8]);
+    // Without a source of bytes, writing is an error, not a panic.
+    assert!(w.write_to(Vec::new()).is_err());
+    // Deferred tensors are checked like the others.
+    assert!(w.add_tensor_deferred("b", GgmlType::Q4_0, &[64]).is_err());
+    assert!(w.add_tensor_deferred("c", GgmlType::Q4_0, &[33]).is_err());
+}

@@ -46,8 +46,28 @@ struct PendingTensor {
     name: String,
     ty: GgmlType,
     ne: Vec<u64>,
-    data: Vec<u8>,
+    data: TensorData,
 }
+
+/// A tensor's bytes: given when added, or produced while writing, so that a large
+/// file is written without holding its data in memory.
+enum TensorData {
+    Bytes(Vec<u8>),
+    Deferred(usize),
+}
+
+impl TensorData {
+    fn len(&self) -> usize {
+        match self {
+            TensorData::Bytes(b) => b.len(),
+            TensorData::Deferred(n) => *n,
+        }
+    }
+}
+
+/// Produces the bytes of deferred tensors: called with the tensor's index (in the
+/// order added) and a buffer of exactly its byte size to fill.
+pub type FillTensor<'a> = dyn FnMut(usize, &mut [u8]) -> Result<()> + 'a;
 
 /// Builds a GGUF file: key-value pairs and tensors in the order added, each
 /// tensor's data aligned to `general.alignment` if set (default 32).
@@ -130,7 +150,28 @@ impl GgufWriter {
         ne: &[u64],
         data: impl TensorBytes,
     ) -> Result<&mut Self> {
-        let name = name.into();
+        self.push_tensor(name.into(), ty, ne, Some(data.into_bytes()))
+    }
+
+    /// Adds a tensor whose bytes are produced at write time by
+    /// [`GgufWriter::write_to_with`]: a synthetic model of many GB is then
+    /// written holding one tensor at a time.
+    pub fn add_tensor_deferred(
+        &mut self,
+        name: impl Into<String>,
+        ty: GgmlType,
+        ne: &[u64],
+    ) -> Result<&mut Self> {
+        self.push_tensor(name.into(), ty, ne, None)
+    }
+
+    fn push_tensor(
+        &mut self,
+        name: String,
+        ty: GgmlType,
+        ne: &[u64],
+        data: Option<Vec<u8>>,
+    ) -> Result<&mut Self> {
         let err = |m: String| Err(Error::Invalid(format!("GGUF writer: tensor '{name}': {m}")));
         if self.tensors.iter().any(|t| t.name == name) {
             return err("duplicate tensor name".into());
@@ -152,14 +193,19 @@ impl GgufWriter {
                 ty.block_elems()
             ));
         }
-        let data = data.into_bytes();
-        if ty.bytes_for(n_elems) != Some(data.len() as u64) {
-            return err(format!(
-                "{} bytes of data, but {n_elems} {ty} elements take {:?}",
-                data.len(),
-                ty.bytes_for(n_elems)
-            ));
-        }
+        let Some(len) = ty.bytes_for(n_elems).and_then(|b| usize::try_from(b).ok()) else {
+            return err(format!("{n_elems} {ty} elements do not fit in memory"));
+        };
+        let data = match data {
+            Some(bytes) if bytes.len() != len => {
+                return err(format!(
+                    "{} bytes of data, but {n_elems} {ty} elements take {len}",
+                    bytes.len()
+                ))
+            }
+            Some(bytes) => TensorData::Bytes(bytes),
+            None => TensorData::Deferred(len),
+        };
         self.tensors.push(PendingTensor {
             name,
             ty,
@@ -171,10 +217,18 @@ impl GgufWriter {
 
     /// Writes the file.
     pub fn write_to(&self, w: impl Write) -> Result<()> {
+        self.write_to_with(w, &mut |i, _| {
+            Err(Error::Invalid(format!(
+                "GGUF writer: tensor {i} was added deferred: write it with write_to_with"
+            )))
+        })
+    }
+
+    /// Writes the file, asking `fill` for the bytes of each deferred tensor.
+    pub fn write_to_with(&self, w: impl Write, fill: &mut FillTensor<'_>) -> Result<()> {
         let mut w = io::BufWriter::new(w);
-        self.write_raw(&mut w)
-            .and_then(|()| w.flush())
-            .map_err(|e| Error::io("writing GGUF", e))
+        self.write_raw(&mut w, fill)?;
+        w.flush().map_err(|e| Error::io("writing GGUF", e))
     }
 
     /// Writes the file to `path`, replacing it.
@@ -185,15 +239,17 @@ impl GgufWriter {
         self.write_to(f)
     }
 
-    /// The file's bytes.
+    /// The file's bytes. For a writer without deferred tensors (whose bytes
+    /// only [`GgufWriter::write_to_with`] can produce).
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut v = Vec::new();
-        self.write_raw(&mut v)
-            .expect("writing to a Vec cannot fail");
+        self.write_to(&mut v)
+            .expect("writing to a Vec fails only for deferred tensors");
         v
     }
 
-    fn write_raw(&self, w: &mut impl Write) -> io::Result<()> {
+    fn write_raw(&self, w: &mut impl Write, fill: &mut FillTensor<'_>) -> Result<()> {
+        let io_err = |e| Error::io("writing GGUF", e);
         // The header is built in memory (it is small next to the data), then the
         // data is written tensor by tensor, each padded to the alignment.
         let mut h = Vec::new();
@@ -219,10 +275,7 @@ impl GgufWriter {
                 .checked_add(offset)
                 .and_then(|end| align_up(end, self.alignment))
                 .ok_or_else(|| {
-                    io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        "tensor data exceeds 2^64 bytes",
-                    )
+                    Error::Invalid("GGUF writer: tensor data exceeds 2^64 bytes".into())
                 })?;
         }
         let zeros = vec![0u8; self.alignment as usize];
@@ -231,10 +284,19 @@ impl GgufWriter {
             (a - len % a) % a
         };
         h.extend_from_slice(&zeros[..pad(h.len())]);
-        w.write_all(&h)?;
-        for t in &self.tensors {
-            w.write_all(&t.data)?;
-            w.write_all(&zeros[..pad(t.data.len())])?;
+        w.write_all(&h).map_err(io_err)?;
+        let mut buf = Vec::new();
+        for (i, t) in self.tensors.iter().enumerate() {
+            let bytes = match &t.data {
+                TensorData::Bytes(b) => b.as_slice(),
+                TensorData::Deferred(n) => {
+                    buf.resize(*n, 0);
+                    fill(i, &mut buf)?;
+                    buf.as_slice()
+                }
+            };
+            w.write_all(bytes).map_err(io_err)?;
+            w.write_all(&zeros[..pad(bytes.len())]).map_err(io_err)?;
         }
         Ok(())
     }

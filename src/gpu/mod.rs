@@ -181,7 +181,7 @@ impl Gpu {
     ) -> Result<()> {
         check_lengths(ty, src.len(), dst.len())?;
         let k = KernelInfo::of(ty).ok_or(Error::Unsupported { tensor: None, ty })?;
-        if src.len() == 0 {
+        if src.is_empty() {
             return Ok(());
         }
         check_alignment(
