@@ -3,7 +3,8 @@
 //! - [`gguf`]: a memory-mapped GGUF reader that refuses malformed files with an
 //!   error naming the field and byte offset.
 //! - [`cpu`]: a decoder for every GGML type ggml can dequantize, bit-identical
-//!   to ggml in f32 (f16/bf16 are that value rounded to nearest even), threaded.
+//!   to ggml in f32 (f16/bf16 are that value rounded to nearest even), threaded,
+//!   with SIMD kernels chosen at run time ([`cpu::fast`]).
 //! - [`gpu`]: the same decoders as CUDA kernels (`cuda/`), launched on raw
 //!   blocks in device memory; [`emulated`] runs those kernels on the CPU.
 //!

@@ -12,7 +12,7 @@
 //! before writing it. The kernels issue them themselves (interleaved with the
 //! decoding, which keeps the memory busy); the scalar decoders, and kernels
 //! writing to outputs not aligned to 16 bytes, go through a small
-//! cache-resident stage that is then streamed out ([`staged`]).
+//! cache-resident stage that is then streamed out.
 
 use super::{DecodeFn, OutElem};
 use crate::types::GgmlType;
@@ -90,8 +90,9 @@ impl Level {
     }
 }
 
-/// Outputs at least this large (bytes, per call) go through [`staged`]: they
-/// cannot stay in cache, so reading their lines before writing them is waste.
+/// Outputs at least this large (bytes, per call) are written with non-temporal
+/// stores at the SIMD levels: they cannot stay in cache, so reading their lines
+/// before writing them is waste.
 pub const STREAM_MIN_BYTES: usize = 8 << 20;
 
 /// How a chunk of output gets written.
