@@ -80,22 +80,46 @@ pub fn assert_bits_eq<T: Bits>(what: &str, got: &[T], want: &[T]) {
     }
 }
 
+/// As [`assert_bits_eq`], but any NaN matches any NaN: for inputs with NaN
+/// scales, whose NaN signs and payloads are not part of the contract.
+pub fn assert_same_values<T: Bits>(what: &str, got: &[T], want: &[T]) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let same = |i: usize| got[i].bits() == want[i].bits() || (got[i].is_nan() && want[i].is_nan());
+    if let Some(i) = (0..got.len()).find(|&i| !same(i)) {
+        panic!(
+            "{what}: first difference at {i}: got {:#x}, want {:#x}",
+            got[i].bits(),
+            want[i].bits()
+        );
+    }
+}
+
 pub trait Bits: Copy {
     fn bits(self) -> u32;
+    fn is_nan(self) -> bool;
 }
 impl Bits for f32 {
     fn bits(self) -> u32 {
         self.to_bits()
+    }
+    fn is_nan(self) -> bool {
+        f32::is_nan(self)
     }
 }
 impl Bits for f16 {
     fn bits(self) -> u32 {
         self.to_bits() as u32
     }
+    fn is_nan(self) -> bool {
+        f16::is_nan(self)
+    }
 }
 impl Bits for bf16 {
     fn bits(self) -> u32 {
         self.to_bits() as u32
+    }
+    fn is_nan(self) -> bool {
+        bf16::is_nan(self)
     }
 }
 
