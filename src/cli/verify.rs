@@ -93,36 +93,19 @@ pub trait ToBits: Copy {
     fn is_finite_value(self) -> bool;
     fn is_nan_value(self) -> bool;
 }
-impl ToBits for f32 {
-    fn is_nan_value(self) -> bool {
-        self.is_nan()
-    }
-    fn bits(self) -> u32 {
-        self.to_bits()
-    }
-    fn is_finite_value(self) -> bool {
-        self.is_finite()
-    }
+macro_rules! to_bits {
+    ($($t:ty),*) => {$(
+        impl ToBits for $t {
+            fn bits(self) -> u32 {
+                self.to_bits() as u32
+            }
+            fn is_finite_value(self) -> bool {
+                self.is_finite()
+            }
+            fn is_nan_value(self) -> bool {
+                self.is_nan()
+            }
+        }
+    )*};
 }
-impl ToBits for f16 {
-    fn is_nan_value(self) -> bool {
-        self.is_nan()
-    }
-    fn bits(self) -> u32 {
-        self.to_bits() as u32
-    }
-    fn is_finite_value(self) -> bool {
-        self.is_finite()
-    }
-}
-impl ToBits for bf16 {
-    fn is_nan_value(self) -> bool {
-        self.is_nan()
-    }
-    fn bits(self) -> u32 {
-        self.to_bits() as u32
-    }
-    fn is_finite_value(self) -> bool {
-        self.is_finite()
-    }
-}
+to_bits!(f32, f16, bf16);
