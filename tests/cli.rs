@@ -266,11 +266,27 @@ fn malformed_files_are_refused_without_panic_or_signal() {
             ],
         ] {
             let start = Instant::now();
-            let out = run(&args);
+            let out = bin()
+                .args(&args)
+                .env("GDQ_REPORT_PEAK_RSS", "1")
+                .output()
+                .unwrap();
             assert!(
                 start.elapsed() < Duration::from_secs(10),
                 "{args:?} took too long"
             );
+            // Bounded memory: none of these files may make the reader allocate
+            // from its claims (each is a few KB; the process itself needs a few MB).
+            #[cfg(target_os = "linux")]
+            {
+                let err = String::from_utf8_lossy(&out.stderr);
+                let kb: u64 = err
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmHWM: "))
+                    .and_then(|v| v.split_whitespace().next()?.parse().ok())
+                    .expect("peak memory reported");
+                assert!(kb < 64 * 1024, "{args:?} peaked at {kb} kB");
+            }
             assert_eq!(
                 out.status.code(),
                 Some(1),
@@ -279,6 +295,10 @@ fn malformed_files_are_refused_without_panic_or_signal() {
             );
             assert!(
                 String::from_utf8_lossy(&out.stderr).starts_with("error: "),
+                "{args:?}"
+            );
+            assert!(
+                !String::from_utf8_lossy(&out.stderr).contains("panicked"),
                 "{args:?}"
             );
             assert!(!out_path.exists(), "{args:?} left an output behind");
