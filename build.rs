@@ -64,6 +64,8 @@ fn build_emulated() {
         .opt_level(2)
         // ggml's reference is built without contraction; keep the host the same.
         .flag("-ffp-contract=off")
+        // Kernels read raw bytes through block and vector types.
+        .flag("-fno-strict-aliasing")
         .flag_if_supported("-fno-fast-math")
         .flag_if_supported("-Wno-unknown-pragmas")
         .warnings(true)

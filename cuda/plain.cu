@@ -1,23 +1,69 @@
-/* f32, f16, bf16: one element a "block", widened exactly. Mirrors src/cpu/plain.rs. */
+/* f32, f16, bf16: widened exactly. Mirrors src/cpu/plain.rs.
+ *
+ * The main kernels take 8 elements a thread, read with 16-byte loads (the
+ * input must be 16-byte aligned); the launcher sends the last n % 8 elements,
+ * and any input that is not 16-byte aligned, to the one-element "tail" kernels. */
 #include "common.cuh"
 
-struct f32 {
-    typedef uint32_t Block;
-    static constexpr int QK = 1, PARTS = 1, VALS = 1;
-    static GDQ_FN void decode(const Block *b, int, float *v) { v[0] = gdq_f32_from_bits(*b); }
+template <int N>
+struct plain_f32 {
+    struct Block {
+        uint32_t v[N];
+    };
+    static constexpr int QK = N, PARTS = 1, VALS = N;
+    static GDQ_FN void decode(const Block *b, int, float *v) {
+        if (N % 4 == 0) {
+#pragma unroll
+            for (int i = 0; i < N; i += 4) {
+                const uint4 q = *(const uint4 *)(b->v + i);
+                v[i] = gdq_f32_from_bits(q.x);
+                v[i + 1] = gdq_f32_from_bits(q.y);
+                v[i + 2] = gdq_f32_from_bits(q.z);
+                v[i + 3] = gdq_f32_from_bits(q.w);
+            }
+        } else {
+#pragma unroll
+            for (int i = 0; i < N; i++) v[i] = gdq_f32_from_bits(b->v[i]);
+        }
+    }
 };
+
+/* 16-bit inputs: WIDEN is gdq_f16_to_f32 or gdq_bf16_to_f32. */
+template <int N, float (*WIDEN)(uint16_t)>
+struct plain_16 {
+    struct Block {
+        uint16_t v[N];
+    };
+    static constexpr int QK = N, PARTS = 1, VALS = N;
+    static GDQ_FN void decode(const Block *b, int, float *v) {
+        if (N % 8 == 0) {
+#pragma unroll
+            for (int i = 0; i < N; i += 8) {
+                const uint4 q = *(const uint4 *)(b->v + i);
+                const uint32_t w[4] = {q.x, q.y, q.z, q.w};
+#pragma unroll
+                for (int j = 0; j < 4; j++) {
+                    v[i + 2 * j] = WIDEN((uint16_t)(w[j] & 0xffffu));
+                    v[i + 2 * j + 1] = WIDEN((uint16_t)(w[j] >> 16));
+                }
+            }
+        } else {
+#pragma unroll
+            for (int i = 0; i < N; i++) v[i] = WIDEN(b->v[i]);
+        }
+    }
+};
+
+typedef plain_f32<8> f32;
+typedef plain_f32<1> f32_tail;
+typedef plain_16<8, gdq_f16_to_f32> f16;
+typedef plain_16<1, gdq_f16_to_f32> f16_tail;
+typedef plain_16<8, gdq_bf16_to_f32> bf16;
+typedef plain_16<1, gdq_bf16_to_f32> bf16_tail;
+
 GDQ_KERNELS(f32)
-
-struct f16 {
-    typedef uint16_t Block;
-    static constexpr int QK = 1, PARTS = 1, VALS = 1;
-    static GDQ_FN void decode(const Block *b, int, float *v) { v[0] = gdq_f16_to_f32(*b); }
-};
+GDQ_KERNELS(f32_tail)
 GDQ_KERNELS(f16)
-
-struct bf16 {
-    typedef uint16_t Block;
-    static constexpr int QK = 1, PARTS = 1, VALS = 1;
-    static GDQ_FN void decode(const Block *b, int, float *v) { v[0] = gdq_bf16_to_f32(*b); }
-};
+GDQ_KERNELS(f16_tail)
 GDQ_KERNELS(bf16)
+GDQ_KERNELS(bf16_tail)

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use crate::cpu::{check_lengths, OutElem};
 use crate::error::{Error, Result};
-use crate::kernels::{out_code, KernelInfo, MAX_GRID};
+use crate::kernels::{out_code, plan, KernelInfo, MAX_GRID};
 use crate::types::GgmlType;
 
 extern "C" {
@@ -78,11 +78,11 @@ pub fn dequantize_with_grid<O: OutElem>(
     }
     // The kernels read blocks through typed pointers: give them the alignment a
     // device allocation has. A mapped file's tensor may sit at any offset.
-    let aligned: Vec<u64>;
-    let src = if (src.as_ptr() as usize) % 8 == 0 {
+    let aligned: Vec<u128>;
+    let src = if (src.as_ptr() as usize) % 16 == 0 {
         src
     } else {
-        let mut v = vec![0u64; src.len().div_ceil(8)];
+        let mut v = vec![0u128; src.len().div_ceil(16)];
         // SAFETY: v holds at least src.len() bytes.
         let bytes =
             unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), src.len()) };
@@ -91,35 +91,43 @@ pub fn dequantize_with_grid<O: OutElem>(
         // SAFETY: as above; `aligned` lives to the end of the function.
         unsafe { std::slice::from_raw_parts(aligned.as_ptr().cast::<u8>(), src.len()) }
     };
+    // Independent launches over chunks of the tensor, on the host's threads.
     let qk = k.qk as usize;
-    let bb = ty.block_bytes() * qk / ty.block_elems();
     let per = BLOCKS_PER_LAUNCH;
+    let aligned16 = (out.as_ptr() as usize) % 16 == 0;
     out.par_chunks_mut(per * qk)
-        .zip(src.par_chunks(per * bb))
-        .try_for_each(|(y, x)| launch(&k, x, y, max_grid))
+        .zip(src.par_chunks(per * k.block_bytes() as usize))
+        .try_for_each(|(y, x)| launch_plan(ty, x, y, max_grid, aligned16))
 }
 
-fn launch<O: OutElem>(k: &KernelInfo, src: &[u8], out: &mut [O], max_grid: u32) -> Result<()> {
-    let n_blocks = k.blocks_in(out.len() as u64);
-    let (grid, threads) = k.geometry(n_blocks, max_grid);
-    // SAFETY: src holds n_blocks blocks and out their elements (checked by the
-    // caller); the kernels write only elements below n_blocks * qk.
-    let rc = unsafe {
-        gdq_emulate_launch(
-            k.ty.id(),
-            out_code(O::OUT),
-            src.as_ptr(),
-            out.as_mut_ptr().cast(),
-            n_blocks,
-            grid,
-            threads,
-        )
-    };
-    if rc != 0 {
-        return Err(Error::Unsupported {
-            tensor: None,
-            ty: k.ty,
-        });
+/// Runs the launches the GPU would make for this piece of a tensor.
+fn launch_plan<O: OutElem>(
+    ty: GgmlType,
+    src: &[u8],
+    out: &mut [O],
+    max_grid: u32,
+    aligned16: bool,
+) -> Result<()> {
+    let unsupported = Error::Unsupported { tensor: None, ty };
+    let plan = plan(ty, out.len() as u64, aligned16).ok_or(unsupported)?;
+    for l in plan {
+        let (grid, threads) = l.kernel.geometry(l.n_blocks, max_grid);
+        // SAFETY: the plan covers src and out exactly (checked lengths, and
+        // `plan`'s offsets and counts); each kernel writes only its n_blocks blocks.
+        let rc = unsafe {
+            gdq_emulate_launch(
+                l.kernel.table_id(),
+                out_code(O::OUT),
+                src.as_ptr().add(l.src_offset as usize),
+                out.as_mut_ptr().add(l.dst_offset as usize).cast(),
+                l.n_blocks,
+                grid,
+                threads,
+            )
+        };
+        if rc != 0 {
+            return Err(Error::Unsupported { tensor: None, ty });
+        }
     }
     Ok(())
 }

@@ -18,32 +18,62 @@ pub const THREADS: u32 = 256;
 /// Grids larger than this use the kernels' grid-stride loop instead of more blocks.
 pub const MAX_GRID: u32 = 1 << 20;
 
-/// What a launch of one type's kernel looks like.
+/// Added to a type's id for its one-element tail kernel (`cuda/formats.def`).
+const TAIL: u32 = 256;
+
+/// What a launch of one kernel looks like.
 #[derive(Clone, Copy, Debug)]
 pub struct KernelInfo {
     pub ty: GgmlType,
+    /// The one-element kernel that finishes f32/f16/bf16 tensors.
+    pub tail: bool,
     /// Threads that decode one block.
     pub parts: u32,
-    /// Elements per block as the kernel sees it (1 for f32/f16/bf16).
+    /// Elements per block as the kernel sees it (8 for f32/f16/bf16's main kernels).
     pub qk: u32,
 }
 
 impl KernelInfo {
-    /// The kernel of a type, or `None` where there is none.
+    /// The main kernel of a type, or `None` where there is none.
     pub fn of(ty: GgmlType) -> Option<Self> {
+        Self::lookup(ty, false)
+    }
+
+    /// The tail kernel of f32/f16/bf16 (one element a thread, any alignment).
+    pub fn tail_of(ty: GgmlType) -> Option<Self> {
+        Self::lookup(ty, true)
+    }
+
+    fn lookup(ty: GgmlType, tail: bool) -> Option<Self> {
+        let id = ty.id() + if tail { TAIL } else { 0 };
         // SAFETY: plain functions of integers, defined in cuda/emulate.cpp.
-        let (parts, qk) = unsafe { (gdq_kernel_parts(ty.id()), gdq_kernel_qk(ty.id())) };
-        (parts > 0).then_some(KernelInfo { ty, parts, qk })
+        let (parts, qk) = unsafe { (gdq_kernel_parts(id), gdq_kernel_qk(id)) };
+        (parts > 0).then_some(KernelInfo {
+            ty,
+            tail,
+            parts,
+            qk,
+        })
     }
 
-    /// The kernel's symbol in the fatbin: `gdq_<type>_<out>`, lower-case.
+    /// The id of this kernel in `cuda/formats.def`.
+    pub fn table_id(&self) -> u32 {
+        self.ty.id() + if self.tail { TAIL } else { 0 }
+    }
+
+    /// The kernel's symbol in the fatbin: `gdq_<type>[_tail]_<out>`, lower-case.
     pub fn name(&self, out: OutType) -> String {
-        format!("gdq_{}_{}", self.ty.name().to_ascii_lowercase(), out.name())
+        let tail = if self.tail { "_tail" } else { "" };
+        format!(
+            "gdq_{}{tail}_{}",
+            self.ty.name().to_ascii_lowercase(),
+            out.name()
+        )
     }
 
-    /// The number of kernel blocks in `n_elems` elements.
-    pub fn blocks_in(&self, n_elems: u64) -> u64 {
-        n_elems / self.qk as u64
+    /// The input bytes of one kernel block.
+    pub fn block_bytes(&self) -> u64 {
+        (self.ty.block_bytes() * self.qk as usize / self.ty.block_elems()) as u64
     }
 
     /// (grid, threads) for `n_blocks` blocks, the grid capped at `max_grid`.
@@ -54,6 +84,57 @@ impl KernelInfo {
             .clamp(1, max_grid.max(1) as u64);
         (grid as u32, THREADS)
     }
+}
+
+/// One launch of a tensor's decode: `n_blocks` kernel blocks starting at input
+/// byte `src_offset` and output element `dst_offset`.
+#[derive(Clone, Copy, Debug)]
+pub struct Launch {
+    pub kernel: KernelInfo,
+    pub src_offset: u64,
+    pub dst_offset: u64,
+    pub n_blocks: u64,
+}
+
+/// How `n_elems` elements of `ty` are decoded: one launch of the type's kernel,
+/// or for f32/f16/bf16 the 8-wide kernel over whole groups of 8 and the tail
+/// kernel over the rest (over everything when input or output is not 16-byte
+/// aligned, as the wide loads and stores need). `None` where there is no kernel.
+pub fn plan(ty: GgmlType, n_elems: u64, aligned16: bool) -> Option<Vec<Launch>> {
+    let main = KernelInfo::of(ty)?;
+    let Some(tail) = KernelInfo::tail_of(ty) else {
+        let n_blocks = n_elems / main.qk as u64;
+        return Some(vec![Launch {
+            kernel: main,
+            src_offset: 0,
+            dst_offset: 0,
+            n_blocks,
+        }]);
+    };
+    let wide = if aligned16 {
+        n_elems / main.qk as u64
+    } else {
+        0
+    };
+    let wide_elems = wide * main.qk as u64;
+    let mut launches = Vec::with_capacity(2);
+    if wide > 0 {
+        launches.push(Launch {
+            kernel: main,
+            src_offset: 0,
+            dst_offset: 0,
+            n_blocks: wide,
+        });
+    }
+    if n_elems > wide_elems {
+        launches.push(Launch {
+            kernel: tail,
+            src_offset: wide_elems * ty.block_bytes() as u64,
+            dst_offset: wide_elems,
+            n_blocks: n_elems - wide_elems,
+        });
+    }
+    Some(launches)
 }
 
 /// The output type's code in `gdq_emulate_launch`.
@@ -73,8 +154,16 @@ mod tests {
     fn every_dequantizable_type_has_a_kernel() {
         for ty in GgmlType::dequantizable() {
             let k = KernelInfo::of(ty).unwrap_or_else(|| panic!("{ty} has no kernel"));
-            assert!(k.qk as usize == ty.block_elems() || k.qk == 1, "{ty}");
             assert_eq!(k.qk % k.parts, 0, "{ty}");
+            match KernelInfo::tail_of(ty) {
+                // f32/f16/bf16: 8 elements a thread, and a one-element tail kernel.
+                Some(t) => assert_eq!(
+                    (ty.block_elems(), k.qk, t.qk, t.parts),
+                    (1, 8, 1, 1),
+                    "{ty}"
+                ),
+                None => assert_eq!(k.qk as usize, ty.block_elems(), "{ty}"),
+            }
         }
         for ty in [GgmlType::Q8_1, GgmlType::Q8_K, GgmlType::I32] {
             assert!(KernelInfo::of(ty).is_none(), "{ty}");
@@ -92,5 +181,37 @@ mod tests {
             KernelInfo::of(GgmlType::Q4_K).unwrap().name(OutType::F32),
             "gdq_q4_k_f32"
         );
+        assert_eq!(
+            KernelInfo::tail_of(GgmlType::BF16)
+                .unwrap()
+                .name(OutType::F16),
+            "gdq_bf16_tail_f16"
+        );
+        assert!(KernelInfo::tail_of(GgmlType::Q4_0).is_none());
+    }
+
+    #[test]
+    fn plans_cover_every_element_once() {
+        for (ty, n, aligned) in [
+            (GgmlType::Q4_0, 64, true),
+            (GgmlType::F16, 19, true),
+            (GgmlType::F16, 16, true),
+            (GgmlType::F32, 5, true),
+            (GgmlType::F32, 21, false),
+        ] {
+            let p = plan(ty, n, aligned).unwrap();
+            let mut next = 0;
+            for l in &p {
+                assert_eq!(l.dst_offset, next, "{ty} {n}");
+                let blocks_before = l.dst_offset / ty.block_elems() as u64;
+                assert_eq!(l.src_offset, blocks_before * ty.block_bytes() as u64);
+                next += l.n_blocks * l.kernel.qk as u64;
+            }
+            assert_eq!(next, n, "{ty} {n}");
+        }
+        assert_eq!(plan(GgmlType::F16, 19, true).unwrap().len(), 2);
+        assert_eq!(plan(GgmlType::F16, 16, true).unwrap().len(), 1);
+        let unaligned = plan(GgmlType::F32, 21, false).unwrap();
+        assert!(unaligned.iter().all(|l| l.kernel.tail));
     }
 }

@@ -102,3 +102,27 @@ fn lengths_and_types_are_checked() {
     let err = emulated::dequantize(GgmlType::Q8_K, &[0u8; 292], &mut vec![0f32; 256]).unwrap_err();
     assert!(err.to_string().contains("q8_K"), "{err}");
 }
+
+/// f32/f16/bf16 decode 8 elements a thread with 16-byte accesses; an output
+/// that is not 16-byte aligned goes to the one-element kernels instead, and
+/// the result is the same.
+#[test]
+fn plain_types_into_unaligned_outputs() {
+    let mut rng = Rng(fresh_seed());
+    for ty in [GgmlType::F32, GgmlType::F16, GgmlType::BF16] {
+        let n = 1003;
+        let src = random_blocks(ty, n, &mut rng);
+        let mut want = vec![0f32; n];
+        cpu::dequantize_reference(ty, &src, &mut want).unwrap();
+        let mut buf = vec![f32::NAN; n + 1];
+        emulated::dequantize(ty, &src, &mut buf[1..]).unwrap();
+        assert_bits_eq(&format!("{ty} into an odd output"), &buf[1..], &want);
+        let mut buf16 = vec![f16::NAN; n + 3];
+        emulated::dequantize_with_grid(ty, &src, &mut buf16[3..], 2).unwrap();
+        assert_bits_eq(
+            &format!("{ty} into an odd f16 output"),
+            &buf16[3..],
+            &to_f16(&want),
+        );
+    }
+}

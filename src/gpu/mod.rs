@@ -20,7 +20,7 @@ pub use model::{DeviceModel, DeviceTensor, LoadOptions, LoadReport};
 
 use crate::cpu::{check_lengths, OutElem};
 use crate::error::{Error, Result};
-use crate::kernels::{KernelInfo, MAX_GRID};
+use crate::kernels::{plan, KernelInfo, MAX_GRID};
 use crate::types::GgmlType;
 
 #[cfg(gdq_kernels)]
@@ -180,30 +180,32 @@ impl Gpu {
         dst: &mut CudaViewMut<'_, O>,
     ) -> Result<()> {
         check_lengths(ty, src.len(), dst.len())?;
-        let k = KernelInfo::of(ty).ok_or(Error::Unsupported { tensor: None, ty })?;
+        let unsupported = Error::Unsupported { tensor: None, ty };
         if src.is_empty() {
-            return Ok(());
+            return KernelInfo::of(ty).map(|_| ()).ok_or(unsupported);
         }
-        check_alignment(
-            ty,
-            src.device_ptr(stream).0,
-            dst.device_ptr_mut(stream).0,
-            std::mem::size_of::<O>(),
-        )?;
-        let f = self.function(&k.name(O::OUT))?;
-        let n_blocks = k.blocks_in(dst.len() as u64);
-        let (grid, threads) = k.geometry(n_blocks, MAX_GRID);
-        let cfg = LaunchConfig {
-            grid_dim: (grid, 1, 1),
-            block_dim: (threads, 1, 1),
-            shared_mem_bytes: 0,
-        };
-        let mut launch = stream.launch_builder(&f);
-        launch.arg(src).arg(dst).arg(&n_blocks);
-        // SAFETY: the kernel reads n_blocks blocks of src and writes their
-        // elements to dst; both lengths were checked above.
-        unsafe { launch.launch(cfg) }
-            .map_err(|e| cuda_err(&format!("launching {}", k.name(O::OUT)), e))?;
+        let (src_ptr, dst_ptr) = (src.device_ptr(stream).0, dst.device_ptr_mut(stream).0);
+        check_alignment(ty, src_ptr, dst_ptr, std::mem::size_of::<O>())?;
+        let aligned16 = src_ptr % 16 == 0 && dst_ptr % 16 == 0;
+        let launches = plan(ty, dst.len() as u64, aligned16).ok_or(unsupported)?;
+        for l in launches {
+            let name = l.kernel.name(O::OUT);
+            let f = self.function(&name)?;
+            let src_part = src.slice(l.src_offset as usize..);
+            let mut dst_part = dst.slice_mut(l.dst_offset as usize..);
+            let (grid, threads) = l.kernel.geometry(l.n_blocks, MAX_GRID);
+            let cfg = LaunchConfig {
+                grid_dim: (grid, 1, 1),
+                block_dim: (threads, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            let mut launch = stream.launch_builder(&f);
+            launch.arg(&src_part).arg(&mut dst_part).arg(&l.n_blocks);
+            // SAFETY: the kernel reads n_blocks blocks of src_part and writes
+            // their elements to dst_part; `plan` keeps both inside the lengths
+            // checked above.
+            unsafe { launch.launch(cfg) }.map_err(|e| cuda_err(&format!("launching {name}"), e))?;
+        }
         Ok(())
     }
 
