@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::gpu::{Gpu, GpuOut};
 use crate::types::GgmlType;
 use crate::{cpu, emulated};
@@ -83,11 +83,5 @@ impl fmt::Display for Backend {
             Backend::Emulated => f.write_str("host-emulated CUDA kernels"),
             Backend::Cuda(g) => write!(f, "CUDA: {}", g.name()),
         }
-    }
-}
-
-impl From<Error> for String {
-    fn from(e: Error) -> String {
-        e.to_string()
     }
 }
