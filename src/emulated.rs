@@ -79,7 +79,7 @@ pub fn dequantize_with_grid<O: OutElem>(
     // The kernels read blocks through typed pointers: give them the alignment a
     // device allocation has. A mapped file's tensor may sit at any offset.
     let aligned: Vec<u128>;
-    let src = if (src.as_ptr() as usize) % 16 == 0 {
+    let src = if (src.as_ptr() as usize).is_multiple_of(16) {
         src
     } else {
         let mut v = vec![0u128; src.len().div_ceil(16)];
@@ -94,7 +94,7 @@ pub fn dequantize_with_grid<O: OutElem>(
     // Independent launches over chunks of the tensor, on the host's threads.
     let qk = k.qk as usize;
     let per = BLOCKS_PER_LAUNCH;
-    let aligned16 = (out.as_ptr() as usize) % 16 == 0;
+    let aligned16 = (out.as_ptr() as usize).is_multiple_of(16);
     out.par_chunks_mut(per * qk)
         .zip(src.par_chunks(per * k.block_bytes() as usize))
         .try_for_each(|(y, x)| launch_plan(ty, x, y, max_grid, aligned16))

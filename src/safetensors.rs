@@ -60,7 +60,7 @@ pub fn header(specs: &[TensorSpec], metadata: &BTreeMap<String, String>) -> Resu
         offset = end;
     }
     let mut text = serde_json::to_vec(&Value::Object(obj)).expect("JSON of strings and numbers");
-    while text.len() % 8 != 0 {
+    while !text.len().is_multiple_of(8) {
         text.push(b' ');
     }
     let mut out = (text.len() as u64).to_le_bytes().to_vec();

@@ -162,7 +162,7 @@ impl GgmlType {
     /// number of blocks or the product overflows.
     pub fn bytes_for(self, n_elems: u64) -> Option<u64> {
         let qk = self.block_elems() as u64;
-        if n_elems % qk != 0 {
+        if !n_elems.is_multiple_of(qk) {
             return None;
         }
         (n_elems / qk).checked_mul(self.block_bytes() as u64)

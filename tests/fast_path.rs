@@ -2,7 +2,8 @@
 //! reference, to the bit: every type, every output type, every instruction-set
 //! level this CPU has (forced one by one), with and without streaming stores,
 //! on random valid blocks in counts that are not multiples of any vector width,
-//! stage or thread chunk, into outputs at odd alignments.
+//! stage or thread chunk, into outputs at every 16-byte offset from a cache
+//! line (the AVX-512 writer joins lines across them) and at odd alignments.
 
 use gguf_dequant::cpu::{self, Level, OutElem};
 use gguf_dequant::synth::{random_blocks, Rng};
@@ -41,24 +42,34 @@ fn assert_same<O: Bits>(what: &str, got: &[O], want: &[O]) {
 }
 
 /// Decodes `src` on every available level, streaming and not, into an output
-/// shifted by `shift` elements from the allocation's start, and compares with
-/// the reference.
-fn check<O: Bits>(ty: GgmlType, src: &[u8], shift: usize) {
+/// that starts `offset` bytes past a 64-byte boundary (a multiple of the
+/// element size), and compares with the reference.
+fn check<O: Bits>(ty: GgmlType, src: &[u8], offset: usize) {
     let n = src.len() / ty.block_bytes() * ty.block_elems();
+    let size = std::mem::size_of::<O>();
+    assert_eq!(offset % size, 0);
     let mut want = vec![O::default(); n];
     cpu::dequantize_reference(ty, src, &mut want).unwrap();
     for level in Level::available() {
         for streaming in [false, true] {
-            let mut buf = vec![O::from_f32(f32::NAN); n + shift];
-            let got = &mut buf[shift..];
+            let mut buf = vec![O::from_f32(f32::NAN); n + 128 / size];
+            let start = buf.as_ptr().align_offset(64) + offset / size;
+            // the values around the output must stay as they were
+            let canary = |buf: &[O]| {
+                let around = buf[..start].iter().chain(&buf[start + n..]);
+                around.map(|v| v.bits()).collect::<Vec<_>>()
+            };
+            let before = canary(&buf);
+            let got = &mut buf[start..start + n];
             cpu::dequantize_with(level, streaming, ty, src, got).unwrap();
             let what = format!(
-                "{ty} -> {:?}, {} blocks, level {}, streaming {streaming}, shift {shift}",
+                "{ty} -> {:?}, {} blocks, level {}, streaming {streaming}, offset {offset}",
                 O::OUT,
                 src.len() / ty.block_bytes(),
                 level.name()
             );
-            assert_same(&what, got, &want);
+            assert_same(&what, &buf[start..start + n], &want);
+            assert!(canary(&buf) == before, "{what}: wrote outside the output");
         }
     }
     let mut got = vec![O::default(); n];
@@ -77,10 +88,17 @@ fn check_type(ty: GgmlType) {
     }
     for (i, &count) in counts.iter().enumerate() {
         let src = random_blocks(ty, count, &mut rng);
-        let shift = i % 3;
-        check::<f32>(ty, &src, shift);
-        check::<f16>(ty, &src, shift);
-        check::<bf16>(ty, &src, shift);
+        // every 16-byte phase (streamed directly), and one that is not
+        // 16-byte aligned (streamed through a stage)
+        for phase in [0, 16, 32, 48] {
+            check::<f32>(ty, &src, phase);
+            check::<f16>(ty, &src, phase);
+            check::<bf16>(ty, &src, phase);
+        }
+        let odd = [4, 8, 12][i % 3];
+        check::<f32>(ty, &src, odd);
+        check::<f16>(ty, &src, odd / 2);
+        check::<bf16>(ty, &src, odd - 2);
     }
 }
 
@@ -142,10 +160,10 @@ fn plain_types_convert_every_bit_pattern_as_half_does() {
         (GgmlType::BF16, &halves),
         (GgmlType::F32, &singles),
     ] {
-        for shift in [0, 1] {
-            check::<f32>(ty, src, shift);
-            check::<f16>(ty, src, shift);
-            check::<bf16>(ty, src, shift);
+        for offset in [0, 16, 4] {
+            check::<f32>(ty, src, offset);
+            check::<f16>(ty, src, offset / 2);
+            check::<bf16>(ty, src, offset / 2);
         }
     }
 }

@@ -180,7 +180,7 @@ fn big_block_count(ty: GgmlType) -> usize {
     let mut n = 150_000usize
         .div_ceil(ty.block_elems())
         .max((2 * 3 * threads + 1).div_ceil(parts));
-    while (n * parts) % threads == 0 {
+    while (n * parts).is_multiple_of(threads) {
         n += 1;
     }
     n

@@ -44,7 +44,7 @@ pub struct BenchArgs {
     /// Timed runs per measurement; the median is reported.
     #[arg(long, default_value_t = 5)]
     runs: usize,
-    /// CPU instruction-set level: scalar, avx2 (default: the best available).
+    /// CPU instruction-set level: scalar, avx2, avx512 (default: the best available).
     #[arg(long, value_parser = parse_level)]
     level: Option<Level>,
     /// Also time the peer crates on the same inputs and threads (needs the

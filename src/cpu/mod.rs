@@ -223,7 +223,7 @@ pub fn check_lengths(ty: GgmlType, src_len: usize, out_len: usize) -> Result<usi
         return Err(Error::Unsupported { tensor: None, ty });
     }
     let (qk, bb) = (ty.block_elems(), ty.block_bytes());
-    if src_len % bb != 0 {
+    if !src_len.is_multiple_of(bb) {
         return Err(Error::Length(format!(
             "{src_len} bytes is not a whole number of {ty} blocks ({bb} bytes each)"
         )));
@@ -287,7 +287,7 @@ pub fn dequantize_with<O: OutElem>(
 /// [`dequantize`] into a new vector.
 pub fn dequantize_to_vec<O: OutElem>(ty: GgmlType, src: &[u8]) -> Result<Vec<O>> {
     let bb = ty.block_bytes();
-    if src.len() % bb != 0 {
+    if !src.len().is_multiple_of(bb) {
         return Err(Error::Length(format!(
             "{} bytes is not a whole number of {ty} blocks ({bb} bytes each)",
             src.len()

@@ -264,7 +264,7 @@ fn check_counts(left: u64, n_kv: u64, n_tensors: u64) -> Result<()> {
     };
     if n_tensors
         .checked_mul(MIN_TENSOR_INFO_BYTES)
-        .map_or(true, |b| b > left - kv_min)
+        .is_none_or(|b| b > left - kv_min)
     {
         return Err(Error::gguf(
             8,
@@ -331,10 +331,7 @@ fn read_array(r: &mut Cursor<'_>, key: &str, depth: usize) -> Result<Value> {
     })?;
     let len_at = r.at();
     let len = r.u64(|| format!("key '{key}': array length"))?;
-    if len
-        .checked_mul(ty.min_size())
-        .map_or(true, |b| b > r.left())
-    {
+    if len.checked_mul(ty.min_size()).is_none_or(|b| b > r.left()) {
         return Err(Error::gguf(
             len_at,
             format!(
@@ -515,9 +512,7 @@ fn check_overlaps(tensors: &[TensorInfo], offset_fields: &[u64]) -> Result<()> {
                 ));
             }
         }
-        if furthest.map_or(true, |p| {
-            t.offset + t.nbytes > tensors[p].offset + tensors[p].nbytes
-        }) {
+        if furthest.is_none_or(|p| t.offset + t.nbytes > tensors[p].offset + tensors[p].nbytes) {
             furthest = Some(i);
         }
     }

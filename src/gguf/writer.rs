@@ -186,7 +186,7 @@ impl GgufWriter {
         else {
             return err(format!("element count of {ne:?} overflows"));
         };
-        if ne[0] % ty.block_elems() as u64 != 0 {
+        if !ne[0].is_multiple_of(ty.block_elems() as u64) {
             return err(format!(
                 "ne[0] = {} is not a multiple of the {ty} block size {}",
                 ne[0],

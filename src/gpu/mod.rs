@@ -226,7 +226,7 @@ impl Gpu {
         host: &[u8],
     ) -> Result<CudaSlice<O>> {
         let bb = ty.block_bytes();
-        if host.len() % bb != 0 {
+        if !host.len().is_multiple_of(bb) {
             return Err(Error::Length(format!(
                 "{} bytes is not a whole number of {ty} blocks",
                 host.len()
@@ -283,12 +283,12 @@ fn check_alignment(ty: GgmlType, src: u64, dst: u64, out_size: usize) -> Result<
     } else {
         16
     };
-    if src % src_align != 0 {
+    if !src.is_multiple_of(src_align) {
         return Err(Error::Invalid(format!(
             "device input at {src:#x} is not {src_align}-byte aligned, as {ty} blocks must be"
         )));
     }
-    if dst % dst_align != 0 {
+    if !dst.is_multiple_of(dst_align) {
         return Err(Error::Invalid(format!(
             "device output at {dst:#x} is not {dst_align}-byte aligned"
         )));

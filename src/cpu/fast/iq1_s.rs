@@ -1,11 +1,11 @@
-//! iq1_s, AVX2: per group of 8, its ternary grid row widened to f32 lanes,
+//! iq1_s, AVX2 and AVX-512: per group of 8, its ternary grid row widened to f32 lanes,
 //! plus the sub-block's shift `delta`, times `dl = d * (2s + 1)`. Mirrors
 //! `cpu/iq1_s.rs`.
 
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
-use super::x86::{f16_at, i8x8_to_ps, signed_delta, store8};
+use super::x86::{entry_points, f16_at, i8x8_to_ps, signed_delta, Isa, Out};
 use crate::blocks::block_iq1_s;
 use crate::cpu::OutElem;
 use crate::tables::IQ1S_GRID;
@@ -13,29 +13,28 @@ use crate::tables::IQ1S_GRID;
 /// ggml's IQ1S_DELTA.
 const DELTA: f32 = 0.125;
 
-#[target_feature(enable = "avx2,f16c")]
-pub unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
-    for (b, y) in src
-        .chunks_exact(size_of::<block_iq1_s>())
-        .zip(out.chunks_exact_mut(256))
-    {
+entry_points!(decode);
+
+#[inline(always)]
+unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+    let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_iq1_s>() * 256);
+    for b in src.chunks_exact(size_of::<block_iq1_s>()) {
         let p = b.as_ptr();
         let d = f16_at(p.add(offset_of!(block_iq1_s, d)));
         let qs = &*p.add(offset_of!(block_iq1_s, qs)).cast::<[u8; 32]>();
         let qh = p.add(offset_of!(block_iq1_s, qh)).cast::<u16>();
-        let y = y.as_mut_ptr();
         for ib in 0..8 {
             let qh = u16::from_le(std::ptr::read_unaligned(qh.add(ib)));
             // the integer 2s + 1 first, then one f32 product
             let dl = _mm256_set1_ps(d * (2 * ((qh >> 12) & 7) as i32 + 1) as f32);
             let delta = _mm256_set1_ps(signed_delta(DELTA, qh as u32 >> 15));
-            for l in 0..4 {
+            w.f32x32(std::array::from_fn(|l| {
                 let hi = (qh as usize >> (3 * l)) & 7;
                 let row = IQ1S_GRID[qs[4 * ib + l] as usize | hi << 8];
                 let g = i8x8_to_ps(_mm_cvtsi64_si128(row as i64));
-                let v = _mm256_mul_ps(dl, _mm256_add_ps(g, delta));
-                store8::<O, NT>(y.add(32 * ib + 8 * l), v);
-            }
+                _mm256_mul_ps(dl, _mm256_add_ps(g, delta))
+            }));
         }
     }
+    w.finish();
 }

@@ -1,4 +1,4 @@
-//! iq2_s, AVX2: per sub-block of 32, the 4 grid rows (10-bit indices, the top
+//! iq2_s, AVX2 and AVX-512: per sub-block of 32, the 4 grid rows (10-bit indices, the top
 //! 2 bits from `qh`) side by side, its 4 explicit sign bytes applied as
 //! integers, the two halves times their own `db = d * (0.5 + s) * 0.25`.
 //! Mirrors `cpu/iq2_s.rs`.
@@ -6,23 +6,22 @@
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
-use super::x86::{apply_signs, f16_at, store_i8x16_mul};
+use super::x86::{entry_points, f16_at, Isa, Out};
 use crate::blocks::block_iq2_s;
 use crate::cpu::OutElem;
 use crate::tables::IQ2S_GRID;
 
-#[target_feature(enable = "avx2,f16c")]
-pub unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
-    for (b, y) in src
-        .chunks_exact(size_of::<block_iq2_s>())
-        .zip(out.chunks_exact_mut(256))
-    {
+entry_points!(decode);
+
+#[inline(always)]
+unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+    let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_iq2_s>() * 256);
+    for b in src.chunks_exact(size_of::<block_iq2_s>()) {
         let p = b.as_ptr();
         let d = f16_at(p.add(offset_of!(block_iq2_s, d)));
         let qs = &*p.add(offset_of!(block_iq2_s, qs)).cast::<[u8; 64]>();
         let qh = &*p.add(offset_of!(block_iq2_s, qh)).cast::<[u8; 8]>();
         let scales = &*p.add(offset_of!(block_iq2_s, scales)).cast::<[u8; 8]>();
-        let y = y.as_mut_ptr();
         for ib in 0..8 {
             let row = |l: usize| {
                 let hi = (qh[ib] as usize >> (2 * l)) & 3;
@@ -30,13 +29,13 @@ pub unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
             };
             let g = _mm256_set_epi64x(row(3), row(2), row(1), row(0));
             let signs = u32::from_le_bytes(qs[32 + 4 * ib..][..4].try_into().unwrap());
-            let q = apply_signs(g, signs);
+            let q = S::apply_signs(g, signs);
             let sc = scales[ib];
             // ggml's order: (d * (0.5 + s)) * 0.25
             let db0 = _mm256_set1_ps(d * (0.5 + (sc & 0xF) as f32) * 0.25);
             let db1 = _mm256_set1_ps(d * (0.5 + (sc >> 4) as f32) * 0.25);
-            store_i8x16_mul::<O, NT>(y.add(32 * ib), _mm256_castsi256_si128(q), db0);
-            store_i8x16_mul::<O, NT>(y.add(32 * ib + 16), _mm256_extracti128_si256::<1>(q), db1);
+            w.i8x16x2_mul(q, db0, db1);
         }
     }
+    w.finish();
 }

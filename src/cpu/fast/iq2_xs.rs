@@ -1,26 +1,25 @@
-//! iq2_xs, AVX2: per sub-block of 32, the 4 grid rows (9-bit indices) side by
+//! iq2_xs, AVX2 and AVX-512: per sub-block of 32, the 4 grid rows (9-bit indices) side by
 //! side, the signs of their 7-bit indices applied as integers, the two halves
 //! times their own `db = d * (0.5 + s) * 0.25`. Mirrors `cpu/iq2_xs.rs`.
 
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
-use super::x86::{apply_signs, f16_at, store_i8x16_mul};
+use super::x86::{entry_points, f16_at, Isa, Out};
 use crate::blocks::block_iq2_xs;
 use crate::cpu::OutElem;
 use crate::tables::{IQ2XS_GRID, KSIGNS_IQ2XS};
 
-#[target_feature(enable = "avx2,f16c")]
-pub unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
-    for (b, y) in src
-        .chunks_exact(size_of::<block_iq2_xs>())
-        .zip(out.chunks_exact_mut(256))
-    {
+entry_points!(decode);
+
+#[inline(always)]
+unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+    let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_iq2_xs>() * 256);
+    for b in src.chunks_exact(size_of::<block_iq2_xs>()) {
         let p = b.as_ptr();
         let d = f16_at(p.add(offset_of!(block_iq2_xs, d)));
         let qs = p.add(offset_of!(block_iq2_xs, qs)).cast::<u16>();
         let scales = &*p.add(offset_of!(block_iq2_xs, scales)).cast::<[u8; 8]>();
-        let y = y.as_mut_ptr();
         for (ib, &sc) in scales.iter().enumerate() {
             let q: [u16; 4] =
                 std::array::from_fn(|l| u16::from_le(std::ptr::read_unaligned(qs.add(4 * ib + l))));
@@ -29,12 +28,12 @@ pub unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
             let signs = (0..4).fold(0u32, |acc, l| {
                 acc | (KSIGNS_IQ2XS[(q[l] >> 9) as usize] as u32) << (8 * l)
             });
-            let q = apply_signs(g, signs);
+            let q = S::apply_signs(g, signs);
             // ggml's order: (d * (0.5 + s)) * 0.25
             let db0 = _mm256_set1_ps(d * (0.5 + (sc & 0xF) as f32) * 0.25);
             let db1 = _mm256_set1_ps(d * (0.5 + (sc >> 4) as f32) * 0.25);
-            store_i8x16_mul::<O, NT>(y.add(32 * ib), _mm256_castsi256_si128(q), db0);
-            store_i8x16_mul::<O, NT>(y.add(32 * ib + 16), _mm256_extracti128_si256::<1>(q), db1);
+            w.i8x16x2_mul(q, db0, db1);
         }
     }
+    w.finish();
 }

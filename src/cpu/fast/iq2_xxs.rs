@@ -1,11 +1,11 @@
-//! iq2_xxs, AVX2: per sub-block of 32, the 4 grid rows (8 bytes each) side by
+//! iq2_xxs, AVX2 and AVX-512: per sub-block of 32, the 4 grid rows (8 bytes each) side by
 //! side, the 4 sign bytes (from `KSIGNS_IQ2XS`) applied to them as integers,
 //! times `db = d * (0.5 + s) * 0.25`. Mirrors `cpu/iq2_xxs.rs`.
 
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
-use super::x86::{apply_signs, f16_at, store_i8x32_mul};
+use super::x86::{entry_points, f16_at, Isa, Out};
 use crate::blocks::block_iq2_xxs;
 use crate::cpu::OutElem;
 use crate::tables::{IQ2XXS_GRID, KSIGNS_IQ2XS};
@@ -18,12 +18,12 @@ pub(super) fn ksigns4(aux: u32) -> u32 {
     })
 }
 
-#[target_feature(enable = "avx2,f16c")]
-pub unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
-    for (b, y) in src
-        .chunks_exact(size_of::<block_iq2_xxs>())
-        .zip(out.chunks_exact_mut(256))
-    {
+entry_points!(decode);
+
+#[inline(always)]
+unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+    let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_iq2_xxs>() * 256);
+    for b in src.chunks_exact(size_of::<block_iq2_xxs>()) {
         let p = b.as_ptr();
         let d = f16_at(p.add(offset_of!(block_iq2_xxs, d)));
         let qs = p.add(offset_of!(block_iq2_xxs, qs)).cast::<u32>();
@@ -34,8 +34,9 @@ pub unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
             let db = _mm256_set1_ps(d * (0.5 + (aux >> 28) as f32) * 0.25);
             let row = |l: u32| IQ2XXS_GRID[(grid_idx >> (8 * l)) as usize & 0xFF] as i64;
             let g = _mm256_set_epi64x(row(3), row(2), row(1), row(0));
-            let q = apply_signs(g, ksigns4(aux));
-            store_i8x32_mul::<O, NT>(y.as_mut_ptr().add(32 * ib), q, db);
+            let q = S::apply_signs(g, ksigns4(aux));
+            w.i8x32_mul(q, db);
         }
     }
+    w.finish();
 }

@@ -1,21 +1,21 @@
-//! iq3_s, AVX2: per sub-block of 32, its 8 grid rows (9-bit indices, the top
+//! iq3_s, AVX2 and AVX-512: per sub-block of 32, its 8 grid rows (9-bit indices, the top
 //! bit from `qh`) side by side, its 4 explicit sign bytes applied as integers,
 //! times `db = d * (1 + 2s)`. Mirrors `cpu/iq3_s.rs`.
 
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
-use super::x86::{apply_signs, f16_at, store_i8x32_mul};
+use super::x86::{entry_points, f16_at, Isa, Out};
 use crate::blocks::block_iq3_s;
 use crate::cpu::OutElem;
 use crate::tables::IQ3S_GRID;
 
-#[target_feature(enable = "avx2,f16c")]
-pub unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
-    for (b, y) in src
-        .chunks_exact(size_of::<block_iq3_s>())
-        .zip(out.chunks_exact_mut(256))
-    {
+entry_points!(decode);
+
+#[inline(always)]
+unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+    let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_iq3_s>() * 256);
+    for b in src.chunks_exact(size_of::<block_iq3_s>()) {
         let p = b.as_ptr();
         let d = f16_at(p.add(offset_of!(block_iq3_s, d)));
         let qs = &*p.add(offset_of!(block_iq3_s, qs)).cast::<[u8; 64]>();
@@ -41,8 +41,9 @@ pub unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
                 row(0),
             );
             let sign = u32::from_le_bytes(signs[4 * ib..][..4].try_into().unwrap());
-            let q = apply_signs(g, sign);
-            store_i8x32_mul::<O, NT>(y.as_mut_ptr().add(32 * ib), q, db);
+            let q = S::apply_signs(g, sign);
+            w.i8x32_mul(q, db);
         }
     }
+    w.finish();
 }

@@ -1,4 +1,4 @@
-//! iq3_xxs, AVX2: per sub-block of 32, its 8 grid rows (4 bytes each) side by
+//! iq3_xxs, AVX2 and AVX-512: per sub-block of 32, its 8 grid rows (4 bytes each) side by
 //! side, the 4 sign bytes (from `KSIGNS_IQ2XS`) applied as integers, times
 //! `db = d * (0.5 + s) * 0.5`. Mirrors `cpu/iq3_xxs.rs`.
 
@@ -6,17 +6,17 @@ use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
 use super::iq2_xxs::ksigns4;
-use super::x86::{apply_signs, f16_at, store_i8x32_mul};
+use super::x86::{entry_points, f16_at, Isa, Out};
 use crate::blocks::block_iq3_xxs;
 use crate::cpu::OutElem;
 use crate::tables::IQ3XXS_GRID;
 
-#[target_feature(enable = "avx2,f16c")]
-pub unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
-    for (b, y) in src
-        .chunks_exact(size_of::<block_iq3_xxs>())
-        .zip(out.chunks_exact_mut(256))
-    {
+entry_points!(decode);
+
+#[inline(always)]
+unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+    let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_iq3_xxs>() * 256);
+    for b in src.chunks_exact(size_of::<block_iq3_xxs>()) {
         let p = b.as_ptr();
         let d = f16_at(p.add(offset_of!(block_iq3_xxs, d)));
         let qs = &*p.add(offset_of!(block_iq3_xxs, qs)).cast::<[u8; 96]>();
@@ -35,8 +35,9 @@ pub unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
                 row(1),
                 row(0),
             );
-            let q = apply_signs(g, ksigns4(aux));
-            store_i8x32_mul::<O, NT>(y.as_mut_ptr().add(32 * ib), q, db);
+            let q = S::apply_signs(g, ksigns4(aux));
+            w.i8x32_mul(q, db);
         }
     }
+    w.finish();
 }

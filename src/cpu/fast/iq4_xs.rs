@@ -1,22 +1,22 @@
-//! iq4_xs, AVX2: iq4_nl's lookup per sub-block of 32, each with the scale
+//! iq4_xs, AVX2 and AVX-512: iq4_nl's lookup per sub-block of 32, each with the scale
 //! `d * (ls - 32)` of its 6-bit `ls` (low 4 bits in `scales_l`, top 2 in
 //! `scales_h`). Mirrors `cpu/iq4_xs.rs`.
 
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
-use super::x86::{f16_at, nibbles32, store_i8x32_mul};
+use super::x86::{entry_points, f16_at, nibbles32, Isa, Out};
 use crate::blocks::block_iq4_xs;
 use crate::cpu::OutElem;
 use crate::tables::KVALUES_IQ4NL;
 
-#[target_feature(enable = "avx2,f16c")]
-pub unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+entry_points!(decode);
+
+#[inline(always)]
+unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
     let values = _mm256_broadcastsi128_si256(_mm_loadu_si128(KVALUES_IQ4NL.as_ptr().cast()));
-    for (b, y) in src
-        .chunks_exact(size_of::<block_iq4_xs>())
-        .zip(out.chunks_exact_mut(256))
-    {
+    let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_iq4_xs>() * 256);
+    for b in src.chunks_exact(size_of::<block_iq4_xs>()) {
         let p = b.as_ptr();
         let d = f16_at(p.add(offset_of!(block_iq4_xs, d)));
         let sh = std::ptr::read_unaligned(p.add(offset_of!(block_iq4_xs, scales_h)).cast::<u16>());
@@ -27,7 +27,8 @@ pub unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
             let dl = _mm256_set1_ps(d * (ls - 32) as f32);
             let qs = p.add(offset_of!(block_iq4_xs, qs) + 16 * ib);
             let q = _mm256_shuffle_epi8(values, nibbles32(qs));
-            store_i8x32_mul::<O, NT>(y.as_mut_ptr().add(32 * ib), q, dl);
+            w.i8x32_mul(q, dl);
         }
     }
+    w.finish();
 }

@@ -1,11 +1,13 @@
 //! The fast path's kernels: the formats decoded with SIMD, chosen at run time.
 //!
 //! One module per format, named as its scalar reference (`fast/q4_k.rs` beside
-//! `cpu/q4_k.rs`). A kernel has the scalar decoder's signature (whole blocks in,
-//! their elements out) and must produce the same bits: it does ggml's
-//! arithmetic in ggml's order, lane-wise, and converts to f16/bf16 by rounding
-//! to nearest even exactly as `half` does. Types without a kernel for the chosen
-//! level fall back to the scalar decoder.
+//! `cpu/q4_k.rs`), written once over `x86::Isa` and compiled for each x86-64
+//! level: AVX2 + F16C, and AVX-512, which writes whole cache lines and applies
+//! sign bits from mask registers (`avx512.rs`). A kernel has the scalar
+//! decoder's signature (whole blocks in, their elements out) and must produce
+//! the same bits: it does ggml's arithmetic in ggml's order, lane-wise, and
+//! converts to f16/bf16 by rounding to nearest even exactly as `half` does.
+//! Types without a kernel for the chosen level fall back to the scalar decoder.
 //!
 //! Large outputs are written with non-temporal stores: a decoder is bound by
 //! memory traffic, and ordinary stores to lines not in cache read each line
@@ -22,8 +24,9 @@ macro_rules! x86_modules {
     ($($m:ident),* $(,)?) => { $( #[cfg(target_arch = "x86_64")] mod $m; )* };
 }
 x86_modules!(
-    x86, plain, q4_0, q4_1, q5_0, q5_1, q8_0, q1_0, q2_0, q2_k, q3_k, q4_k, q5_k, q6_k, iq2_xxs,
-    iq2_xs, iq2_s, iq3_xxs, iq3_s, iq1_s, iq1_m, iq4_nl, iq4_xs, tq1_0, tq2_0, mxfp4, nvfp4,
+    x86, avx512, plain, q4_0, q4_1, q5_0, q5_1, q8_0, q1_0, q2_0, q2_k, q3_k, q4_k, q5_k, q6_k,
+    iq2_xxs, iq2_xs, iq2_s, iq3_xxs, iq3_s, iq1_s, iq1_m, iq4_nl, iq4_xs, tq1_0, tq2_0, mxfp4,
+    nvfp4,
 );
 
 /// An instruction-set level the fast path can run at.
@@ -33,16 +36,19 @@ pub enum Level {
     Scalar,
     /// x86-64 AVX2 with F16C.
     Avx2,
+    /// x86-64 AVX-512 (F, BW, VL, DQ) with AVX2 and F16C.
+    Avx512,
 }
 
 impl Level {
     /// Every level, lowest first.
-    pub const ALL: [Level; 2] = [Level::Scalar, Level::Avx2];
+    pub const ALL: [Level; 3] = [Level::Scalar, Level::Avx2, Level::Avx512];
 
     pub fn name(self) -> &'static str {
         match self {
             Level::Scalar => "scalar",
             Level::Avx2 => "avx2",
+            Level::Avx512 => "avx512",
         }
     }
 
@@ -58,8 +64,16 @@ impl Level {
             Level::Scalar => true,
             #[cfg(target_arch = "x86_64")]
             Level::Avx2 => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("f16c"),
+            #[cfg(target_arch = "x86_64")]
+            Level::Avx512 => {
+                Level::Avx2.is_available()
+                    && is_x86_feature_detected!("avx512f")
+                    && is_x86_feature_detected!("avx512bw")
+                    && is_x86_feature_detected!("avx512vl")
+                    && is_x86_feature_detected!("avx512dq")
+            }
             #[cfg(not(target_arch = "x86_64"))]
-            Level::Avx2 => false,
+            Level::Avx2 | Level::Avx512 => false,
         }
     }
 
@@ -78,7 +92,7 @@ impl Level {
                 .and_then(|s| Level::from_name(&s));
             Level::available()
                 .into_iter()
-                .filter(|&l| cap.map_or(true, |c| l <= c))
+                .filter(|&l| cap.is_none_or(|c| l <= c))
                 .max()
                 .unwrap_or(Level::Scalar)
         })
@@ -120,7 +134,7 @@ pub(super) fn plan<O: OutElem>(
 ) -> (DecodeFn<O>, Write) {
     debug_assert!(level.is_available());
     let streaming = streaming && level.streams();
-    let direct = streaming && out as usize % 16 == 0;
+    let direct = streaming && (out as usize).is_multiple_of(16);
     match kernel::<O>(ty, level, direct) {
         Some(f) if direct => (f, Write::Streamed),
         Some(f) if streaming => (f, Write::Staged),
@@ -155,30 +169,34 @@ fn kernel<O: OutElem>(ty: GgmlType, level: Level, nt: bool) -> Option<DecodeFn<O
         Level::Scalar => None,
         #[cfg(target_arch = "x86_64")]
         Level::Avx2 => avx2_kernel::<O>(ty, nt),
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx512 => avx512_kernel::<O>(ty, nt),
         #[cfg(not(target_arch = "x86_64"))]
-        Level::Avx2 => {
+        Level::Avx2 | Level::Avx512 => {
             let _ = (ty, nt);
             None
         }
     }
 }
 
-/// The AVX2 kernels, wrapped as safe functions: [`kernel`] hands them out only
-/// when the CPU has been found to support AVX2 and F16C. Their non-temporal
-/// variants also need an output aligned to 16 bytes, which [`plan`] checks.
+/// The kernels of one level, wrapped as safe functions: `$name(ty, nt)` is
+/// `$module::$entry::<O, nt>` for the type's module. [`kernel`] hands them
+/// out only when the CPU has been found to support the level's features.
+/// Their non-temporal variants also need an output aligned to 16 bytes, which
+/// [`plan`] checks.
 #[cfg(target_arch = "x86_64")]
-macro_rules! avx2_kernels {
-    ($($ty:ident => $module:ident :: $kernel:ident),* $(,)?) => {
-        fn avx2_kernel<O: OutElem>(ty: GgmlType, nt: bool) -> Option<DecodeFn<O>> {
-            // SAFETY (every arm): the caller checked that the CPU has AVX2 and
-            // F16C, and for `nt` that the output is 16-byte aligned.
+macro_rules! level_kernels {
+    ($name:ident, $entry:ident, $($ty:ident => $module:path),* $(,)?) => {
+        fn $name<O: OutElem>(ty: GgmlType, nt: bool) -> Option<DecodeFn<O>> {
+            // SAFETY (every arm): the caller checked that the CPU has the
+            // level's features, and for `nt` that the output is 16-byte aligned.
             match (ty, nt) {
                 $(
                     (GgmlType::$ty, false) => Some(|src: &[u8], out: &mut [O]| unsafe {
-                        $module::$kernel::<O, false>(src, out)
+                        { use $module as m; m::$entry::<O, false>(src, out) }
                     }),
                     (GgmlType::$ty, true) => Some(|src: &[u8], out: &mut [O]| unsafe {
-                        $module::$kernel::<O, true>(src, out)
+                        { use $module as m; m::$entry::<O, true>(src, out) }
                     }),
                 )*
                 _ => None,
@@ -187,36 +205,46 @@ macro_rules! avx2_kernels {
     };
 }
 
+/// Every type has a kernel, at each x86-64 level: its module, named as the
+/// scalar reference, holds one entry point per level.
 #[cfg(target_arch = "x86_64")]
-avx2_kernels! {
-    F32 => plain::f32_avx2,
-    F16 => plain::f16_avx2,
-    BF16 => plain::bf16_avx2,
-    Q4_0 => q4_0::avx2,
-    Q4_1 => q4_1::avx2,
-    Q5_0 => q5_0::avx2,
-    Q5_1 => q5_1::avx2,
-    Q8_0 => q8_0::avx2,
-    Q1_0 => q1_0::avx2,
-    Q2_0 => q2_0::avx2,
-    Q2_K => q2_k::avx2,
-    Q3_K => q3_k::avx2,
-    Q4_K => q4_k::avx2,
-    Q5_K => q5_k::avx2,
-    Q6_K => q6_k::avx2,
-    IQ2_XXS => iq2_xxs::avx2,
-    IQ2_XS => iq2_xs::avx2,
-    IQ2_S => iq2_s::avx2,
-    IQ3_XXS => iq3_xxs::avx2,
-    IQ3_S => iq3_s::avx2,
-    IQ1_S => iq1_s::avx2,
-    IQ1_M => iq1_m::avx2,
-    IQ4_NL => iq4_nl::avx2,
-    IQ4_XS => iq4_xs::avx2,
-    TQ1_0 => tq1_0::avx2,
-    TQ2_0 => tq2_0::avx2,
-    MXFP4 => mxfp4::avx2,
-    NVFP4 => nvfp4::avx2,
+macro_rules! x86_kernels {
+    ($($ty:ident => $module:path),* $(,)?) => {
+        level_kernels!(avx2_kernel, avx2, $($ty => $module),*);
+        level_kernels!(avx512_kernel, avx512, $($ty => $module),*);
+    };
+}
+
+#[cfg(target_arch = "x86_64")]
+x86_kernels! {
+    F32 => plain::f32,
+    F16 => plain::f16,
+    BF16 => plain::bf16,
+    Q4_0 => q4_0,
+    Q4_1 => q4_1,
+    Q5_0 => q5_0,
+    Q5_1 => q5_1,
+    Q8_0 => q8_0,
+    Q1_0 => q1_0,
+    Q2_0 => q2_0,
+    Q2_K => q2_k,
+    Q3_K => q3_k,
+    Q4_K => q4_k,
+    Q5_K => q5_k,
+    Q6_K => q6_k,
+    IQ2_XXS => iq2_xxs,
+    IQ2_XS => iq2_xs,
+    IQ2_S => iq2_s,
+    IQ3_XXS => iq3_xxs,
+    IQ3_S => iq3_s,
+    IQ1_S => iq1_s,
+    IQ1_M => iq1_m,
+    IQ4_NL => iq4_nl,
+    IQ4_XS => iq4_xs,
+    TQ1_0 => tq1_0,
+    TQ2_0 => tq2_0,
+    MXFP4 => mxfp4,
+    NVFP4 => nvfp4,
 }
 
 /// Elements of output decoded at a time by [`staged`] before being streamed out:
@@ -247,8 +275,9 @@ fn staged<O: OutElem>(level: Level, f: DecodeFn<O>, ty: GgmlType, src: &[u8], ou
 fn stream_copy<O: OutElem>(level: Level, src: &[O], dst: &mut [O]) {
     match level {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: Avx2 is only used once found available.
-        Level::Avx2 => unsafe { x86::stream_copy(src, dst) },
+        // SAFETY: the levels are only used once found available, and both
+        // have AVX2.
+        Level::Avx2 | Level::Avx512 => unsafe { x86::stream_copy(src, dst) },
         _ => dst.copy_from_slice(src),
     }
 }

@@ -1,11 +1,11 @@
-//! mxfp4, AVX2: 32 E2M1 nibbles (q4_0's order) looked up as doubled integers
+//! mxfp4, AVX2 and AVX-512: 32 E2M1 nibbles (q4_0's order) looked up as doubled integers
 //! with one byte shuffle, times half the E8M0 scale, `2^(e - 128)`. Mirrors
 //! `cpu/mxfp4.rs`.
 
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
-use super::x86::{nibbles32, store_i8x32_mul};
+use super::x86::{entry_points, nibbles32, Isa, Out};
 use crate::blocks::block_mxfp4;
 use crate::cpu::OutElem;
 use crate::tables::KVALUES_MXFP4;
@@ -20,16 +20,17 @@ fn e8m0_half(e: u8) -> f32 {
     }
 }
 
-#[target_feature(enable = "avx2,f16c")]
-pub unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+entry_points!(decode);
+
+#[inline(always)]
+unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
     let values = _mm256_broadcastsi128_si256(_mm_loadu_si128(KVALUES_MXFP4.as_ptr().cast()));
-    for (b, y) in src
-        .chunks_exact(size_of::<block_mxfp4>())
-        .zip(out.chunks_exact_mut(32))
-    {
+    let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_mxfp4>() * 32);
+    for b in src.chunks_exact(size_of::<block_mxfp4>()) {
         let p = b.as_ptr();
         let d = _mm256_set1_ps(e8m0_half(*p.add(offset_of!(block_mxfp4, e))));
         let q = _mm256_shuffle_epi8(values, nibbles32(p.add(offset_of!(block_mxfp4, qs))));
-        store_i8x32_mul::<O, NT>(y.as_mut_ptr(), q, d);
+        w.i8x32_mul(q, d);
     }
+    w.finish();
 }

@@ -1,11 +1,11 @@
-//! nvfp4, AVX2: per 16 weights, 8 bytes of E2M1 nibbles (low nibbles first)
+//! nvfp4, AVX2 and AVX-512: per 16 weights, 8 bytes of E2M1 nibbles (low nibbles first)
 //! looked up as doubled integers with a byte shuffle, times half the UE4M3
 //! scale (from a table of all 256). Mirrors `cpu/nvfp4.rs`.
 
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
-use super::x86::store_i8x16_mul;
+use super::x86::{entry_points, Isa, Out};
 use crate::blocks::block_nvfp4;
 use crate::cpu::OutElem;
 use crate::tables::KVALUES_MXFP4;
@@ -38,25 +38,29 @@ static UE4M3_HALF: [u32; 256] = {
     t
 };
 
-#[target_feature(enable = "avx2,f16c")]
-pub unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+entry_points!(decode);
+
+#[inline(always)]
+unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
     let values = _mm_loadu_si128(KVALUES_MXFP4.as_ptr().cast());
     let m4 = _mm_set1_epi8(0xF);
-    for (b, y) in src
-        .chunks_exact(size_of::<block_nvfp4>())
-        .zip(out.chunks_exact_mut(64))
-    {
+    let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_nvfp4>() * 64);
+    for b in src.chunks_exact(size_of::<block_nvfp4>()) {
         let p = b.as_ptr();
-        let y = y.as_mut_ptr();
-        for s in 0..4 {
+        // sub-block s: its scale, and its 16 values as bytes
+        let sub = |s: usize| {
             let d = _mm256_set1_ps(f32::from_bits(
                 UE4M3_HALF[*p.add(offset_of!(block_nvfp4, d) + s) as usize],
             ));
             let qs = _mm_loadl_epi64(p.add(offset_of!(block_nvfp4, qs) + 8 * s).cast());
             let lo = _mm_and_si128(qs, m4);
             let hi = _mm_and_si128(_mm_srli_epi16::<4>(qs), m4);
-            let q = _mm_shuffle_epi8(values, _mm_unpacklo_epi64(lo, hi));
-            store_i8x16_mul::<O, NT>(y.add(16 * s), q, d);
+            (d, _mm_shuffle_epi8(values, _mm_unpacklo_epi64(lo, hi)))
+        };
+        for s in [0, 2] {
+            let ((d0, q0), (d1, q1)) = (sub(s), sub(s + 1));
+            w.i8x16x2_mul(_mm256_set_m128i(q1, q0), d0, d1);
         }
     }
+    w.finish();
 }

@@ -1,21 +1,21 @@
-//! q2_0, AVX2: the 2-bit codes of each byte (4 elements, lowest bits first)
+//! q2_0, AVX2 and AVX-512: the 2-bit codes of each byte (4 elements, lowest bits first)
 //! interleaved back into element order with byte and word unpacks, offset by
 //! 1 as bytes, times `d`. Mirrors `cpu/q2_0.rs`.
 
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
-use super::x86::{f16_at, load16, store_i8x16_mul};
+use super::x86::{entry_points, f16_at, load16, Isa, Out};
 use crate::blocks::block_q2_0;
 use crate::cpu::OutElem;
 
-#[target_feature(enable = "avx2,f16c")]
-pub unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+entry_points!(decode);
+
+#[inline(always)]
+unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
     let (m2, one) = (_mm_set1_epi8(3), _mm_set1_epi8(1));
-    for (b, y) in src
-        .chunks_exact(size_of::<block_q2_0>())
-        .zip(out.chunks_exact_mut(64))
-    {
+    let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_q2_0>() * 64);
+    for b in src.chunks_exact(size_of::<block_q2_0>()) {
         let p = b.as_ptr();
         let d = _mm256_set1_ps(f16_at(p.add(offset_of!(block_q2_0, d))));
         let qs = load16(p.add(offset_of!(block_q2_0, qs)));
@@ -37,9 +37,8 @@ pub unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
             _mm_unpacklo_epi16(c01_hi, c23_hi),
             _mm_unpackhi_epi16(c01_hi, c23_hi),
         ];
-        let y = y.as_mut_ptr();
-        for (i, q) in ordered.into_iter().enumerate() {
-            store_i8x16_mul::<O, NT>(y.add(16 * i), q, d);
-        }
+        w.i8x32_mul(_mm256_set_m128i(ordered[1], ordered[0]), d);
+        w.i8x32_mul(_mm256_set_m128i(ordered[3], ordered[2]), d);
     }
+    w.finish();
 }

@@ -1,40 +1,39 @@
-//! q2_k, AVX2: per half of the block, bit pair `2k` of its 32 code bytes gives
+//! q2_k, AVX2 and AVX-512: per half of the block, bit pair `2k` of its 32 code bytes gives
 //! 32 codes; each 16 share `(d * sc) * q - dmin * m`, the products formed once
 //! per group. Mirrors `cpu/q2_k.rs`.
 
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
-use super::x86::{f16_at, load32, quarters, store8, u8x8_to_ps};
+use super::x86::{entry_points, f16_at, load32, quarters, u8x8_to_ps, Isa, Out};
 use crate::blocks::block_q2_K;
 use crate::cpu::OutElem;
 
-#[target_feature(enable = "avx2,f16c")]
-pub unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+entry_points!(decode);
+
+#[inline(always)]
+unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
     let m2 = _mm256_set1_epi8(3);
-    for (b, y) in src
-        .chunks_exact(size_of::<block_q2_K>())
-        .zip(out.chunks_exact_mut(256))
-    {
+    let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_q2_K>() * 256);
+    for b in src.chunks_exact(size_of::<block_q2_K>()) {
         let p = b.as_ptr();
         let d = f16_at(p.add(offset_of!(block_q2_K, d)));
         let dmin = f16_at(p.add(offset_of!(block_q2_K, dmin)));
         let sc = &*p.add(offset_of!(block_q2_K, scales)).cast::<[u8; 16]>();
-        let y = y.as_mut_ptr();
         for half in 0..2 {
             let qs = load32(p.add(offset_of!(block_q2_K, qs) + 32 * half));
             for k in 0..4 {
                 let q = _mm256_srl_epi16(qs, _mm_cvtsi32_si128(2 * k as i32));
                 let q = quarters(_mm256_and_si256(q, m2));
                 let g = 8 * half + 2 * k;
-                for (i, q) in q.into_iter().enumerate() {
+                w.f32x32(std::array::from_fn(|i| {
                     let s = sc[g + i / 2];
                     let dl = _mm256_set1_ps(d * (s & 0xF) as f32);
                     let ml = _mm256_set1_ps(dmin * (s >> 4) as f32);
-                    let v = _mm256_sub_ps(_mm256_mul_ps(dl, u8x8_to_ps(q)), ml);
-                    store8::<O, NT>(y.add(16 * g + 8 * i), v);
-                }
+                    _mm256_sub_ps(_mm256_mul_ps(dl, u8x8_to_ps(q[i])), ml)
+                }));
             }
         }
     }
+    w.finish();
 }

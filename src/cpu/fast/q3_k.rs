@@ -1,4 +1,4 @@
-//! q3_k, AVX2: per half of the block, bit pair `2k` of its 32 code bytes and
+//! q3_k, AVX2 and AVX-512: per half of the block, bit pair `2k` of its 32 code bytes and
 //! bit `4 * half + k` of the 32 `hmask` bytes give 32 codes
 //! `q - (h ? 0 : 4)`, as signed bytes; each 16 share the scale `d * sc`.
 //! Mirrors `cpu/q3_k.rs`.
@@ -6,7 +6,7 @@
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
-use super::x86::{f16_at, load32, store_i8x16_mul};
+use super::x86::{entry_points, f16_at, load32, Isa, Out};
 use crate::blocks::block_q3_K;
 use crate::cpu::OutElem;
 
@@ -19,22 +19,21 @@ fn group_scale(s: &[u8; 12], g: usize) -> i32 {
     (low | high << 4) as i32 - 32
 }
 
-#[target_feature(enable = "avx2,f16c")]
-pub unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+entry_points!(decode);
+
+#[inline(always)]
+unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
     let (m2, one, four) = (
         _mm256_set1_epi8(3),
         _mm256_set1_epi8(1),
         _mm256_set1_epi8(4),
     );
-    for (b, y) in src
-        .chunks_exact(size_of::<block_q3_K>())
-        .zip(out.chunks_exact_mut(256))
-    {
+    let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_q3_K>() * 256);
+    for b in src.chunks_exact(size_of::<block_q3_K>()) {
         let p = b.as_ptr();
         let d = f16_at(p.add(offset_of!(block_q3_K, d)));
         let sc = &*p.add(offset_of!(block_q3_K, scales)).cast::<[u8; 12]>();
         let hm = load32(p.add(offset_of!(block_q3_K, hmask)));
-        let y = y.as_mut_ptr();
         for half in 0..2 {
             let qs = load32(p.add(offset_of!(block_q3_K, qs) + 32 * half));
             for k in 0..4 {
@@ -45,12 +44,11 @@ pub unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
                 let h = _mm256_slli_epi16::<2>(_mm256_and_si256(h, one));
                 let q = _mm256_sub_epi8(_mm256_or_si256(low, h), four);
                 let g = 8 * half + 2 * k;
-                let y = y.add(16 * g);
                 let d0 = _mm256_set1_ps(d * group_scale(sc, g) as f32);
                 let d1 = _mm256_set1_ps(d * group_scale(sc, g + 1) as f32);
-                store_i8x16_mul::<O, NT>(y, _mm256_castsi256_si128(q), d0);
-                store_i8x16_mul::<O, NT>(y.add(16), _mm256_extracti128_si256::<1>(q), d1);
+                w.i8x16x2_mul(q, d0, d1);
             }
         }
     }
+    w.finish();
 }

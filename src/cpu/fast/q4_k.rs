@@ -1,27 +1,26 @@
-//! q4_k, AVX2: each 32 code bytes hold two sub-blocks (low nibbles, then high
+//! q4_k, AVX2 and AVX-512: each 32 code bytes hold two sub-blocks (low nibbles, then high
 //! ones); each sub-block's values are `(d * sc) * q - dmin * m` with the scale
 //! and min products formed once per sub-block. Mirrors `cpu/q4_k.rs`.
 
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
-use super::x86::{f16_at, load32, store_u8x32_mul_sub};
+use super::x86::{entry_points, f16_at, load32, Isa, Out};
 use crate::blocks::block_q4_K;
 use crate::cpu::k_common::scale_min_k4;
 use crate::cpu::OutElem;
 
-#[target_feature(enable = "avx2,f16c")]
-pub unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+entry_points!(decode);
+
+#[inline(always)]
+unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
     let m4 = _mm256_set1_epi8(0xF);
-    for (b, y) in src
-        .chunks_exact(size_of::<block_q4_K>())
-        .zip(out.chunks_exact_mut(256))
-    {
+    let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_q4_K>() * 256);
+    for b in src.chunks_exact(size_of::<block_q4_K>()) {
         let p = b.as_ptr();
         let d = f16_at(p.add(offset_of!(block_q4_K, d)));
         let dmin = f16_at(p.add(offset_of!(block_q4_K, dmin)));
         let scales = &*p.add(offset_of!(block_q4_K, scales)).cast::<[u8; 12]>();
-        let y = y.as_mut_ptr();
         for i in 0..4 {
             let q = load32(p.add(offset_of!(block_q4_K, qs) + 32 * i));
             let halves = [
@@ -33,8 +32,9 @@ pub unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
                 let (sc, m) = scale_min_k4(s, scales);
                 let d1 = _mm256_set1_ps(d * sc as f32);
                 let m1 = _mm256_set1_ps(dmin * m as f32);
-                store_u8x32_mul_sub::<O, NT>(y.add(32 * s), q, d1, m1);
+                w.u8x32_mul_sub(q, d1, m1);
             }
         }
     }
+    w.finish();
 }

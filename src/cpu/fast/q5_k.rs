@@ -1,27 +1,26 @@
-//! q5_k, AVX2: as q4_k, with sub-block `s`'s fifth bits taken from bit `s` of
+//! q5_k, AVX2 and AVX-512: as q4_k, with sub-block `s`'s fifth bits taken from bit `s` of
 //! the 32 `qh` bytes and added as 16. Mirrors `cpu/q5_k.rs`.
 
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
-use super::x86::{f16_at, load32, store_u8x32_mul_sub};
+use super::x86::{entry_points, f16_at, load32, Isa, Out};
 use crate::blocks::block_q5_K;
 use crate::cpu::k_common::scale_min_k4;
 use crate::cpu::OutElem;
 
-#[target_feature(enable = "avx2,f16c")]
-pub unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+entry_points!(decode);
+
+#[inline(always)]
+unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
     let (m4, one) = (_mm256_set1_epi8(0xF), _mm256_set1_epi8(1));
-    for (b, y) in src
-        .chunks_exact(size_of::<block_q5_K>())
-        .zip(out.chunks_exact_mut(256))
-    {
+    let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_q5_K>() * 256);
+    for b in src.chunks_exact(size_of::<block_q5_K>()) {
         let p = b.as_ptr();
         let d = f16_at(p.add(offset_of!(block_q5_K, d)));
         let dmin = f16_at(p.add(offset_of!(block_q5_K, dmin)));
         let scales = &*p.add(offset_of!(block_q5_K, scales)).cast::<[u8; 12]>();
         let qh = load32(p.add(offset_of!(block_q5_K, qh)));
-        let y = y.as_mut_ptr();
         for i in 0..4 {
             let q = load32(p.add(offset_of!(block_q5_K, qs) + 32 * i));
             let halves = [
@@ -37,8 +36,9 @@ pub unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
                 let (sc, m) = scale_min_k4(s, scales);
                 let d1 = _mm256_set1_ps(d * sc as f32);
                 let m1 = _mm256_set1_ps(dmin * m as f32);
-                store_u8x32_mul_sub::<O, NT>(y.add(32 * s), _mm256_or_si256(q, hb), d1, m1);
+                w.u8x32_mul_sub(_mm256_or_si256(q, hb), d1, m1);
             }
         }
     }
+    w.finish();
 }

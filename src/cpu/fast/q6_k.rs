@@ -1,4 +1,4 @@
-//! q6_k, AVX2: per half of the block, the 64 `ql` and 32 `qh` bytes give four
+//! q6_k, AVX2 and AVX-512: per half of the block, the 64 `ql` and 32 `qh` bytes give four
 //! runs of 32 six-bit codes (low nibble or high nibble of `ql`, bit pair `2k`
 //! of `qh`), offset by 32 as bytes; each 16 values share the scale
 //! `d * sc`, formed once per group. Mirrors `cpu/q6_k.rs`.
@@ -6,25 +6,24 @@
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
-use super::x86::{f16_at, load32, store_i8x16_mul};
+use super::x86::{entry_points, f16_at, load32, Isa, Out};
 use crate::blocks::block_q6_K;
 use crate::cpu::OutElem;
 
-#[target_feature(enable = "avx2,f16c")]
-pub unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+entry_points!(decode);
+
+#[inline(always)]
+unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
     let (m4, m2, off) = (
         _mm256_set1_epi8(0xF),
         _mm256_set1_epi8(3),
         _mm256_set1_epi8(32),
     );
-    for (b, y) in src
-        .chunks_exact(size_of::<block_q6_K>())
-        .zip(out.chunks_exact_mut(256))
-    {
+    let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_q6_K>() * 256);
+    for b in src.chunks_exact(size_of::<block_q6_K>()) {
         let p = b.as_ptr();
         let d = f16_at(p.add(offset_of!(block_q6_K, d)));
         let sc = &*p.add(offset_of!(block_q6_K, scales)).cast::<[i8; 16]>();
-        let y = y.as_mut_ptr();
         for half in 0..2 {
             let ql = p.add(offset_of!(block_q6_K, ql) + 64 * half);
             let (l0, l1) = (load32(ql), load32(ql.add(32)));
@@ -42,18 +41,13 @@ pub unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
                 let high = _mm256_slli_epi16::<4>(_mm256_and_si256(high, m2));
                 let q = _mm256_sub_epi8(_mm256_or_si256(low, high), off);
                 let g = 8 * half + 2 * k;
-                let y = y.add(16 * g);
-                store_i8x16_mul::<O, NT>(
-                    y,
-                    _mm256_castsi256_si128(q),
+                w.i8x16x2_mul(
+                    q,
                     _mm256_set1_ps(d * sc[g] as f32),
-                );
-                store_i8x16_mul::<O, NT>(
-                    y.add(16),
-                    _mm256_extracti128_si256::<1>(q),
                     _mm256_set1_ps(d * sc[g + 1] as f32),
                 );
             }
         }
     }
+    w.finish();
 }

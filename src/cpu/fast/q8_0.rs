@@ -1,24 +1,25 @@
-//! q8_0, AVX2: 32 signed bytes times `d`. Mirrors `cpu/q8_0.rs`.
+//! q8_0, AVX2 and AVX-512: 32 signed bytes times `d`. Mirrors `cpu/q8_0.rs`.
 
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
-use super::x86::{f16_at, load32, prefetch_ahead, store_i8x32_mul};
+use super::x86::{entry_points, f16_at, load32, prefetch_ahead, Isa, Out};
 use crate::blocks::block_q8_0;
 use crate::cpu::OutElem;
 
-#[target_feature(enable = "avx2,f16c")]
-pub unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
-    for (b, y) in src
-        .chunks_exact(size_of::<block_q8_0>())
-        .zip(out.chunks_exact_mut(32))
-    {
+entry_points!(decode);
+
+#[inline(always)]
+unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+    let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_q8_0>() * 32);
+    for b in src.chunks_exact(size_of::<block_q8_0>()) {
         let p = b.as_ptr();
         if NT {
             prefetch_ahead(p);
         }
         let d = _mm256_set1_ps(f16_at(p.add(offset_of!(block_q8_0, d))));
         let qs = load32(p.add(offset_of!(block_q8_0, qs)));
-        store_i8x32_mul::<O, NT>(y.as_mut_ptr(), qs, d);
+        w.i8x32_mul(qs, d);
     }
+    w.finish();
 }

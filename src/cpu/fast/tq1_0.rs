@@ -1,4 +1,4 @@
-//! tq1_0, AVX2: base-3 digits, ggml's way: digit `n` of byte `x` is
+//! tq1_0, AVX2 and AVX-512: base-3 digits, ggml's way: digit `n` of byte `x` is
 //! `((x * 3^n mod 256) * 3) >> 8`, here in 16-bit lanes over 32 (then 16)
 //! bytes at a time, offset by 1 as bytes, times `d`. The 16 values of `qh`
 //! are computed as integers first, then converted the same way. Mirrors
@@ -7,27 +7,26 @@
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
-use super::x86::{f16_at, load16, load32, store_i8x16_mul, store_i8x32_mul};
+use super::x86::{entry_points, f16_at, load16, load32, Isa, Out};
 use crate::blocks::block_tq1_0;
 use crate::cpu::OutElem;
 
 const POW3: [u8; 5] = [1, 3, 9, 27, 81];
 
-/// Digit `n` of each byte `x` in 16-bit lanes `x16`: `((x * 3^n) mod 256 * 3) >> 8`.
+/// Digit `n` of each byte `x` in 16-bit lanes `x16`: `((x * 3^n) mod 256 * 3) >> 8`,
+/// with `pow` holding `3^n` in each lane.
 #[target_feature(enable = "avx2,f16c")]
 #[inline]
-unsafe fn digit16(x16: __m256i, pow: i16) -> __m256i {
-    let q = _mm256_and_si256(
-        _mm256_mullo_epi16(x16, _mm256_set1_epi16(pow)),
-        _mm256_set1_epi16(0xFF),
-    );
+unsafe fn digit16(x16: __m256i, pow: __m256i) -> __m256i {
+    let q = _mm256_and_si256(_mm256_mullo_epi16(x16, pow), _mm256_set1_epi16(0xFF));
     _mm256_srli_epi16::<8>(_mm256_mullo_epi16(q, _mm256_set1_epi16(3)))
 }
 
-/// Digit `n` of 32 bytes, minus 1, as signed bytes in order.
+/// Digit `n` of 32 bytes, minus 1, as signed bytes in order; `pow` holds
+/// `3^n` in each 16-bit lane (it may differ between the two 128-bit halves).
 #[target_feature(enable = "avx2,f16c")]
 #[inline]
-unsafe fn digits32(x: __m256i, pow: i16) -> __m256i {
+unsafe fn digits32(x: __m256i, pow: __m256i) -> __m256i {
     let zero = _mm256_setzero_si256();
     // unpack and pack work within 128-bit lanes, so the order comes back
     let lo = digit16(_mm256_unpacklo_epi8(x, zero), pow);
@@ -35,27 +34,30 @@ unsafe fn digits32(x: __m256i, pow: i16) -> __m256i {
     _mm256_sub_epi8(_mm256_packus_epi16(lo, hi), _mm256_set1_epi8(1))
 }
 
-#[target_feature(enable = "avx2,f16c")]
-pub unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
-    for (b, y) in src
-        .chunks_exact(size_of::<block_tq1_0>())
-        .zip(out.chunks_exact_mut(256))
-    {
+entry_points!(decode);
+
+#[inline(always)]
+unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+    let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_tq1_0>() * 256);
+    for b in src.chunks_exact(size_of::<block_tq1_0>()) {
         let p = b.as_ptr();
         let d = _mm256_set1_ps(f16_at(p.add(offset_of!(block_tq1_0, d))));
-        let y = y.as_mut_ptr();
         // qs[0..32]: 5 digits of 32 bytes, elements 0..160
         let qs = load32(p.add(offset_of!(block_tq1_0, qs)));
-        for (n, &pow) in POW3.iter().enumerate() {
-            store_i8x32_mul::<O, NT>(y.add(32 * n), digits32(qs, pow as i16), d);
+        for pow in POW3 {
+            w.i8x32_mul(digits32(qs, _mm256_set1_epi16(pow as i16)), d);
         }
-        // qs[32..48]: 5 digits of 16 bytes, elements 160..240; both halves of
-        // the 256-bit lanes hold the same 16 bytes, the low one is kept
+        // qs[32..48]: 5 digits of 16 bytes, elements 160..240, two digits at
+        // a time: both halves of the 256-bit lanes hold the same 16 bytes,
+        // each half takes its own digit
         let qs = _mm256_broadcastsi128_si256(load16(p.add(offset_of!(block_tq1_0, qs) + 32)));
-        for (n, &pow) in POW3.iter().enumerate() {
-            let q = _mm256_castsi256_si128(digits32(qs, pow as i16));
-            store_i8x16_mul::<O, NT>(y.add(160 + 16 * n), q, d);
-        }
+        let two = |a: u8, b: u8| {
+            let pow = _mm256_set_m128i(_mm_set1_epi16(b as i16), _mm_set1_epi16(a as i16));
+            digits32(qs, pow)
+        };
+        w.i8x32_mul(two(POW3[0], POW3[1]), d);
+        w.i8x32_mul(two(POW3[2], POW3[3]), d);
+        let last = _mm256_castsi256_si128(digits32(qs, _mm256_set1_epi16(POW3[4] as i16)));
         // qh: 4 digits of 4 bytes, elements 240..256, digit-major
         let qh = &*p.add(offset_of!(block_tq1_0, qh)).cast::<[u8; 4]>();
         let mut q = [0i8; 16];
@@ -65,6 +67,7 @@ pub unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
                 q[4 * n + j] = ((v as u16 * 3) >> 8) as i8 - 1;
             }
         }
-        store_i8x16_mul::<O, NT>(y.add(240), _mm_loadu_si128(q.as_ptr().cast()), d);
+        w.i8x32_mul(_mm256_set_m128i(_mm_loadu_si128(q.as_ptr().cast()), last), d);
     }
+    w.finish();
 }

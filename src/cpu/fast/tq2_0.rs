@@ -1,24 +1,23 @@
-//! tq2_0, AVX2: as q2_k's codes without scales: per half of the block, bit
+//! tq2_0, AVX2 and AVX-512: as q2_k's codes without scales: per half of the block, bit
 //! pair `2l` of its 32 code bytes gives 32 codes, offset by 1 as bytes, times
 //! `d`. Mirrors `cpu/tq2_0.rs`.
 
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
-use super::x86::{f16_at, load32, store_i8x32_mul};
+use super::x86::{entry_points, f16_at, load32, Isa, Out};
 use crate::blocks::block_tq2_0;
 use crate::cpu::OutElem;
 
-#[target_feature(enable = "avx2,f16c")]
-pub unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+entry_points!(decode);
+
+#[inline(always)]
+unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
     let (m2, one) = (_mm256_set1_epi8(3), _mm256_set1_epi8(1));
-    for (b, y) in src
-        .chunks_exact(size_of::<block_tq2_0>())
-        .zip(out.chunks_exact_mut(256))
-    {
+    let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_tq2_0>() * 256);
+    for b in src.chunks_exact(size_of::<block_tq2_0>()) {
         let p = b.as_ptr();
         let d = _mm256_set1_ps(f16_at(p.add(offset_of!(block_tq2_0, d))));
-        let y = y.as_mut_ptr();
         for half in 0..2 {
             let qs = load32(p.add(offset_of!(block_tq2_0, qs) + 32 * half));
             let codes = [
@@ -27,10 +26,11 @@ pub unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
                 _mm256_srli_epi16::<4>(qs),
                 _mm256_srli_epi16::<6>(qs),
             ];
-            for (l, c) in codes.into_iter().enumerate() {
+            for c in codes {
                 let q = _mm256_sub_epi8(_mm256_and_si256(c, m2), one);
-                store_i8x32_mul::<O, NT>(y.add(128 * half + 32 * l), q, d);
+                w.i8x32_mul(q, d);
             }
         }
     }
+    w.finish();
 }
