@@ -3,11 +3,11 @@
 //! 64-byte lines, one store each, whatever its alignment.
 //!
 //! Every function here requires AVX2, F16C and AVX-512 F/BW/VL/DQ; the
-//! kernels that call them are compiled for those features ([`entry_points!`])
+//! kernels that call them are compiled for those features ([`kernel!`])
 //! and only run where the CPU has them. Results are the AVX2 ones to the bit:
 //! the same products in the same order, only more of them per instruction.
 //!
-//! [`entry_points!`]: super::x86::entry_points
+//! [`kernel!`]: super::x86::kernel
 
 use std::arch::x86_64::*;
 use std::marker::PhantomData;
@@ -22,16 +22,19 @@ pub struct Avx512;
 impl Isa for Avx512 {
     type Out<O: OutElem, const NT: bool> = Avx512Out<O, NT>;
 
-    #[inline(always)]
+    #[target_feature(enable = "avx2,f16c,avx512f,avx512bw,avx512vl,avx512dq")]
+    #[inline]
     unsafe fn out<O: OutElem, const NT: bool>(out: &mut [O], n: usize) -> Avx512Out<O, NT> {
         assert_eq!(out.len(), n);
         Avx512Out::new(out.as_mut_ptr().cast())
     }
-    #[inline(always)]
+    #[target_feature(enable = "avx2,f16c,avx512f,avx512bw,avx512vl,avx512dq")]
+    #[inline]
     unsafe fn bits_to_bytes(bits: u32) -> __m256i {
         _mm256_movm_epi8(bits)
     }
-    #[inline(always)]
+    #[target_feature(enable = "avx2,f16c,avx512f,avx512bw,avx512vl,avx512dq")]
+    #[inline]
     unsafe fn apply_signs(x: __m256i, signs: u32) -> __m256i {
         // 0 - x in the lanes whose bit is set, x in the others
         _mm256_mask_sub_epi8(x, signs, _mm256_setzero_si256(), x)
@@ -65,10 +68,11 @@ pub struct Avx512Out<O, const NT: bool> {
 }
 
 impl<O: OutElem, const NT: bool> Avx512Out<O, NT> {
-    #[inline(always)]
+    #[target_feature(enable = "avx2,f16c,avx512f,avx512bw,avx512vl,avx512dq")]
+    #[inline]
     unsafe fn new(y: *mut u8) -> Self {
         let shift = if NT { y as usize % 64 } else { 0 };
-        debug_assert!(shift % 16 == 0, "streamed outputs are 16-byte aligned");
+        debug_assert!(shift % 4 == 0, "streamed outputs are 4-byte aligned");
         // lane j of a line: lane 16 - k + j of the carry for j < k, else lane
         // j - k of the new bytes (k = shift / 4), i.e. index 16 - k + j of
         // the two side by side
@@ -85,7 +89,8 @@ impl<O: OutElem, const NT: bool> Avx512Out<O, NT> {
     }
 
     /// The next 64 bytes of output.
-    #[inline(always)]
+    #[target_feature(enable = "avx2,f16c,avx512f,avx512bw,avx512vl,avx512dq")]
+    #[inline]
     unsafe fn line(&mut self, v: __m512i) {
         if !NT {
             _mm512_storeu_si512(self.y.cast(), v);
@@ -110,7 +115,8 @@ impl<O: OutElem, const NT: bool> Avx512Out<O, NT> {
     }
 
     /// 32 values given as two times 16 f32 lanes.
-    #[inline(always)]
+    #[target_feature(enable = "avx2,f16c,avx512f,avx512bw,avx512vl,avx512dq")]
+    #[inline]
     pub unsafe fn put(&mut self, a: __m512, b: __m512) {
         const { assert!(std::mem::size_of::<O>() == O::OUT.size()) };
         match O::OUT {
@@ -130,15 +136,18 @@ impl<O: OutElem, const NT: bool> Avx512Out<O, NT> {
 }
 
 impl<O: OutElem, const NT: bool> Out for Avx512Out<O, NT> {
-    #[inline(always)]
+    #[target_feature(enable = "avx2,f16c,avx512f,avx512bw,avx512vl,avx512dq")]
+    #[inline]
     unsafe fn f32x32(&mut self, [v0, v1, v2, v3]: [__m256; 4]) {
         self.put(join8(v0, v1), join8(v2, v3));
     }
-    #[inline(always)]
+    #[target_feature(enable = "avx2,f16c,avx512f,avx512bw,avx512vl,avx512dq")]
+    #[inline]
     unsafe fn i8x32_mul(&mut self, x: __m256i, d: __m256) {
         self.i8x16x2_mul(x, d, d);
     }
-    #[inline(always)]
+    #[target_feature(enable = "avx2,f16c,avx512f,avx512bw,avx512vl,avx512dq")]
+    #[inline]
     unsafe fn i8x16x2_mul(&mut self, x: __m256i, d0: __m256, d1: __m256) {
         let [lo, hi] = halves(x);
         self.put(
@@ -146,19 +155,22 @@ impl<O: OutElem, const NT: bool> Out for Avx512Out<O, NT> {
             _mm512_mul_ps(i8x16_to_ps(hi), repeat8(d1)),
         );
     }
-    #[inline(always)]
+    #[target_feature(enable = "avx2,f16c,avx512f,avx512bw,avx512vl,avx512dq")]
+    #[inline]
     unsafe fn u8x32_mul_add(&mut self, x: __m256i, d: __m256, m: __m256) {
         let (d, m) = (repeat8(d), repeat8(m));
         let [lo, hi] = halves(x).map(|h| _mm512_add_ps(_mm512_mul_ps(u8x16_to_ps(h), d), m));
         self.put(lo, hi);
     }
-    #[inline(always)]
+    #[target_feature(enable = "avx2,f16c,avx512f,avx512bw,avx512vl,avx512dq")]
+    #[inline]
     unsafe fn u8x32_mul_sub(&mut self, x: __m256i, d: __m256, m: __m256) {
         let (d, m) = (repeat8(d), repeat8(m));
         let [lo, hi] = halves(x).map(|h| _mm512_sub_ps(_mm512_mul_ps(d, u8x16_to_ps(h)), m));
         self.put(lo, hi);
     }
-    #[inline(always)]
+    #[target_feature(enable = "avx2,f16c,avx512f,avx512bw,avx512vl,avx512dq")]
+    #[inline]
     unsafe fn finish(self) {
         if NT && self.shift != 0 && !self.first {
             // the carry's last `shift` bytes, from the last boundary on

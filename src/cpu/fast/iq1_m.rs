@@ -1,22 +1,19 @@
-//! iq1_m, AVX2 and AVX-512: per group of 8, its ternary grid row widened to f32 lanes,
-//! plus the group's shift `delta`, times its pair's `dl = d * (2s + 1)`, `d`
-//! assembled from the top nibbles of the 4 scale words. Mirrors `cpu/iq1_m.rs`.
+//! iq1_m, AVX2 and AVX-512: per group of 8, its ternary grid row widened to f32
+//! lanes, plus the group's shift `delta`, times its pair's `dl = d * (2s + 1)`,
+//! `d` assembled from the top nibbles of the 4 scale words. Mirrors
+//! `cpu/iq1_m.rs`.
 
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
-use super::x86::{entry_points, f16_bits_to_f32, i8x8_to_ps, signed_delta, Isa, Out};
+use super::x86::{kernel, f16_bits_to_f32, i8x8_to_ps, signed_delta, Isa, Out};
 use crate::blocks::block_iq1_m;
-use crate::cpu::OutElem;
 use crate::tables::IQ1S_GRID;
 
 /// ggml's IQ1S_DELTA.
 const DELTA: f32 = 0.125;
 
-entry_points!(decode);
-
-#[inline(always)]
-unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+kernel!(|src, out| {
     let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_iq1_m>() * 256);
     for b in src.chunks_exact(size_of::<block_iq1_m>()) {
         let p = b.as_ptr();
@@ -28,7 +25,8 @@ unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) 
             (sc[0] >> 12) | ((sc[1] >> 8) & 0x00F0) | ((sc[2] >> 4) & 0x0F00) | (sc[3] & 0xF000);
         let d = f16_bits_to_f32(d_bits);
         for ib in 0..8 {
-            w.f32x32(std::array::from_fn(|l| {
+            let mut v = [_mm256_setzero_ps(); 4];
+            for (l, v) in v.iter_mut().enumerate() {
                 let s = (sc[ib / 2] >> (6 * (ib % 2) + 3 * (l / 2))) & 7;
                 // the integer 2s + 1 first, then one f32 product
                 let dl = _mm256_set1_ps(d * (2 * s as i32 + 1) as f32);
@@ -36,9 +34,10 @@ unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) 
                 let row = IQ1S_GRID[qs[4 * ib + l] as usize | ((h & 7) as usize) << 8];
                 let delta = _mm256_set1_ps(signed_delta(DELTA, (h as u32 >> 3) & 1));
                 let g = i8x8_to_ps(_mm_cvtsi64_si128(row as i64));
-                _mm256_mul_ps(dl, _mm256_add_ps(g, delta))
-            }));
+                *v = _mm256_mul_ps(dl, _mm256_add_ps(g, delta));
+            }
+            w.f32x32(v);
         }
     }
     w.finish();
-}
+});

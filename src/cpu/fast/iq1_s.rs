@@ -1,22 +1,18 @@
-//! iq1_s, AVX2 and AVX-512: per group of 8, its ternary grid row widened to f32 lanes,
-//! plus the sub-block's shift `delta`, times `dl = d * (2s + 1)`. Mirrors
+//! iq1_s, AVX2 and AVX-512: per group of 8, its ternary grid row widened to f32
+//! lanes, plus the sub-block's shift `delta`, times `dl = d * (2s + 1)`. Mirrors
 //! `cpu/iq1_s.rs`.
 
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
-use super::x86::{entry_points, f16_at, i8x8_to_ps, signed_delta, Isa, Out};
+use super::x86::{kernel, f16_at, i8x8_to_ps, signed_delta, Isa, Out};
 use crate::blocks::block_iq1_s;
-use crate::cpu::OutElem;
 use crate::tables::IQ1S_GRID;
 
 /// ggml's IQ1S_DELTA.
 const DELTA: f32 = 0.125;
 
-entry_points!(decode);
-
-#[inline(always)]
-unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+kernel!(|src, out| {
     let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_iq1_s>() * 256);
     for b in src.chunks_exact(size_of::<block_iq1_s>()) {
         let p = b.as_ptr();
@@ -28,13 +24,15 @@ unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) 
             // the integer 2s + 1 first, then one f32 product
             let dl = _mm256_set1_ps(d * (2 * ((qh >> 12) & 7) as i32 + 1) as f32);
             let delta = _mm256_set1_ps(signed_delta(DELTA, qh as u32 >> 15));
-            w.f32x32(std::array::from_fn(|l| {
+            let mut v = [_mm256_setzero_ps(); 4];
+            for (l, v) in v.iter_mut().enumerate() {
                 let hi = (qh as usize >> (3 * l)) & 7;
                 let row = IQ1S_GRID[qs[4 * ib + l] as usize | hi << 8];
                 let g = i8x8_to_ps(_mm_cvtsi64_si128(row as i64));
-                _mm256_mul_ps(dl, _mm256_add_ps(g, delta))
-            }));
+                *v = _mm256_mul_ps(dl, _mm256_add_ps(g, delta));
+            }
+            w.f32x32(v);
         }
     }
     w.finish();
-}
+});

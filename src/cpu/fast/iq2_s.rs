@@ -1,20 +1,16 @@
-//! iq2_s, AVX2 and AVX-512: per sub-block of 32, the 4 grid rows (10-bit indices, the top
-//! 2 bits from `qh`) side by side, its 4 explicit sign bytes applied as
-//! integers, the two halves times their own `db = d * (0.5 + s) * 0.25`.
-//! Mirrors `cpu/iq2_s.rs`.
+//! iq2_s, AVX2 and AVX-512: per sub-block of 32, the 4 grid rows (10-bit
+//! indices, the top 2 bits from `qh`) side by side, its 4 explicit sign bytes
+//! applied as integers, the two halves times their own `db = d * (0.5 + s) *
+//! 0.25`. Mirrors `cpu/iq2_s.rs`.
 
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
-use super::x86::{entry_points, f16_at, Isa, Out};
+use super::x86::{kernel, f16_at, Isa, Out};
 use crate::blocks::block_iq2_s;
-use crate::cpu::OutElem;
 use crate::tables::IQ2S_GRID;
 
-entry_points!(decode);
-
-#[inline(always)]
-unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+kernel!(|src, out| {
     let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_iq2_s>() * 256);
     for b in src.chunks_exact(size_of::<block_iq2_s>()) {
         let p = b.as_ptr();
@@ -38,4 +34,4 @@ unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) 
         }
     }
     w.finish();
-}
+});

@@ -1,19 +1,16 @@
-//! iq2_xs, AVX2 and AVX-512: per sub-block of 32, the 4 grid rows (9-bit indices) side by
-//! side, the signs of their 7-bit indices applied as integers, the two halves
-//! times their own `db = d * (0.5 + s) * 0.25`. Mirrors `cpu/iq2_xs.rs`.
+//! iq2_xs, AVX2 and AVX-512: per sub-block of 32, the 4 grid rows (9-bit
+//! indices) side by side, the signs of their 7-bit indices applied as integers,
+//! the two halves times their own `db = d * (0.5 + s) * 0.25`. Mirrors
+//! `cpu/iq2_xs.rs`.
 
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
-use super::x86::{entry_points, f16_at, Isa, Out};
+use super::x86::{kernel, f16_at, Isa, Out};
 use crate::blocks::block_iq2_xs;
-use crate::cpu::OutElem;
 use crate::tables::{IQ2XS_GRID, KSIGNS_IQ2XS};
 
-entry_points!(decode);
-
-#[inline(always)]
-unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+kernel!(|src, out| {
     let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_iq2_xs>() * 256);
     for b in src.chunks_exact(size_of::<block_iq2_xs>()) {
         let p = b.as_ptr();
@@ -36,4 +33,4 @@ unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) 
         }
     }
     w.finish();
-}
+});

@@ -1,13 +1,12 @@
-//! iq2_xxs, AVX2 and AVX-512: per sub-block of 32, the 4 grid rows (8 bytes each) side by
-//! side, the 4 sign bytes (from `KSIGNS_IQ2XS`) applied to them as integers,
-//! times `db = d * (0.5 + s) * 0.25`. Mirrors `cpu/iq2_xxs.rs`.
+//! iq2_xxs, AVX2 and AVX-512: per sub-block of 32, the 4 grid rows (8 bytes
+//! each) side by side, the 4 sign bytes (from `KSIGNS_IQ2XS`) applied to them as
+//! integers, times `db = d * (0.5 + s) * 0.25`. Mirrors `cpu/iq2_xxs.rs`.
 
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
-use super::x86::{entry_points, f16_at, Isa, Out};
+use super::x86::{kernel, f16_at, Isa, Out};
 use crate::blocks::block_iq2_xxs;
-use crate::cpu::OutElem;
 use crate::tables::{IQ2XXS_GRID, KSIGNS_IQ2XS};
 
 /// The 4 sign bytes of a sub-block from its 4 7-bit sign indices.
@@ -18,10 +17,7 @@ pub(super) fn ksigns4(aux: u32) -> u32 {
     })
 }
 
-entry_points!(decode);
-
-#[inline(always)]
-unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+kernel!(|src, out| {
     let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_iq2_xxs>() * 256);
     for b in src.chunks_exact(size_of::<block_iq2_xxs>()) {
         let p = b.as_ptr();
@@ -39,4 +35,4 @@ unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) 
         }
     }
     w.finish();
-}
+});

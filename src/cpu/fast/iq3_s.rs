@@ -1,19 +1,15 @@
-//! iq3_s, AVX2 and AVX-512: per sub-block of 32, its 8 grid rows (9-bit indices, the top
-//! bit from `qh`) side by side, its 4 explicit sign bytes applied as integers,
-//! times `db = d * (1 + 2s)`. Mirrors `cpu/iq3_s.rs`.
+//! iq3_s, AVX2 and AVX-512: per sub-block of 32, its 8 grid rows (9-bit indices,
+//! the top bit from `qh`) side by side, its 4 explicit sign bytes applied as
+//! integers, times `db = d * (1 + 2s)`. Mirrors `cpu/iq3_s.rs`.
 
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
-use super::x86::{entry_points, f16_at, Isa, Out};
+use super::x86::{kernel, f16_at, Isa, Out};
 use crate::blocks::block_iq3_s;
-use crate::cpu::OutElem;
 use crate::tables::IQ3S_GRID;
 
-entry_points!(decode);
-
-#[inline(always)]
-unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+kernel!(|src, out| {
     let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_iq3_s>() * 256);
     for b in src.chunks_exact(size_of::<block_iq3_s>()) {
         let p = b.as_ptr();
@@ -46,4 +42,4 @@ unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) 
         }
     }
     w.finish();
-}
+});

@@ -1,20 +1,16 @@
-//! iq3_xxs, AVX2 and AVX-512: per sub-block of 32, its 8 grid rows (4 bytes each) side by
-//! side, the 4 sign bytes (from `KSIGNS_IQ2XS`) applied as integers, times
-//! `db = d * (0.5 + s) * 0.5`. Mirrors `cpu/iq3_xxs.rs`.
+//! iq3_xxs, AVX2 and AVX-512: per sub-block of 32, its 8 grid rows (4 bytes
+//! each) side by side, the 4 sign bytes (from `KSIGNS_IQ2XS`) applied as
+//! integers, times `db = d * (0.5 + s) * 0.5`. Mirrors `cpu/iq3_xxs.rs`.
 
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
 use super::iq2_xxs::ksigns4;
-use super::x86::{entry_points, f16_at, Isa, Out};
+use super::x86::{kernel, f16_at, Isa, Out};
 use crate::blocks::block_iq3_xxs;
-use crate::cpu::OutElem;
 use crate::tables::IQ3XXS_GRID;
 
-entry_points!(decode);
-
-#[inline(always)]
-unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+kernel!(|src, out| {
     let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_iq3_xxs>() * 256);
     for b in src.chunks_exact(size_of::<block_iq3_xxs>()) {
         let p = b.as_ptr();
@@ -40,4 +36,4 @@ unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) 
         }
     }
     w.finish();
-}
+});

@@ -1,18 +1,14 @@
-//! iq4_nl, AVX2 and AVX-512: 32 nibbles (q4_0's order) looked up in the 16 non-linear
-//! values with one byte shuffle, times `d`. Mirrors `cpu/iq4_nl.rs`.
+//! iq4_nl, AVX2 and AVX-512: 32 nibbles (q4_0's order) looked up in the 16
+//! non-linear values with one byte shuffle, times `d`. Mirrors `cpu/iq4_nl.rs`.
 
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
-use super::x86::{entry_points, f16_at, nibbles32, Isa, Out};
+use super::x86::{kernel, f16_at, nibbles32, Isa, Out};
 use crate::blocks::block_iq4_nl;
-use crate::cpu::OutElem;
 use crate::tables::KVALUES_IQ4NL;
 
-entry_points!(decode);
-
-#[inline(always)]
-unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+kernel!(|src, out| {
     let values = _mm256_broadcastsi128_si256(_mm_loadu_si128(KVALUES_IQ4NL.as_ptr().cast()));
     let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_iq4_nl>() * 32);
     for b in src.chunks_exact(size_of::<block_iq4_nl>()) {
@@ -22,4 +18,4 @@ unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) 
         w.i8x32_mul(q, d);
     }
     w.finish();
-}
+});

@@ -1,19 +1,15 @@
-//! iq4_xs, AVX2 and AVX-512: iq4_nl's lookup per sub-block of 32, each with the scale
-//! `d * (ls - 32)` of its 6-bit `ls` (low 4 bits in `scales_l`, top 2 in
+//! iq4_xs, AVX2 and AVX-512: iq4_nl's lookup per sub-block of 32, each with the
+//! scale `d * (ls - 32)` of its 6-bit `ls` (low 4 bits in `scales_l`, top 2 in
 //! `scales_h`). Mirrors `cpu/iq4_xs.rs`.
 
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
-use super::x86::{entry_points, f16_at, nibbles32, Isa, Out};
+use super::x86::{kernel, f16_at, nibbles32, Isa, Out};
 use crate::blocks::block_iq4_xs;
-use crate::cpu::OutElem;
 use crate::tables::KVALUES_IQ4NL;
 
-entry_points!(decode);
-
-#[inline(always)]
-unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+kernel!(|src, out| {
     let values = _mm256_broadcastsi128_si256(_mm_loadu_si128(KVALUES_IQ4NL.as_ptr().cast()));
     let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_iq4_xs>() * 256);
     for b in src.chunks_exact(size_of::<block_iq4_xs>()) {
@@ -31,4 +27,4 @@ unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) 
         }
     }
     w.finish();
-}
+});

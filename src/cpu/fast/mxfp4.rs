@@ -1,13 +1,12 @@
-//! mxfp4, AVX2 and AVX-512: 32 E2M1 nibbles (q4_0's order) looked up as doubled integers
-//! with one byte shuffle, times half the E8M0 scale, `2^(e - 128)`. Mirrors
-//! `cpu/mxfp4.rs`.
+//! mxfp4, AVX2 and AVX-512: 32 E2M1 nibbles (q4_0's order) looked up as doubled
+//! integers with one byte shuffle, times half the E8M0 scale, `2^(e - 128)`.
+//! Mirrors `cpu/mxfp4.rs`.
 
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
-use super::x86::{entry_points, nibbles32, Isa, Out};
+use super::x86::{kernel, nibbles32, Isa, Out};
 use crate::blocks::block_mxfp4;
-use crate::cpu::OutElem;
 use crate::tables::KVALUES_MXFP4;
 
 /// `2^(e - 128)`, exactly (f32 subnormals for e < 2).
@@ -20,10 +19,7 @@ fn e8m0_half(e: u8) -> f32 {
     }
 }
 
-entry_points!(decode);
-
-#[inline(always)]
-unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+kernel!(|src, out| {
     let values = _mm256_broadcastsi128_si256(_mm_loadu_si128(KVALUES_MXFP4.as_ptr().cast()));
     let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_mxfp4>() * 32);
     for b in src.chunks_exact(size_of::<block_mxfp4>()) {
@@ -33,4 +29,4 @@ unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) 
         w.i8x32_mul(q, d);
     }
     w.finish();
-}
+});

@@ -1,13 +1,12 @@
-//! nvfp4, AVX2 and AVX-512: per 16 weights, 8 bytes of E2M1 nibbles (low nibbles first)
-//! looked up as doubled integers with a byte shuffle, times half the UE4M3
-//! scale (from a table of all 256). Mirrors `cpu/nvfp4.rs`.
+//! nvfp4, AVX2 and AVX-512: per 16 weights, 8 bytes of E2M1 nibbles (low nibbles
+//! first) looked up as doubled integers with a byte shuffle, times half the
+//! UE4M3 scale (from a table of all 256). Mirrors `cpu/nvfp4.rs`.
 
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
-use super::x86::{entry_points, Isa, Out};
+use super::x86::{kernel, Isa, Out};
 use crate::blocks::block_nvfp4;
-use crate::cpu::OutElem;
 use crate::tables::KVALUES_MXFP4;
 
 /// Half the UE4M3 value of every byte, exactly, as f32 bits: `(8 + m) * 2^(e - 11)` for
@@ -38,10 +37,7 @@ static UE4M3_HALF: [u32; 256] = {
     t
 };
 
-entry_points!(decode);
-
-#[inline(always)]
-unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+kernel!(|src, out| {
     let values = _mm_loadu_si128(KVALUES_MXFP4.as_ptr().cast());
     let m4 = _mm_set1_epi8(0xF);
     let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_nvfp4>() * 64);
@@ -63,4 +59,4 @@ unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) 
         }
     }
     w.finish();
-}
+});

@@ -1,17 +1,14 @@
-//! q1_0, AVX2 and AVX-512: each bit picks `d` (set) or `-d` (clear): the bits expanded to
-//! lane masks that flip the sign of `d` where clear. Mirrors `cpu/q1_0.rs`.
+//! q1_0, AVX2 and AVX-512: each bit picks `d` (set) or `-d` (clear): the bits
+//! expanded to lane masks that flip the sign of `d` where clear. Mirrors
+//! `cpu/q1_0.rs`.
 
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
-use super::x86::{entry_points, f16_at, Isa, Out};
+use super::x86::{kernel, f16_at, Isa, Out};
 use crate::blocks::block_q1_0;
-use crate::cpu::OutElem;
 
-entry_points!(decode);
-
-#[inline(always)]
-unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+kernel!(|src, out| {
     let bit = _mm256_set_epi32(128, 64, 32, 16, 8, 4, 2, 1);
     let sign = _mm256_set1_epi32(i32::MIN);
     let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_q1_0>() * 128);
@@ -29,8 +26,8 @@ unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) 
             _mm256_castsi256_ps(_mm256_xor_si256(d, _mm256_andnot_si256(set, sign)))
         };
         for j in (0..16).step_by(4) {
-            w.f32x32(std::array::from_fn(|k| values(j + k)));
+            w.f32x32([values(j), values(j + 1), values(j + 2), values(j + 3)]);
         }
     }
     w.finish();
-}
+});

@@ -1,18 +1,14 @@
-//! q2_0, AVX2 and AVX-512: the 2-bit codes of each byte (4 elements, lowest bits first)
-//! interleaved back into element order with byte and word unpacks, offset by
-//! 1 as bytes, times `d`. Mirrors `cpu/q2_0.rs`.
+//! q2_0, AVX2 and AVX-512: the 2-bit codes of each byte (4 elements, lowest bits
+//! first) interleaved back into element order with byte and word unpacks, offset
+//! by 1 as bytes, times `d`. Mirrors `cpu/q2_0.rs`.
 
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
-use super::x86::{entry_points, f16_at, load16, Isa, Out};
+use super::x86::{kernel, f16_at, load16, Isa, Out};
 use crate::blocks::block_q2_0;
-use crate::cpu::OutElem;
 
-entry_points!(decode);
-
-#[inline(always)]
-unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+kernel!(|src, out| {
     let (m2, one) = (_mm_set1_epi8(3), _mm_set1_epi8(1));
     let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_q2_0>() * 64);
     for b in src.chunks_exact(size_of::<block_q2_0>()) {
@@ -41,4 +37,4 @@ unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) 
         w.i8x32_mul(_mm256_set_m128i(ordered[3], ordered[2]), d);
     }
     w.finish();
-}
+});

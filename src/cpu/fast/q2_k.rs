@@ -1,18 +1,14 @@
-//! q2_k, AVX2 and AVX-512: per half of the block, bit pair `2k` of its 32 code bytes gives
-//! 32 codes; each 16 share `(d * sc) * q - dmin * m`, the products formed once
-//! per group. Mirrors `cpu/q2_k.rs`.
+//! q2_k, AVX2 and AVX-512: per half of the block, bit pair `2k` of its 32 code
+//! bytes gives 32 codes; each 16 share `(d * sc) * q - dmin * m`, the products
+//! formed once per group. Mirrors `cpu/q2_k.rs`.
 
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
-use super::x86::{entry_points, f16_at, load32, quarters, u8x8_to_ps, Isa, Out};
+use super::x86::{kernel, f16_at, load32, quarters, u8x8_to_ps, Isa, Out};
 use crate::blocks::block_q2_K;
-use crate::cpu::OutElem;
 
-entry_points!(decode);
-
-#[inline(always)]
-unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+kernel!(|src, out| {
     let m2 = _mm256_set1_epi8(3);
     let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_q2_K>() * 256);
     for b in src.chunks_exact(size_of::<block_q2_K>()) {
@@ -26,14 +22,16 @@ unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) 
                 let q = _mm256_srl_epi16(qs, _mm_cvtsi32_si128(2 * k as i32));
                 let q = quarters(_mm256_and_si256(q, m2));
                 let g = 8 * half + 2 * k;
-                w.f32x32(std::array::from_fn(|i| {
+                let mut v = [_mm256_setzero_ps(); 4];
+                for (i, v) in v.iter_mut().enumerate() {
                     let s = sc[g + i / 2];
                     let dl = _mm256_set1_ps(d * (s & 0xF) as f32);
                     let ml = _mm256_set1_ps(dmin * (s >> 4) as f32);
-                    _mm256_sub_ps(_mm256_mul_ps(dl, u8x8_to_ps(q[i])), ml)
-                }));
+                    *v = _mm256_sub_ps(_mm256_mul_ps(dl, u8x8_to_ps(q[i])), ml);
+                }
+                w.f32x32(v);
             }
         }
     }
     w.finish();
-}
+});

@@ -1,14 +1,13 @@
-//! q3_k, AVX2 and AVX-512: per half of the block, bit pair `2k` of its 32 code bytes and
-//! bit `4 * half + k` of the 32 `hmask` bytes give 32 codes
-//! `q - (h ? 0 : 4)`, as signed bytes; each 16 share the scale `d * sc`.
-//! Mirrors `cpu/q3_k.rs`.
+//! q3_k, AVX2 and AVX-512: per half of the block, bit pair `2k` of its 32 code
+//! bytes and bit `4 * half + k` of the 32 `hmask` bytes give 32 codes `q - (h ?
+//! 0 : 4)`, as signed bytes; each 16 share the scale `d * sc`. Mirrors
+//! `cpu/q3_k.rs`.
 
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
-use super::x86::{entry_points, f16_at, load32, Isa, Out};
+use super::x86::{kernel, f16_at, load32, Isa, Out};
 use crate::blocks::block_q3_K;
-use crate::cpu::OutElem;
 
 /// Group `g`'s 6-bit scale, offset removed: low 4 bits in nibble `g / 8` of
 /// `s[g % 8]`, top 2 bits at bit `2 * (g / 4)` of `s[8 + g % 4]`.
@@ -19,10 +18,7 @@ fn group_scale(s: &[u8; 12], g: usize) -> i32 {
     (low | high << 4) as i32 - 32
 }
 
-entry_points!(decode);
-
-#[inline(always)]
-unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+kernel!(|src, out| {
     let (m2, one, four) = (
         _mm256_set1_epi8(3),
         _mm256_set1_epi8(1),
@@ -51,4 +47,4 @@ unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) 
         }
     }
     w.finish();
-}
+});

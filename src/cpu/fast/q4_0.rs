@@ -1,18 +1,14 @@
-//! q4_0, AVX2 and AVX-512: the 16 code bytes split into low and high nibbles (elements
-//! 0..16 and 16..32), offset by 8 as bytes, widened, times `d`. Mirrors
-//! `cpu/q4_0.rs`.
+//! q4_0, AVX2 and AVX-512: the 16 code bytes split into low and high nibbles
+//! (elements 0..16 and 16..32), offset by 8 as bytes, widened, times `d`.
+//! Mirrors `cpu/q4_0.rs`.
 
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
-use super::x86::{entry_points, f16_at, load16, Isa, Out};
+use super::x86::{kernel, f16_at, load16, Isa, Out};
 use crate::blocks::block_q4_0;
-use crate::cpu::OutElem;
 
-entry_points!(decode);
-
-#[inline(always)]
-unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+kernel!(|src, out| {
     let (m4, eight) = (_mm_set1_epi8(0xF), _mm_set1_epi8(8));
     let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_q4_0>() * 32);
     for b in src.chunks_exact(size_of::<block_q4_0>()) {
@@ -24,4 +20,4 @@ unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) 
         w.i8x32_mul(_mm256_set_m128i(hi, lo), d);
     }
     w.finish();
-}
+});

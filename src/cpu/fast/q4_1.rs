@@ -1,17 +1,13 @@
-//! q4_1, AVX2 and AVX-512: the 16 code bytes as 32 nibbles (q4_0's order), `q * d + m`.
-//! Mirrors `cpu/q4_1.rs`.
+//! q4_1, AVX2 and AVX-512: the 16 code bytes as 32 nibbles (q4_0's order), `q *
+//! d + m`. Mirrors `cpu/q4_1.rs`.
 
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
-use super::x86::{entry_points, f16_at, nibbles32, Isa, Out};
+use super::x86::{kernel, f16_at, nibbles32, Isa, Out};
 use crate::blocks::block_q4_1;
-use crate::cpu::OutElem;
 
-entry_points!(decode);
-
-#[inline(always)]
-unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+kernel!(|src, out| {
     let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_q4_1>() * 32);
     for b in src.chunks_exact(size_of::<block_q4_1>()) {
         let p = b.as_ptr();
@@ -21,4 +17,4 @@ unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) 
         w.u8x32_mul_add(q, d, m);
     }
     w.finish();
-}
+});

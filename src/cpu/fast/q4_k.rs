@@ -1,19 +1,15 @@
-//! q4_k, AVX2 and AVX-512: each 32 code bytes hold two sub-blocks (low nibbles, then high
-//! ones); each sub-block's values are `(d * sc) * q - dmin * m` with the scale
-//! and min products formed once per sub-block. Mirrors `cpu/q4_k.rs`.
+//! q4_k, AVX2 and AVX-512: each 32 code bytes hold two sub-blocks (low nibbles,
+//! then high ones); each sub-block's values are `(d * sc) * q - dmin * m` with
+//! the scale and min products formed once per sub-block. Mirrors `cpu/q4_k.rs`.
 
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
-use super::x86::{entry_points, f16_at, load32, Isa, Out};
+use super::x86::{kernel, f16_at, load32, Isa, Out};
 use crate::blocks::block_q4_K;
 use crate::cpu::k_common::scale_min_k4;
-use crate::cpu::OutElem;
 
-entry_points!(decode);
-
-#[inline(always)]
-unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+kernel!(|src, out| {
     let m4 = _mm256_set1_epi8(0xF);
     let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_q4_K>() * 256);
     for b in src.chunks_exact(size_of::<block_q4_K>()) {
@@ -37,4 +33,4 @@ unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) 
         }
     }
     w.finish();
-}
+});

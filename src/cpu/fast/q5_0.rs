@@ -1,17 +1,14 @@
-//! q5_0, AVX2 and AVX-512: 32 nibbles (q4_0's order) with bit `j` of `qh` as element `j`'s
-//! fifth bit, offset by 16 as bytes, times `d`. Mirrors `cpu/q5_0.rs`.
+//! q5_0, AVX2 and AVX-512: 32 nibbles (q4_0's order) with bit `j` of `qh` as
+//! element `j`'s fifth bit, offset by 16 as bytes, times `d`. Mirrors
+//! `cpu/q5_0.rs`.
 
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
-use super::x86::{entry_points, f16_at, nibbles32, Isa, Out};
+use super::x86::{kernel, f16_at, nibbles32, Isa, Out};
 use crate::blocks::block_q5_0;
-use crate::cpu::OutElem;
 
-entry_points!(decode);
-
-#[inline(always)]
-unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+kernel!(|src, out| {
     let (b4, sixteen) = (_mm256_set1_epi8(0x10), _mm256_set1_epi8(16));
     let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_q5_0>() * 32);
     for b in src.chunks_exact(size_of::<block_q5_0>()) {
@@ -23,4 +20,4 @@ unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) 
         w.i8x32_mul(_mm256_sub_epi8(q, sixteen), d);
     }
     w.finish();
-}
+});

@@ -4,14 +4,10 @@
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
-use super::x86::{entry_points, f16_at, nibbles32, Isa, Out};
+use super::x86::{kernel, f16_at, nibbles32, Isa, Out};
 use crate::blocks::block_q5_1;
-use crate::cpu::OutElem;
 
-entry_points!(decode);
-
-#[inline(always)]
-unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+kernel!(|src, out| {
     let b4 = _mm256_set1_epi8(0x10);
     let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_q5_1>() * 32);
     for b in src.chunks_exact(size_of::<block_q5_1>()) {
@@ -24,4 +20,4 @@ unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) 
         w.u8x32_mul_add(q, d, m);
     }
     w.finish();
-}
+});

@@ -1,18 +1,14 @@
-//! q5_k, AVX2 and AVX-512: as q4_k, with sub-block `s`'s fifth bits taken from bit `s` of
-//! the 32 `qh` bytes and added as 16. Mirrors `cpu/q5_k.rs`.
+//! q5_k, AVX2 and AVX-512: as q4_k, with sub-block `s`'s fifth bits taken from
+//! bit `s` of the 32 `qh` bytes and added as 16. Mirrors `cpu/q5_k.rs`.
 
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
-use super::x86::{entry_points, f16_at, load32, Isa, Out};
+use super::x86::{kernel, f16_at, load32, Isa, Out};
 use crate::blocks::block_q5_K;
 use crate::cpu::k_common::scale_min_k4;
-use crate::cpu::OutElem;
 
-entry_points!(decode);
-
-#[inline(always)]
-unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+kernel!(|src, out| {
     let (m4, one) = (_mm256_set1_epi8(0xF), _mm256_set1_epi8(1));
     let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_q5_K>() * 256);
     for b in src.chunks_exact(size_of::<block_q5_K>()) {
@@ -41,4 +37,4 @@ unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) 
         }
     }
     w.finish();
-}
+});

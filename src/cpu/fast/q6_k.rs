@@ -1,19 +1,15 @@
-//! q6_k, AVX2 and AVX-512: per half of the block, the 64 `ql` and 32 `qh` bytes give four
-//! runs of 32 six-bit codes (low nibble or high nibble of `ql`, bit pair `2k`
-//! of `qh`), offset by 32 as bytes; each 16 values share the scale
-//! `d * sc`, formed once per group. Mirrors `cpu/q6_k.rs`.
+//! q6_k, AVX2 and AVX-512: per half of the block, the 64 `ql` and 32 `qh` bytes
+//! give four runs of 32 six-bit codes (low nibble or high nibble of `ql`, bit
+//! pair `2k` of `qh`), offset by 32 as bytes; each 16 values share the scale `d
+//! * sc`, formed once per group. Mirrors `cpu/q6_k.rs`.
 
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
-use super::x86::{entry_points, f16_at, load32, Isa, Out};
+use super::x86::{kernel, f16_at, load32, Isa, Out};
 use crate::blocks::block_q6_K;
-use crate::cpu::OutElem;
 
-entry_points!(decode);
-
-#[inline(always)]
-unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+kernel!(|src, out| {
     let (m4, m2, off) = (
         _mm256_set1_epi8(0xF),
         _mm256_set1_epi8(3),
@@ -50,4 +46,4 @@ unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) 
         }
     }
     w.finish();
-}
+});

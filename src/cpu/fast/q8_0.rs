@@ -3,14 +3,10 @@
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
-use super::x86::{entry_points, f16_at, load32, prefetch_ahead, Isa, Out};
+use super::x86::{kernel, f16_at, load32, prefetch_ahead, Isa, Out};
 use crate::blocks::block_q8_0;
-use crate::cpu::OutElem;
 
-entry_points!(decode);
-
-#[inline(always)]
-unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+kernel!(|src, out| {
     let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_q8_0>() * 32);
     for b in src.chunks_exact(size_of::<block_q8_0>()) {
         let p = b.as_ptr();
@@ -22,4 +18,4 @@ unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) 
         w.i8x32_mul(qs, d);
     }
     w.finish();
-}
+});

@@ -1,15 +1,14 @@
 //! tq1_0, AVX2 and AVX-512: base-3 digits, ggml's way: digit `n` of byte `x` is
-//! `((x * 3^n mod 256) * 3) >> 8`, here in 16-bit lanes over 32 (then 16)
-//! bytes at a time, offset by 1 as bytes, times `d`. The 16 values of `qh`
-//! are computed as integers first, then converted the same way. Mirrors
+//! `((x * 3^n mod 256) * 3) >> 8`, here in 16-bit lanes over 32 (then 16) bytes
+//! at a time, offset by 1 as bytes, times `d`. The 16 values of `qh` are
+//! computed as integers first, then converted the same way. Mirrors
 //! `cpu/tq1_0.rs`.
 
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
-use super::x86::{entry_points, f16_at, load16, load32, Isa, Out};
+use super::x86::{kernel, f16_at, load16, load32, Isa, Out};
 use crate::blocks::block_tq1_0;
-use crate::cpu::OutElem;
 
 const POW3: [u8; 5] = [1, 3, 9, 27, 81];
 
@@ -34,10 +33,7 @@ unsafe fn digits32(x: __m256i, pow: __m256i) -> __m256i {
     _mm256_sub_epi8(_mm256_packus_epi16(lo, hi), _mm256_set1_epi8(1))
 }
 
-entry_points!(decode);
-
-#[inline(always)]
-unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+kernel!(|src, out| {
     let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_tq1_0>() * 256);
     for b in src.chunks_exact(size_of::<block_tq1_0>()) {
         let p = b.as_ptr();
@@ -70,4 +66,4 @@ unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) 
         w.i8x32_mul(_mm256_set_m128i(_mm_loadu_si128(q.as_ptr().cast()), last), d);
     }
     w.finish();
-}
+});

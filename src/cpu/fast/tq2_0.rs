@@ -1,18 +1,14 @@
-//! tq2_0, AVX2 and AVX-512: as q2_k's codes without scales: per half of the block, bit
-//! pair `2l` of its 32 code bytes gives 32 codes, offset by 1 as bytes, times
-//! `d`. Mirrors `cpu/tq2_0.rs`.
+//! tq2_0, AVX2 and AVX-512: as q2_k's codes without scales: per half of the
+//! block, bit pair `2l` of its 32 code bytes gives 32 codes, offset by 1 as
+//! bytes, times `d`. Mirrors `cpu/tq2_0.rs`.
 
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
-use super::x86::{entry_points, f16_at, load32, Isa, Out};
+use super::x86::{kernel, f16_at, load32, Isa, Out};
 use crate::blocks::block_tq2_0;
-use crate::cpu::OutElem;
 
-entry_points!(decode);
-
-#[inline(always)]
-unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+kernel!(|src, out| {
     let (m2, one) = (_mm256_set1_epi8(3), _mm256_set1_epi8(1));
     let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_tq2_0>() * 256);
     for b in src.chunks_exact(size_of::<block_tq2_0>()) {
@@ -33,4 +29,4 @@ unsafe fn decode<S: Isa, O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) 
         }
     }
     w.finish();
-}
+});

@@ -1,12 +1,14 @@
 //! x86-64 building blocks shared by the kernels: reading block fields,
 //! widening bytes to f32 lanes, and storing f32 lanes as the output type.
 //!
-//! A kernel is written once, generic over [`Isa`]: the few steps where AVX-512
-//! does better than AVX2 (turning bytes into stored output, applying sign
-//! bits) go through it, everything else is AVX2 code that both levels run.
-//! [`entry_points!`] then compiles the kernel twice, as `avx2` (for AVX2 +
-//! F16C) and `avx512` (the same plus AVX-512 F/BW/VL/DQ, where the compiler
-//! also gets 32 vector registers and EVEX encodings).
+//! A kernel is written once over [`Isa`]: the few steps where AVX-512 does
+//! better than AVX2 (writing the output, applying sign bits) go through it,
+//! everything else is AVX2 code that both levels run. [`kernel!`] then
+//! compiles the kernel twice, as `avx2` (for AVX2 + F16C) and `avx512` (the
+//! same plus AVX-512 F/BW/VL/DQ, where the compiler also gets 32 vector
+//! registers and EVEX encodings). Every function on the way carries its
+//! level's features, closures included: none relies on being inlined into
+//! one that does.
 //!
 //! Every function here requires AVX2 and F16C; the kernels that call them are
 //! compiled for those features and only run where the CPU has them.
@@ -25,7 +27,7 @@ use crate::types::OutType;
 ///
 /// # Safety
 /// The methods need the features of their level; kernels call them from
-/// functions compiled with those features ([`entry_points!`]).
+/// functions compiled with those features ([`kernel!`]).
 pub trait Isa {
     /// The level's [`Out`].
     type Out<O: OutElem, const NT: bool>: Out;
@@ -70,14 +72,16 @@ pub struct Avx2;
 impl Isa for Avx2 {
     type Out<O: OutElem, const NT: bool> = Avx2Out<O, NT>;
 
-    #[inline(always)]
+    #[target_feature(enable = "avx2,f16c")]
+    #[inline]
     unsafe fn out<O: OutElem, const NT: bool>(out: &mut [O], n: usize) -> Avx2Out<O, NT> {
         assert_eq!(out.len(), n);
         Avx2Out {
             y: out.as_mut_ptr(),
         }
     }
-    #[inline(always)]
+    #[target_feature(enable = "avx2,f16c")]
+    #[inline]
     unsafe fn bits_to_bytes(bits: u32) -> __m256i {
         // byte j takes byte j / 8 of `bits`, then tests bit j % 8 of it
         let spread = _mm256_shuffle_epi8(
@@ -92,7 +96,8 @@ impl Isa for Avx2 {
         let bit = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
         _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit)
     }
-    #[inline(always)]
+    #[target_feature(enable = "avx2,f16c")]
+    #[inline]
     unsafe fn apply_signs(x: __m256i, signs: u32) -> __m256i {
         let m = Self::bits_to_bytes(signs);
         _mm256_sub_epi8(_mm256_xor_si256(x, m), m)
@@ -106,18 +111,21 @@ pub struct Avx2Out<O, const NT: bool> {
 }
 
 impl<O: OutElem, const NT: bool> Out for Avx2Out<O, NT> {
-    #[inline(always)]
+    #[target_feature(enable = "avx2,f16c")]
+    #[inline]
     unsafe fn f32x32(&mut self, v: [__m256; 4]) {
         for (i, v) in v.into_iter().enumerate() {
             store8::<O, NT>(self.y.add(8 * i), v);
         }
         self.y = self.y.add(32);
     }
-    #[inline(always)]
+    #[target_feature(enable = "avx2,f16c")]
+    #[inline]
     unsafe fn i8x32_mul(&mut self, x: __m256i, d: __m256) {
         self.i8x16x2_mul(x, d, d);
     }
-    #[inline(always)]
+    #[target_feature(enable = "avx2,f16c")]
+    #[inline]
     unsafe fn i8x16x2_mul(&mut self, x: __m256i, d0: __m256, d1: __m256) {
         let [q0, q1, q2, q3] = quarters(x);
         self.f32x32([
@@ -127,38 +135,49 @@ impl<O: OutElem, const NT: bool> Out for Avx2Out<O, NT> {
             _mm256_mul_ps(i8x8_to_ps(q3), d1),
         ]);
     }
-    #[inline(always)]
+    #[target_feature(enable = "avx2,f16c")]
+    #[inline]
     unsafe fn u8x32_mul_add(&mut self, x: __m256i, d: __m256, m: __m256) {
         self.f32x32(quarters(x).map(|q| _mm256_add_ps(_mm256_mul_ps(u8x8_to_ps(q), d), m)));
     }
-    #[inline(always)]
+    #[target_feature(enable = "avx2,f16c")]
+    #[inline]
     unsafe fn u8x32_mul_sub(&mut self, x: __m256i, d: __m256, m: __m256) {
         self.f32x32(quarters(x).map(|q| _mm256_sub_ps(_mm256_mul_ps(d, u8x8_to_ps(q)), m)));
     }
-    #[inline(always)]
+    #[target_feature(enable = "avx2,f16c")]
+    #[inline]
     unsafe fn finish(self) {}
 }
 
-/// Compiles a kernel written as `unsafe fn $decode<S: Isa, O: OutElem, const
-/// NT: bool>(src: &[u8], out: &mut [O])` into its two entry points, `avx2` and
-/// `avx512`, each for its level's features. The body is `#[inline(always)]`,
-/// so each entry point gets its own copy, compiled with its features.
-macro_rules! entry_points {
-    ($decode:ident) => {
+/// Compiles a kernel, written once as `kernel!(|src, out| { ... })` with `S`
+/// standing for the level ([`Isa`]), `O` for the output type and `NT` for
+/// streaming, into its two entry points, `avx2` and `avx512`:
+/// `unsafe fn(src: &[u8], out: &mut [O])`, each compiled with its level's
+/// features. The body is pasted into each, rather than called, so that it and
+/// the closures in it carry those features: code without them (a generic
+/// helper, a closure in one) calls the intrinsics it uses out of line.
+macro_rules! kernel {
+    (|$src:ident, $out:ident| $body:block) => {
         /// The kernel for AVX2 + F16C.
         #[target_feature(enable = "avx2,f16c")]
-        pub unsafe fn avx2<O: $crate::cpu::OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
-            $decode::<super::x86::Avx2, O, NT>(src, out)
+        pub unsafe fn avx2<O: $crate::cpu::OutElem, const NT: bool>($src: &[u8], $out: &mut [O]) {
+            type S = super::x86::Avx2;
+            $body
         }
 
         /// The kernel for AVX-512 (F, BW, VL, DQ) with AVX2 and F16C.
         #[target_feature(enable = "avx2,f16c,avx512f,avx512bw,avx512vl,avx512dq")]
-        pub unsafe fn avx512<O: $crate::cpu::OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
-            $decode::<super::avx512::Avx512, O, NT>(src, out)
+        pub unsafe fn avx512<O: $crate::cpu::OutElem, const NT: bool>(
+            $src: &[u8],
+            $out: &mut [O],
+        ) {
+            type S = super::avx512::Avx512;
+            $body
         }
     };
 }
-pub(super) use entry_points;
+pub(super) use kernel;
 
 /// The f16 at `p` (any alignment), widened exactly (as `half::f16::to_f32`).
 #[target_feature(enable = "avx2,f16c")]
