@@ -5,7 +5,8 @@
 //! No input may panic; the threaded path must equal the scalar reference to the
 //! bit, and f16/bf16 must be that f32 rounded to nearest even, except that a NaN
 //! matches any NaN (NaN signs and payloads are not part of the contract: see
-//! `cpu` module docs). Lengths that are
+//! `cpu` module docs); every SIMD level, streaming into an output at any
+//! 4-byte offset from a cache line, must equal it too. Lengths that are
 //! not whole blocks, wrong output sizes and undecodable types must be errors.
 
 #![no_main]
@@ -55,6 +56,30 @@ fuzz_target!(|data: &[u8]| {
             .all(|(a, b)| a.to_bits() == bf16::from_f32(*b).to_bits() || (a.is_nan() && b.is_nan())),
         "{ty}: bf16 is not the f32 rounded"
     );
+
+    // every level, forced to stream (the writers that join cache lines),
+    // into an output at an offset picked by the input, with the values
+    // around it checked untouched
+    let offset = (sel as usize / 4) % 16 * 4;
+    for level in cpu::Level::available() {
+        let mut buf = vec![f32::from_bits(0x7fc0_1234); n + 32];
+        let start = buf.as_ptr().align_offset(64) + offset / 4;
+        cpu::dequantize_with(level, true, ty, src, &mut buf[start..start + n]).unwrap();
+        let got = &buf[start..start + n];
+        assert!(
+            got.iter()
+                .zip(&reference)
+                .all(|(a, b)| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())),
+            "{ty}: level {} streaming at offset {offset} differs from the reference",
+            level.name()
+        );
+        let around = buf[..start].iter().chain(&buf[start + n..]);
+        assert!(
+            around.into_iter().all(|v| v.to_bits() == 0x7fc0_1234),
+            "{ty}: level {} wrote outside its output",
+            level.name()
+        );
+    }
 
     if rest.len() % bb != 0 {
         assert!(cpu::dequantize_to_vec::<f32>(ty, rest).is_err());
