@@ -25,16 +25,19 @@ kernel!(|src, out| {
             (sc[0] >> 12) | ((sc[1] >> 8) & 0x00F0) | ((sc[2] >> 4) & 0x0F00) | (sc[3] & 0xF000);
         let d = f16_bits_to_f32(d_bits);
         for ib in 0..8 {
+            // the two 3-bit scales of this sub-block's halves; the integer
+            // 2s + 1 first, then one f32 product
+            let scales = sc[ib / 2] >> (6 * (ib % 2));
+            let dl = [scales & 7, (scales >> 3) & 7]
+                .map(|s| _mm256_set1_ps(d * (2 * s as i32 + 1) as f32));
+            // per group of 8: 3 high bits of its grid index, then its delta's sign
+            let h = [qh[2 * ib], qh[2 * ib] >> 4, qh[2 * ib + 1], qh[2 * ib + 1] >> 4];
             let mut v = [_mm256_setzero_ps(); 4];
             for (l, v) in v.iter_mut().enumerate() {
-                let s = (sc[ib / 2] >> (6 * (ib % 2) + 3 * (l / 2))) & 7;
-                // the integer 2s + 1 first, then one f32 product
-                let dl = _mm256_set1_ps(d * (2 * s as i32 + 1) as f32);
-                let h = qh[2 * ib + l / 2] >> (4 * (l % 2));
-                let row = IQ1S_GRID[qs[4 * ib + l] as usize | ((h & 7) as usize) << 8];
-                let delta = _mm256_set1_ps(signed_delta(DELTA, (h as u32 >> 3) & 1));
+                let row = IQ1S_GRID[qs[4 * ib + l] as usize | ((h[l] & 7) as usize) << 8];
+                let delta = _mm256_set1_ps(signed_delta(DELTA, (h[l] as u32 >> 3) & 1));
                 let g = i8x8_to_ps(_mm_cvtsi64_si128(row as i64));
-                *v = _mm256_mul_ps(dl, _mm256_add_ps(g, delta));
+                *v = _mm256_mul_ps(dl[l / 2], _mm256_add_ps(g, delta));
             }
             w.f32x32(v);
         }
