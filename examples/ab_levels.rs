@@ -34,6 +34,10 @@ fn main() {
         .into_iter()
         .filter(|&l| l != Level::Scalar)
         .collect();
+    if levels.is_empty() {
+        eprintln!("this CPU has no SIMD level to compare (only the scalar decoders)");
+        std::process::exit(2);
+    }
     let align = std::env::var_os("ALIGN").is_some();
     for name in std::env::args().skip(1) {
         let Some(ty) = GgmlType::from_name(&name) else {
@@ -78,7 +82,7 @@ fn main() {
             .zip(&med)
             .map(|(l, t)| format!("{} {:.2}x copy", l.name(), copy / t))
             .collect();
-        let last = med.len() - 2;
+        let last = levels.len() - 1;
         println!(
             "{name:8} {}  (last / first level: {:.2})",
             cells.join("  "),

@@ -73,9 +73,9 @@ fuzz_target!(|data: &[u8]| {
             "{ty}: level {} streaming at offset {offset} differs from the reference",
             level.name()
         );
-        let around = buf[..start].iter().chain(&buf[start + n..]);
+        let mut around = buf[..start].iter().chain(&buf[start + n..]);
         assert!(
-            around.into_iter().all(|v| v.to_bits() == 0x7fc0_1234),
+            around.all(|v| v.to_bits() == 0x7fc0_1234),
             "{ty}: level {} wrote outside its output",
             level.name()
         );
