@@ -9,14 +9,13 @@
 //! `gguf-dequant bench`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+#[cfg(feature = "cuda")]
 use gguf_dequant::gpu::Gpu;
 use gguf_dequant::synth::{random_blocks, Rng};
 use gguf_dequant::{cpu, GgmlType};
 
 #[cfg(feature = "peers")]
-#[path = "../src/cli/peers.rs"]
-#[allow(dead_code)]
-mod peers;
+use gguf_dequant::peers;
 
 fn elems() -> usize {
     std::env::var("GDQ_BENCH_ELEMS")
@@ -35,6 +34,7 @@ fn pool(threads: usize) -> rayon::ThreadPool {
 fn decode(c: &mut Criterion) {
     let all = std::thread::available_parallelism().map_or(1, |n| n.get());
     let pools = [("1t".to_string(), pool(1)), (format!("{all}t"), pool(all))];
+    #[cfg(feature = "cuda")]
     let gpu = Gpu::new(0).ok();
     let mut rng = Rng(0xc0de);
     for ty in GgmlType::dequantizable() {
@@ -57,6 +57,7 @@ fn decode(c: &mut Criterion) {
                 }
             }
         }
+        #[cfg(feature = "cuda")]
         if let Some(gpu) = &gpu {
             let dev_src = gpu.stream().clone_htod(&src).unwrap();
             let mut dev_out = gpu.stream().alloc_zeros::<f32>(n).unwrap();

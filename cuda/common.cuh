@@ -28,12 +28,10 @@
 #include <stdint.h>
 
 #include "blocks.h"
+#include "geometry.h" /* GDQ_THREADS, GDQ_PLAIN_VALS: written by build.rs from src/formats.rs */
 #include "tables.h"
 
 #define GDQ_FN __device__ __forceinline__
-
-/* Threads per CUDA block for every decode kernel. */
-#define GDQ_THREADS 256
 
 /* ---- bit casts ---- */
 

@@ -28,61 +28,46 @@ void run_grid(void (*kernel)(const uint8_t *, T *, uint64_t), const uint8_t *src
     }
 }
 
+/* Runs kernel K, whose output elements are T, over a grid. */
+template <class T, void (*K)(const uint8_t *, T *, uint64_t)>
+void run(const uint8_t *src, void *dst, uint64_t n_blocks, uint32_t grid, uint32_t threads) {
+    run_grid(K, src, (T *)dst, n_blocks, grid, threads);
+}
+
+struct Entry {
+    const char *symbol;
+    void (*run)(const uint8_t *, void *, uint64_t, uint32_t, uint32_t);
+};
+
+/* Every kernel of the image by its symbol, as the GPU's module lists them:
+   the launcher looks kernels up by the same names on both. */
+#define GDQ_ENTRIES(name)                                    \
+    {"gdq_" #name "_f32", run<float, gdq_##name##_f32>},     \
+        {"gdq_" #name "_f16", run<uint16_t, gdq_##name##_f16>}, \
+        {"gdq_" #name "_bf16", run<uint16_t, gdq_##name##_bf16>},
+const Entry ENTRIES[] = {
+#define GDQ_FORMAT(name, id, parts) GDQ_ENTRIES(name)
+#define GDQ_TAIL(name, id) GDQ_ENTRIES(name)
+#include "formats.def"
+#undef GDQ_FORMAT
+#undef GDQ_TAIL
+};
+
 }  // namespace
 
 extern "C" {
 
-/* Threads per block of a type's kernels, or 0 when there are none. */
-uint32_t gdq_kernel_parts(uint32_t type_id) {
-    switch (type_id) {
-#define GDQ_FORMAT(name, id) \
-    case id:                 \
-        return name::PARTS;
-#include "formats.def"
-#undef GDQ_FORMAT
-        default:
+/* Runs the kernel named `symbol` over a grid x threads launch. Returns 0, or -1
+   where the image has no kernel of that name. */
+int gdq_emulate_launch(const char *symbol, const uint8_t *src, void *dst, uint64_t n_blocks, uint32_t grid,
+                       uint32_t threads) {
+    for (const Entry &e : ENTRIES) {
+        if (strcmp(e.symbol, symbol) == 0) {
+            e.run(src, dst, n_blocks, grid, threads);
             return 0;
-    }
-}
-
-/* Elements per block as the kernels see them (1 for f32/f16/bf16), or 0. */
-uint32_t gdq_kernel_qk(uint32_t type_id) {
-    switch (type_id) {
-#define GDQ_FORMAT(name, id) \
-    case id:                 \
-        return name::QK;
-#include "formats.def"
-#undef GDQ_FORMAT
-        default:
-            return 0;
-    }
-}
-
-/* Runs gdq_<type>_<out> over a grid x threads launch. out: 0 f32, 1 f16, 2 bf16.
-   Returns 0, or -1 for a type or output without a kernel. */
-int gdq_emulate_launch(uint32_t type_id, uint32_t out, const uint8_t *src, void *dst, uint64_t n_blocks,
-                       uint32_t grid, uint32_t threads) {
-    switch (type_id) {
-#define GDQ_FORMAT(name, id)                                                                    \
-    case id:                                                                                    \
-        switch (out) {                                                                          \
-            case 0:                                                                             \
-                run_grid(gdq_##name##_f32, src, (float *)dst, n_blocks, grid, threads);         \
-                return 0;                                                                       \
-            case 1:                                                                             \
-                run_grid(gdq_##name##_f16, src, (uint16_t *)dst, n_blocks, grid, threads);      \
-                return 0;                                                                       \
-            case 2:                                                                             \
-                run_grid(gdq_##name##_bf16, src, (uint16_t *)dst, n_blocks, grid, threads);     \
-                return 0;                                                                       \
-            default:                                                                            \
-                return -1;                                                                      \
         }
-#include "formats.def"
-#undef GDQ_FORMAT
-        default:
-            return -1;
     }
+    return -1;
 }
 
 }  // extern "C"

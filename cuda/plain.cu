@@ -1,6 +1,6 @@
 /* f32, f16, bf16: widened exactly. Mirrors src/cpu/plain.rs.
  *
- * The main kernels take 8 elements a thread, read with 16-byte loads (the
+ * The main kernels take GDQ_PLAIN_VALS (8) elements a thread, read with 16-byte loads (the
  * input must be 16-byte aligned); the launcher sends the last n % 8 elements,
  * and any input that is not 16-byte aligned, to the one-element "tail" kernels. */
 #include "common.cuh"
@@ -54,11 +54,11 @@ struct plain_16 {
     }
 };
 
-typedef plain_f32<8> f32;
+typedef plain_f32<GDQ_PLAIN_VALS> f32;
 typedef plain_f32<1> f32_tail;
-typedef plain_16<8, gdq_f16_to_f32> f16;
+typedef plain_16<GDQ_PLAIN_VALS, gdq_f16_to_f32> f16;
 typedef plain_16<1, gdq_f16_to_f32> f16_tail;
-typedef plain_16<8, gdq_bf16_to_f32> bf16;
+typedef plain_16<GDQ_PLAIN_VALS, gdq_bf16_to_f32> bf16;
 typedef plain_16<1, gdq_bf16_to_f32> bf16_tail;
 
 GDQ_KERNELS(f32)

@@ -13,7 +13,7 @@ out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 {
     echo "//! Block layouts of the GGML formats, generated from cuda/blocks.h by"
-    echo "//! scripts/gen_bindings.sh (bindgen); do not edit. A test checks it is fresh."
+    echo "//! scripts/gen_bindings.sh (bindgen); do not edit. CI checks it is fresh."
     echo
     bindgen cuda/blocks.h \
         --allowlist-type 'block_.*' \

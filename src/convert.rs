@@ -11,7 +11,7 @@ use half::{bf16, f16};
 use crate::device::Backend;
 use crate::error::{Error, Result};
 use crate::gguf::{GgufFile, TensorInfo, Value};
-use crate::gpu::GpuOut;
+use crate::out::{as_bytes, OutElem};
 use crate::safetensors::{TensorSpec, Writer};
 use crate::types::OutType;
 
@@ -142,7 +142,7 @@ fn write_all(
 }
 
 /// Decodes one tensor and writes it.
-fn decode_and_write<O: GpuOut, W: std::io::Write>(
+fn decode_and_write<O: OutElem, W: std::io::Write>(
     backend: &Backend,
     t: &TensorInfo,
     src: &[u8],
@@ -157,15 +157,4 @@ fn decode_and_write<O: GpuOut, W: std::io::Write>(
     let bytes = as_bytes(&out);
     w.write_tensor(bytes)?;
     Ok(bytes.len() as u64)
-}
-
-/// The bytes of f32/f16/bf16 values, which are little-endian on every host this
-/// builds for (checked at compile time).
-pub fn as_bytes<O: GpuOut>(v: &[O]) -> &[u8] {
-    const _: () = assert!(
-        cfg!(target_endian = "little"),
-        "big-endian hosts are not supported"
-    );
-    // SAFETY: O is f32, f16 or bf16: plain bits without padding; u8 has alignment 1.
-    unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
 }

@@ -5,20 +5,18 @@
 //! development machines): the same `.cu` code, the same launch geometry and
 //! grid-stride loop, checked to the bit against the CPU reference.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
-
 use rayon::prelude::*;
 
-use crate::cpu::{check_lengths, OutElem};
 use crate::error::{Error, Result};
-use crate::kernels::{out_code, plan, KernelInfo, MAX_GRID};
-use crate::types::GgmlType;
+use crate::kernels::{launches, KernelInfo, MAX_GRID};
+use crate::out::OutElem;
+use crate::types::{check_lengths, GgmlType};
 
 extern "C" {
+    /// Runs the kernel named `symbol` (NUL-terminated) over a `grid` x
+    /// `threads` launch; 0, or -1 where the image has no such kernel.
     fn gdq_emulate_launch(
-        type_id: u32,
-        out: u32,
+        symbol: *const core::ffi::c_char,
         src: *const u8,
         dst: *mut core::ffi::c_void,
         n_blocks: u64,
@@ -30,32 +28,16 @@ extern "C" {
 /// Blocks per emulated launch when a tensor is split across host threads.
 const BLOCKS_PER_LAUNCH: usize = 4096;
 
-/// Fault injection, so that the handling of GPU failures (an error, no panic, no
-/// partial output) can be tested where there is no GPU: with
-/// `GDQ_INJECT_FAULT=KIND:N`, the N-th emulated decode call of the process fails
-/// as the GPU would, KIND being `launch` (a failed launch), `oom` (device memory
-/// exhausted) or `lost` (the device disappeared).
-fn injected_fault() -> Option<Error> {
-    static PLAN: OnceLock<Option<(String, u64)>> = OnceLock::new();
-    static CALLS: AtomicU64 = AtomicU64::new(0);
-    let (kind, at) = PLAN
-        .get_or_init(|| {
-            let v = std::env::var("GDQ_INJECT_FAULT").ok()?;
-            let (kind, n) = v.split_once(':')?;
-            Some((kind.to_string(), n.parse().ok()?))
-        })
-        .as_ref()?;
-    if CALLS.fetch_add(1, Ordering::Relaxed) + 1 != *at {
-        return None;
+#[cfg(feature = "fault-injection")]
+#[path = "emulated/fault.rs"]
+mod fault;
+#[cfg(not(feature = "fault-injection"))]
+mod fault {
+    /// Faults are injected only in builds with the `fault-injection` feature.
+    #[inline(always)]
+    pub fn injected() -> Option<crate::Error> {
+        None
     }
-    let what = match kind.as_str() {
-        "oom" => "CUDA_ERROR_OUT_OF_MEMORY: out of memory allocating the output",
-        "lost" => "CUDA_ERROR_DEVICE_UNAVAILABLE: the device is no longer available",
-        _ => "CUDA_ERROR_LAUNCH_FAILED: unspecified launch failure",
-    };
-    Some(Error::Cuda(format!(
-        "{what} (injected by GDQ_INJECT_FAULT)"
-    )))
 }
 
 /// Decodes `src` (whole blocks of `ty`) into `out` by running the kernels.
@@ -73,7 +55,7 @@ pub fn dequantize_with_grid<O: OutElem>(
 ) -> Result<()> {
     check_lengths(ty, src.len(), out.len())?;
     let k = KernelInfo::of(ty).ok_or(Error::Unsupported { tensor: None, ty })?;
-    if let Some(e) = injected_fault() {
+    if let Some(e) = fault::injected() {
         return Err(e);
     }
     // The kernels read blocks through typed pointers: give them the alignment a
@@ -97,11 +79,11 @@ pub fn dequantize_with_grid<O: OutElem>(
     let aligned16 = (out.as_ptr() as usize).is_multiple_of(16);
     out.par_chunks_mut(per * qk)
         .zip(src.par_chunks(per * k.block_bytes() as usize))
-        .try_for_each(|(y, x)| launch_plan(ty, x, y, max_grid, aligned16))
+        .try_for_each(|(y, x)| run_launches(ty, x, y, max_grid, aligned16))
 }
 
 /// Runs the launches the GPU would make for this piece of a tensor.
-fn launch_plan<O: OutElem>(
+fn run_launches<O: OutElem>(
     ty: GgmlType,
     src: &[u8],
     out: &mut [O],
@@ -109,15 +91,16 @@ fn launch_plan<O: OutElem>(
     aligned16: bool,
 ) -> Result<()> {
     let unsupported = Error::Unsupported { tensor: None, ty };
-    let plan = plan(ty, out.len() as u64, aligned16).ok_or(unsupported)?;
-    for l in plan {
+    for l in launches(ty, out.len() as u64, aligned16).ok_or(unsupported)? {
         let (grid, threads) = l.kernel.geometry(l.n_blocks, max_grid);
-        // SAFETY: the plan covers src and out exactly (checked lengths, and
-        // `plan`'s offsets and counts); each kernel writes only its n_blocks blocks.
+        let symbol = l.kernel.symbol(O::OUT);
+        let c_symbol = std::ffi::CString::new(symbol.as_str()).expect("kernel names have no NUL");
+        // SAFETY: the launches cover src and out exactly (checked lengths, and
+        // `launches`' offsets and counts); each kernel writes only the elements
+        // of its n_blocks blocks, of the output type its name says.
         let rc = unsafe {
             gdq_emulate_launch(
-                l.kernel.table_id(),
-                out_code(O::OUT),
+                c_symbol.as_ptr(),
                 src.as_ptr().add(l.src_offset as usize),
                 out.as_mut_ptr().add(l.dst_offset as usize).cast(),
                 l.n_blocks,
@@ -126,8 +109,55 @@ fn launch_plan<O: OutElem>(
             )
         };
         if rc != 0 {
-            return Err(Error::Unsupported { tensor: None, ty });
+            return Err(Error::Cuda(format!(
+                "launching {symbol}: the emulated image has no such kernel"
+            )));
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::KERNELS;
+    use crate::types::OutType;
+
+    /// Every kernel the launcher can name is in the emulated image, in every
+    /// output type (build.rs checks the same of the GPU image), and a name
+    /// that is not fails as a launch.
+    #[test]
+    fn every_listed_kernel_is_in_the_image() {
+        for k in KERNELS {
+            for out in OutType::ALL {
+                let symbol = std::ffi::CString::new(k.symbol(out)).unwrap();
+                let mut dst = [0u32; 4];
+                // SAFETY: zero blocks: the kernel reads and writes nothing.
+                let rc = unsafe {
+                    gdq_emulate_launch(
+                        symbol.as_ptr(),
+                        [0u8; 16].as_ptr(),
+                        dst.as_mut_ptr().cast(),
+                        0,
+                        1,
+                        32,
+                    )
+                };
+                assert_eq!(rc, 0, "{symbol:?}");
+            }
+        }
+        let missing = c"gdq_q4_0_f64";
+        // SAFETY: as above.
+        let rc = unsafe {
+            gdq_emulate_launch(
+                missing.as_ptr(),
+                [0u8; 16].as_ptr(),
+                [0u32; 4].as_mut_ptr().cast(),
+                0,
+                1,
+                32,
+            )
+        };
+        assert_eq!(rc, -1);
+    }
 }

@@ -1,30 +1,23 @@
-//! The Rust view of the kernel table in `cuda/formats.def`: kernel names and
-//! launch geometry, shared by the GPU launcher and the host-emulated grid.
-//!
-//! The facts about each kernel (threads per block) come from the compiled kernel
-//! source itself, through `cuda/emulate.cpp`, which is always built: there is one
-//! place that says how a format is split among threads.
+//! The CUDA kernels as the launcher sees them: their names and launch
+//! geometry, from the list of formats (`src/formats.rs`), from which build.rs
+//! also writes the C side's dispatch table: the GPU launcher and the
+//! host-emulated grid launch the same kernels with the same geometry.
 
+use crate::formats::{PLAIN_VALS, THREADS_PER_BLOCK};
 use crate::types::{GgmlType, OutType};
 
-extern "C" {
-    fn gdq_kernel_parts(type_id: u32) -> u32;
-    fn gdq_kernel_qk(type_id: u32) -> u32;
-}
-
-/// Threads per CUDA block (`GDQ_THREADS` in `cuda/common.cuh`).
-pub const THREADS: u32 = 256;
+/// Threads per CUDA block.
+pub const THREADS: u32 = THREADS_PER_BLOCK;
 
 /// Grids larger than this use the kernels' grid-stride loop instead of more blocks.
 pub const MAX_GRID: u32 = 1 << 20;
 
-/// Added to a type's id for its one-element tail kernel (`cuda/formats.def`).
-const TAIL: u32 = 256;
-
 /// What a launch of one kernel looks like.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KernelInfo {
     pub ty: GgmlType,
+    /// The kernel's name in the list (`gdq_<name>_<out>` in the image).
+    pub name: &'static str,
     /// The one-element kernel that finishes f32/f16/bf16 tensors.
     pub tail: bool,
     /// Threads that decode one block.
@@ -33,42 +26,54 @@ pub struct KernelInfo {
     pub qk: u32,
 }
 
+macro_rules! kernel_table {
+    ($( $file:ident { $( $ty:ident => $name:ident : $parts:literal $(/ $tail:ident)? ),+ } )*) => {
+        /// Every kernel: each listed type's main kernel, then the tails.
+        pub const KERNELS: &[KernelInfo] = &[
+            $( $( KernelInfo::main(GgmlType::$ty, stringify!($name), $parts), )+ )*
+            $( $( $( KernelInfo::tail(GgmlType::$ty, stringify!($tail)), )? )+ )*
+        ];
+    };
+}
+crate::for_each_format!(kernel_table);
+
 impl KernelInfo {
+    const fn main(ty: GgmlType, name: &'static str, parts: u32) -> Self {
+        let elems = ty.info().block_elems as u32;
+        // the plain types' threads take PLAIN_VALS elements each
+        let qk = if elems == 1 { PLAIN_VALS } else { elems };
+        KernelInfo {
+            ty,
+            name,
+            tail: false,
+            parts,
+            qk,
+        }
+    }
+
+    const fn tail(ty: GgmlType, name: &'static str) -> Self {
+        KernelInfo {
+            ty,
+            name,
+            tail: true,
+            parts: 1,
+            qk: 1,
+        }
+    }
+
     /// The main kernel of a type, or `None` where there is none.
     pub fn of(ty: GgmlType) -> Option<Self> {
-        Self::lookup(ty, false)
+        KERNELS.iter().copied().find(|k| k.ty == ty && !k.tail)
     }
 
     /// The tail kernel of f32/f16/bf16 (one element a thread, any alignment).
     pub fn tail_of(ty: GgmlType) -> Option<Self> {
-        Self::lookup(ty, true)
+        KERNELS.iter().copied().find(|k| k.ty == ty && k.tail)
     }
 
-    fn lookup(ty: GgmlType, tail: bool) -> Option<Self> {
-        let id = ty.id() + if tail { TAIL } else { 0 };
-        // SAFETY: plain functions of integers, defined in cuda/emulate.cpp.
-        let (parts, qk) = unsafe { (gdq_kernel_parts(id), gdq_kernel_qk(id)) };
-        (parts > 0).then_some(KernelInfo {
-            ty,
-            tail,
-            parts,
-            qk,
-        })
-    }
-
-    /// The id of this kernel in `cuda/formats.def`.
-    pub fn table_id(&self) -> u32 {
-        self.ty.id() + if self.tail { TAIL } else { 0 }
-    }
-
-    /// The kernel's symbol in the fatbin: `gdq_<type>[_tail]_<out>`, lower-case.
-    pub fn name(&self, out: OutType) -> String {
-        let tail = if self.tail { "_tail" } else { "" };
-        format!(
-            "gdq_{}{tail}_{}",
-            self.ty.name().to_ascii_lowercase(),
-            out.name()
-        )
+    /// The kernel's symbol in the fatbin: `gdq_<name>_<out>`.
+    pub fn symbol(&self, out: OutType) -> String {
+        format!("gdq_{}_{}", self.name, out.name())
     }
 
     /// The input bytes of one kernel block.
@@ -100,7 +105,7 @@ pub struct Launch {
 /// or for f32/f16/bf16 the 8-wide kernel over whole groups of 8 and the tail
 /// kernel over the rest (over everything when input or output is not 16-byte
 /// aligned, as the wide loads and stores need). `None` where there is no kernel.
-pub fn plan(ty: GgmlType, n_elems: u64, aligned16: bool) -> Option<Vec<Launch>> {
+pub fn launches(ty: GgmlType, n_elems: u64, aligned16: bool) -> Option<Vec<Launch>> {
     let main = KernelInfo::of(ty)?;
     let Some(tail) = KernelInfo::tail_of(ty) else {
         let n_blocks = n_elems / main.qk as u64;
@@ -137,15 +142,6 @@ pub fn plan(ty: GgmlType, n_elems: u64, aligned16: bool) -> Option<Vec<Launch>> 
     Some(launches)
 }
 
-/// The output type's code in `gdq_emulate_launch`.
-pub(crate) fn out_code(out: OutType) -> u32 {
-    match out {
-        OutType::F32 => 0,
-        OutType::F16 => 1,
-        OutType::BF16 => 2,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,15 +172,15 @@ mod tests {
         assert_eq!(k.geometry(1, MAX_GRID), (1, THREADS));
         let (g, _) = k.geometry(u64::MAX / 2, MAX_GRID);
         assert_eq!(g, MAX_GRID);
-        assert_eq!(k.name(OutType::BF16), "gdq_q4_0_bf16");
+        assert_eq!(k.symbol(OutType::BF16), "gdq_q4_0_bf16");
         assert_eq!(
-            KernelInfo::of(GgmlType::Q4_K).unwrap().name(OutType::F32),
+            KernelInfo::of(GgmlType::Q4_K).unwrap().symbol(OutType::F32),
             "gdq_q4_k_f32"
         );
         assert_eq!(
             KernelInfo::tail_of(GgmlType::BF16)
                 .unwrap()
-                .name(OutType::F16),
+                .symbol(OutType::F16),
             "gdq_bf16_tail_f16"
         );
         assert!(KernelInfo::tail_of(GgmlType::Q4_0).is_none());
@@ -199,7 +195,7 @@ mod tests {
             (GgmlType::F32, 5, true),
             (GgmlType::F32, 21, false),
         ] {
-            let p = plan(ty, n, aligned).unwrap();
+            let p = launches(ty, n, aligned).unwrap();
             let mut next = 0;
             for l in &p {
                 assert_eq!(l.dst_offset, next, "{ty} {n}");
@@ -209,9 +205,9 @@ mod tests {
             }
             assert_eq!(next, n, "{ty} {n}");
         }
-        assert_eq!(plan(GgmlType::F16, 19, true).unwrap().len(), 2);
-        assert_eq!(plan(GgmlType::F16, 16, true).unwrap().len(), 1);
-        let unaligned = plan(GgmlType::F32, 21, false).unwrap();
+        assert_eq!(launches(GgmlType::F16, 19, true).unwrap().len(), 2);
+        assert_eq!(launches(GgmlType::F16, 16, true).unwrap().len(), 1);
+        let unaligned = launches(GgmlType::F32, 21, false).unwrap();
         assert!(unaligned.iter().all(|l| l.kernel.tail));
     }
 }

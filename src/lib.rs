@@ -28,15 +28,24 @@ pub mod blocks;
 pub mod convert;
 pub mod cpu;
 pub mod device;
+#[cfg(feature = "cuda")]
 pub mod emulated;
 pub mod error;
+/// The one list of formats (`for_each_format!`) and the launch constants
+/// shared with the CUDA side.
+pub mod formats;
 pub mod gguf;
+#[cfg(feature = "cuda")]
 pub mod gpu;
 pub mod kernels;
+pub mod out;
+#[cfg(feature = "peers")]
+pub mod peers;
 pub mod safetensors;
 pub mod synth;
 pub mod tables;
 pub mod types;
 
 pub use error::{Error, Result};
+pub use out::{as_bytes, to_bits, OutElem};
 pub use types::{GgmlType, OutType};

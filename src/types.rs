@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use crate::error::{Error, Result};
+
 /// A GGML storage type, by its id in `ggml.h`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u32)]
@@ -57,15 +59,26 @@ pub struct TypeInfo {
     pub block_elems: usize,
     /// Bytes per block (`type_size`).
     pub block_bytes: usize,
-    /// Whether ggml defines a conversion to f32 for it (and so do we).
+    /// Whether ggml defines a conversion to f32 for it, and so do we: whether
+    /// it is in the list of formats (`src/formats.rs`).
     pub dequantizable: bool,
 }
 
+/// Whether `ty` is in the list of formats.
+const fn listed(ty: GgmlType) -> bool {
+    macro_rules! in_list {
+        ($( $file:ident { $( $ty:ident => $name:ident : $parts:literal $(/ $tail:ident)? ),+ } )*) => {
+            matches!(ty, $( $( GgmlType::$ty )|+ )|*)
+        };
+    }
+    crate::for_each_format!(in_list)
+}
+
 macro_rules! registry {
-    ($( $ty:ident => $name:literal, $elems:literal, $bytes:literal, $deq:literal; )*) => {
+    ($( $ty:ident => $name:literal, $elems:literal, $bytes:literal; )*) => {
         /// Every type ggml defines, in id order.
         pub const TYPES: &[TypeInfo] = &[
-            $( TypeInfo { ty: GgmlType::$ty, name: $name, block_elems: $elems, block_bytes: $bytes, dequantizable: $deq }, )*
+            $( TypeInfo { ty: GgmlType::$ty, name: $name, block_elems: $elems, block_bytes: $bytes, dequantizable: listed(GgmlType::$ty) }, )*
         ];
 
         impl GgmlType {
@@ -77,10 +90,10 @@ macro_rules! registry {
                 }
             }
 
-            pub fn info(self) -> &'static TypeInfo {
+            pub const fn info(self) -> &'static TypeInfo {
                 match self {
                     $( GgmlType::$ty => {
-                        const I: TypeInfo = TypeInfo { ty: GgmlType::$ty, name: $name, block_elems: $elems, block_bytes: $bytes, dequantizable: $deq };
+                        const I: TypeInfo = TypeInfo { ty: GgmlType::$ty, name: $name, block_elems: $elems, block_bytes: $bytes, dequantizable: listed(GgmlType::$ty) };
                         &I
                     } )*
                 }
@@ -90,41 +103,41 @@ macro_rules! registry {
 }
 
 registry! {
-    F32     => "f32",      1,   4, true;
-    F16     => "f16",      1,   2, true;
-    Q4_0    => "q4_0",    32,  18, true;
-    Q4_1    => "q4_1",    32,  20, true;
-    Q5_0    => "q5_0",    32,  22, true;
-    Q5_1    => "q5_1",    32,  24, true;
-    Q8_0    => "q8_0",    32,  34, true;
-    Q8_1    => "q8_1",    32,  36, false;
-    Q2_K    => "q2_K",   256,  84, true;
-    Q3_K    => "q3_K",   256, 110, true;
-    Q4_K    => "q4_K",   256, 144, true;
-    Q5_K    => "q5_K",   256, 176, true;
-    Q6_K    => "q6_K",   256, 210, true;
-    Q8_K    => "q8_K",   256, 292, false;
-    IQ2_XXS => "iq2_xxs", 256,  66, true;
-    IQ2_XS  => "iq2_xs", 256,  74, true;
-    IQ3_XXS => "iq3_xxs", 256,  98, true;
-    IQ1_S   => "iq1_s",  256,  50, true;
-    IQ4_NL  => "iq4_nl",  32,  18, true;
-    IQ3_S   => "iq3_s",  256, 110, true;
-    IQ2_S   => "iq2_s",  256,  82, true;
-    IQ4_XS  => "iq4_xs", 256, 136, true;
-    I8      => "i8",       1,   1, false;
-    I16     => "i16",      1,   2, false;
-    I32     => "i32",      1,   4, false;
-    I64     => "i64",      1,   8, false;
-    F64     => "f64",      1,   8, false;
-    IQ1_M   => "iq1_m",  256,  56, true;
-    BF16    => "bf16",     1,   2, true;
-    TQ1_0   => "tq1_0",  256,  54, true;
-    TQ2_0   => "tq2_0",  256,  66, true;
-    MXFP4   => "mxfp4",   32,  17, true;
-    NVFP4   => "nvfp4",   64,  36, true;
-    Q1_0    => "q1_0",   128,  18, true;
-    Q2_0    => "q2_0",    64,  18, true;
+    F32     => "f32",      1,   4;
+    F16     => "f16",      1,   2;
+    Q4_0    => "q4_0",    32,  18;
+    Q4_1    => "q4_1",    32,  20;
+    Q5_0    => "q5_0",    32,  22;
+    Q5_1    => "q5_1",    32,  24;
+    Q8_0    => "q8_0",    32,  34;
+    Q8_1    => "q8_1",    32,  36;
+    Q2_K    => "q2_K",   256,  84;
+    Q3_K    => "q3_K",   256, 110;
+    Q4_K    => "q4_K",   256, 144;
+    Q5_K    => "q5_K",   256, 176;
+    Q6_K    => "q6_K",   256, 210;
+    Q8_K    => "q8_K",   256, 292;
+    IQ2_XXS => "iq2_xxs", 256,  66;
+    IQ2_XS  => "iq2_xs", 256,  74;
+    IQ3_XXS => "iq3_xxs", 256,  98;
+    IQ1_S   => "iq1_s",  256,  50;
+    IQ4_NL  => "iq4_nl",  32,  18;
+    IQ3_S   => "iq3_s",  256, 110;
+    IQ2_S   => "iq2_s",  256,  82;
+    IQ4_XS  => "iq4_xs", 256, 136;
+    I8      => "i8",       1,   1;
+    I16     => "i16",      1,   2;
+    I32     => "i32",      1,   4;
+    I64     => "i64",      1,   8;
+    F64     => "f64",      1,   8;
+    IQ1_M   => "iq1_m",  256,  56;
+    BF16    => "bf16",     1,   2;
+    TQ1_0   => "tq1_0",  256,  54;
+    TQ2_0   => "tq2_0",  256,  66;
+    MXFP4   => "mxfp4",   32,  17;
+    NVFP4   => "nvfp4",   64,  36;
+    Q1_0    => "q1_0",   128,  18;
+    Q2_0    => "q2_0",    64,  18;
 }
 
 impl GgmlType {
@@ -167,6 +180,27 @@ impl GgmlType {
         }
         (n_elems / qk).checked_mul(self.block_bytes() as u64)
     }
+}
+
+/// Checks that `src` holds whole blocks of `ty` and `out` has room for exactly
+/// their elements; returns the element count.
+pub fn check_lengths(ty: GgmlType, src_len: usize, out_len: usize) -> Result<usize> {
+    if !ty.is_dequantizable() {
+        return Err(Error::Unsupported { tensor: None, ty });
+    }
+    let (qk, bb) = (ty.block_elems(), ty.block_bytes());
+    if !src_len.is_multiple_of(bb) {
+        return Err(Error::Length(format!(
+            "{src_len} bytes is not a whole number of {ty} blocks ({bb} bytes each)"
+        )));
+    }
+    let n = src_len / bb * qk;
+    if out_len != n {
+        return Err(Error::Length(format!(
+            "{src_len} bytes of {ty} decode to {n} elements, but the output holds {out_len}"
+        )));
+    }
+    Ok(n)
 }
 
 impl fmt::Display for GgmlType {

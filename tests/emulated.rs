@@ -1,3 +1,4 @@
+#![cfg(feature = "cuda")]
 //! The CUDA kernels, compiled for the host and run over an emulated grid, against
 //! the CPU reference on fresh random blocks of every type, for every output type:
 //! one block, sizes that leave the last thread block partly idle, and grids too

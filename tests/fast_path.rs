@@ -102,28 +102,16 @@ fn check_type(ty: GgmlType) {
     }
 }
 
+/// One test per format of the list (`src/formats.rs`), named after it.
 macro_rules! per_type {
-    ($($test:ident: $ty:ident),* $(,)?) => {
-        $( #[test] fn $test() { check_type(GgmlType::$ty); } )*
-
-        #[test]
-        fn every_type_is_tested() {
-            let tested = [$(GgmlType::$ty),*];
-            for ty in GgmlType::dequantizable() {
-                assert!(tested.contains(&ty), "{ty} has no fast-path test");
-            }
+    ($( $file:ident { $( $ty:ident => $name:ident : $parts:literal $(/ $tail:ident)? ),+ } )*) => {
+        mod each_type {
+            use gguf_dequant::GgmlType;
+            $( $( #[test] fn $name() { super::check_type(GgmlType::$ty); } )+ )*
         }
     };
 }
-
-per_type! {
-    f32: F32, f16_: F16, bf16_: BF16,
-    q4_0: Q4_0, q4_1: Q4_1, q5_0: Q5_0, q5_1: Q5_1, q8_0: Q8_0, q1_0: Q1_0, q2_0: Q2_0,
-    q2_k: Q2_K, q3_k: Q3_K, q4_k: Q4_K, q5_k: Q5_K, q6_k: Q6_K,
-    iq2_xxs: IQ2_XXS, iq2_xs: IQ2_XS, iq2_s: IQ2_S, iq3_xxs: IQ3_XXS, iq3_s: IQ3_S,
-    iq1_s: IQ1_S, iq1_m: IQ1_M, iq4_nl: IQ4_NL, iq4_xs: IQ4_XS,
-    tq1_0: TQ1_0, tq2_0: TQ2_0, mxfp4: MXFP4, nvfp4: NVFP4,
-}
+gguf_dequant::for_each_format!(per_type);
 
 /// Every f16 and bf16 bit pattern (NaNs, infinities, subnormals included), and
 /// f32 patterns from every class, through the plain kernels into every output

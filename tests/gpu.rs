@@ -1,3 +1,4 @@
+#![cfg(feature = "cuda")]
 //! The GPU suite: every type and output type on a real device against the CPU
 //! reference. Where there is no GPU (or the build has no kernels) each test
 //! prints a SKIPPED line and passes; the host-emulated suite covers the kernel
@@ -7,8 +8,9 @@ mod common;
 
 use common::*;
 use gguf_dequant::gguf::{GgufFile, GgufWriter};
-use gguf_dequant::gpu::{Gpu, GpuOut};
+use gguf_dequant::gpu::Gpu;
 use gguf_dequant::synth::{random_blocks, Rng as SynthRng};
+use gguf_dequant::OutElem;
 use gguf_dequant::{cpu, GgmlType};
 use half::{bf16, f16};
 
@@ -22,7 +24,7 @@ fn gpu(test: &str) -> Option<Gpu> {
     }
 }
 
-fn check_random<O: GpuOut + Bits>(g: &Gpu, ty: GgmlType, n_blocks: usize, seed: u64) {
+fn check_random<O: OutElem + Bits>(g: &Gpu, ty: GgmlType, n_blocks: usize, seed: u64) {
     let src = random_blocks(ty, n_blocks, &mut SynthRng(seed));
     let n = n_blocks * ty.block_elems();
     let mut want = vec![O::default(); n];

@@ -25,8 +25,10 @@ use std::sync::OnceLock;
 
 use common::*;
 use gguf_dequant::cpu::{self, OutElem};
+#[cfg(feature = "cuda")]
+use gguf_dequant::emulated;
 use gguf_dequant::kernels::{KernelInfo, THREADS};
-use gguf_dequant::{emulated, GgmlType};
+use gguf_dequant::GgmlType;
 use half::{bf16, f16};
 
 // ---- the fixture file ----
@@ -123,13 +125,26 @@ fn records() -> &'static [Record] {
 enum Path {
     Reference,
     Threaded,
+    #[cfg(feature = "cuda")]
     Emulated,
     /// The emulated kernels with the grid capped at this many thread blocks.
+    #[cfg(feature = "cuda")]
     EmulatedGrid(u32),
 }
 
-const CPU_PATHS: [Path; 2] = [Path::Reference, Path::Threaded];
-const EMULATED_PATHS: [Path; 3] = [Path::Emulated, Path::EmulatedGrid(1), Path::EmulatedGrid(3)];
+/// Every path this build has: the CPU's, and the emulated kernels' with the
+/// `cuda` feature.
+fn all_paths() -> Vec<Path> {
+    let cpu = [Path::Reference, Path::Threaded];
+    #[cfg(feature = "cuda")]
+    return [
+        &cpu[..],
+        &[Path::Emulated, Path::EmulatedGrid(1), Path::EmulatedGrid(3)],
+    ]
+    .concat();
+    #[cfg(not(feature = "cuda"))]
+    cpu.to_vec()
+}
 
 /// Decodes `src` along `path` into an output poisoned with NaN.
 fn decode<O: OutElem>(path: Path, ty: GgmlType, src: &[u8], n: usize) -> Vec<O> {
@@ -137,7 +152,9 @@ fn decode<O: OutElem>(path: Path, ty: GgmlType, src: &[u8], n: usize) -> Vec<O> 
     let res = match path {
         Path::Reference => cpu::dequantize_reference(ty, src, &mut out),
         Path::Threaded => cpu::dequantize(ty, src, &mut out),
+        #[cfg(feature = "cuda")]
         Path::Emulated => emulated::dequantize(ty, src, &mut out),
+        #[cfg(feature = "cuda")]
         Path::EmulatedGrid(g) => emulated::dequantize_with_grid(ty, src, &mut out, g),
     };
     res.unwrap_or_else(|e| panic!("{ty} {path:?}: {e}"));
@@ -158,14 +175,6 @@ fn check_paths(what: &str, ty: GgmlType, src: &[u8], want: &[f32], paths: &[Path
     check_out::<f16>(what, ty, src, &to_f16(want), paths);
     check_out::<bf16>(what, ty, src, &to_bf16(want), paths);
 }
-
-const ALL_PATHS: [Path; 5] = [
-    Path::Reference,
-    Path::Threaded,
-    Path::Emulated,
-    Path::EmulatedGrid(1),
-    Path::EmulatedGrid(3),
-];
 
 /// Blocks in a tensor big enough for several threaded chunks (`cpu::dequantize`
 /// splits at 2^16 elements) and, with the grid capped at 3 thread blocks, at
@@ -201,11 +210,14 @@ fn tile(rec: &Record, n: usize) -> (Vec<u8>, Vec<f32>) {
 
 /// Every record of `ty`, and the tiled tensor, through every path, against gguf-py.
 fn check_type(ty: GgmlType) {
+    if NOT_IN_GGUF_PY.contains(&ty) {
+        return check_against_reference(ty, 0x7100 + ty.id() as u64, &all_paths());
+    }
     let recs: Vec<&Record> = records().iter().filter(|r| r.ty == ty).collect();
     assert!(!recs.is_empty(), "random-blocks.bin has no {ty} record");
     for r in &recs {
         let what = format!("{ty} x{}", r.n_blocks);
-        check_paths(&what, ty, &r.quant, &r.expected, &ALL_PATHS);
+        check_paths(&what, ty, &r.quant, &r.expected, &all_paths());
     }
     let largest = recs.iter().max_by_key(|r| r.n_blocks).unwrap();
     let n = big_block_count(ty);
@@ -215,7 +227,7 @@ fn check_type(ty: GgmlType) {
         ty,
         &quant,
         &expected,
-        &ALL_PATHS,
+        &all_paths(),
     );
 }
 
@@ -238,22 +250,18 @@ fn fixture_covers_every_type_gguf_py_decodes() {
     assert!(recs.iter().all(|r| !NOT_IN_GGUF_PY.contains(&r.ty)));
 }
 
+/// One test per format of the list (`src/formats.rs`), named after it.
 macro_rules! per_type {
-    ($($test:ident: $ty:ident),* $(,)?) => {
-        $( #[test] fn $test() { check_type(GgmlType::$ty); } )*
+    ($( $file:ident { $( $ty:ident => $name:ident : $parts:literal $(/ $tail:ident)? ),+ } )*) => {
+        mod each_type {
+            use gguf_dequant::GgmlType;
+            $( $( #[test] fn $name() { super::check_type(GgmlType::$ty); } )+ )*
+        }
     };
 }
+gguf_dequant::for_each_format!(per_type);
 
-per_type! {
-    f32: F32, f16_: F16, bf16_: BF16,
-    q4_0: Q4_0, q4_1: Q4_1, q5_0: Q5_0, q5_1: Q5_1, q8_0: Q8_0,
-    q2_k: Q2_K, q3_k: Q3_K, q4_k: Q4_K, q5_k: Q5_K, q6_k: Q6_K,
-    iq2_xxs: IQ2_XXS, iq2_xs: IQ2_XS, iq2_s: IQ2_S, iq3_xxs: IQ3_XXS, iq3_s: IQ3_S,
-    iq1_s: IQ1_S, iq1_m: IQ1_M, iq4_nl: IQ4_NL, iq4_xs: IQ4_XS,
-    tq1_0: TQ1_0, tq2_0: TQ2_0, mxfp4: MXFP4, nvfp4: NVFP4,
-}
-
-// ---- q1_0 and q2_0: path against path ----
+// ---- q1_0 and q2_0: path against path (their per-type tests) ----
 
 /// A finite f16 scale as the fixture's: mostly |d| in [1e-4, 1], sometimes an
 /// f16 subnormal or a signed zero, random sign.
@@ -293,26 +301,6 @@ fn check_against_reference(ty: GgmlType, seed: u64, paths: &[Path]) {
         );
         check_paths(&format!("{ty} x{n}"), ty, &src, &want, paths);
     }
-}
-
-#[test]
-fn q1_0_emulated_matches_reference() {
-    check_against_reference(GgmlType::Q1_0, 0x7131, &EMULATED_PATHS);
-}
-
-#[test]
-fn q2_0_emulated_matches_reference() {
-    check_against_reference(GgmlType::Q2_0, 0x7132, &EMULATED_PATHS);
-}
-
-#[test]
-fn q1_0_threaded_matches_reference() {
-    check_against_reference(GgmlType::Q1_0, 0x7131, &CPU_PATHS);
-}
-
-#[test]
-fn q2_0_threaded_matches_reference() {
-    check_against_reference(GgmlType::Q2_0, 0x7132, &CPU_PATHS);
 }
 
 // ---- output rounding ----
@@ -407,11 +395,11 @@ fn output_rounding_matches_half() {
     let values: Vec<f32> = bits.iter().map(|&b| f32::from_bits(b)).collect();
     let want16: Vec<f16> = values.iter().map(|&x| f16::from_f32(x)).collect();
     let wantb16: Vec<bf16> = values.iter().map(|&x| bf16::from_f32(x)).collect();
-    let paths = [Path::Emulated, Path::EmulatedGrid(3), Path::Threaded];
+    let paths = &all_paths()[1..];
     // f32 passes every bit through, NaN payloads included
-    let got: Vec<f32> = decode(Path::Emulated, GgmlType::F32, &src, bits.len());
+    let got: Vec<f32> = decode(*paths.last().unwrap(), GgmlType::F32, &src, bits.len());
     let got_bits: Vec<u32> = got.iter().map(|x| x.to_bits()).collect();
     assert!(got_bits == bits, "emulated f32 -> f32 must copy bits");
-    check_out::<f16>("f32 patterns", GgmlType::F32, &src, &want16, &paths);
-    check_out::<bf16>("f32 patterns", GgmlType::F32, &src, &wantb16, &paths);
+    check_out::<f16>("f32 patterns", GgmlType::F32, &src, &want16, paths);
+    check_out::<bf16>("f32 patterns", GgmlType::F32, &src, &wantb16, paths);
 }

@@ -1,7 +1,6 @@
-//! Arbitrary bytes decoded by the CPU decoders: the first byte picks a type
-//! among those whose decoder is written (see build.rs): the type of that id if
-//! it is one of them (so seeds keep their type as formats land), else one by
-//! index; the rest is its blocks.
+//! Arbitrary bytes decoded by the CPU decoders: the first byte picks a
+//! decodable type: the type of that id if it is one (so seeds keep their
+//! type), else one by index; the rest is its blocks.
 //! No input may panic; the threaded path must equal the scalar reference to the
 //! bit, and f16/bf16 must be that f32 rounded to nearest even, except that a NaN
 //! matches any NaN (NaN signs and payloads are not part of the contract: see

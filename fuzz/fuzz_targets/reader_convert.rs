@@ -1,6 +1,6 @@
 //! Arbitrary bytes parsed as GGUF, then every tensor decoded as the CLI's
-//! `convert` would: to f32, f16 and bf16 for the types whose CPU decoder is
-//! written (see build.rs); types ggml cannot dequantize must give
+//! `convert` would: to f32, f16 and bf16 for every decodable type (the list
+//! of formats); types ggml cannot dequantize must give
 //! `Error::Unsupported`. No input may panic.
 
 #![no_main]

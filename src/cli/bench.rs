@@ -1,24 +1,32 @@
 //! `gguf-dequant bench`: decode throughput per type, on the CPU and the GPU,
-//! against the same run's copy of the output's size.
+//! against references measured in the same run.
 //!
 //! Inputs are random valid blocks, by default 64 Mi elements per type: more
 //! than a last-level cache holds, so the figures are what memory sustains, not
 //! a cache. Each output is written once before timing (first-touch page faults
 //! are not decode time), then each measurement is the median of `--runs` runs,
-//! each decode run paired with a copy run (the host's `memcpy` over the same
-//! threads and chunks, or a device-to-device copy) of `n` f32 elements, the
-//! reference a decoder is measured against: `ratio_to_copy` is decoded elements
-//! per second over copied f32 elements per second.
+//! the runs of a decoder and of its references interleaved so that all see
+//! the same machine:
+//! - the **fill limit** (CPU): the input read once and the output written with
+//!   the decoder's own stores over the same threads and chunks, nothing
+//!   decoded (`cpu::fill_limit`): what a decoder costs at the least.
+//!   `ratio_to_fill` is the decoder's rate over it: 1.0 is the limit;
+//! - a **copy** of the output's bytes: the host's `copy_from_slice` over the
+//!   same threads and chunks (ordinary stores, which read each line before
+//!   writing it), or a device-to-device copy of the output's size on the GPU.
+//!   `ratio_to_copy` is decoded elements per second over copied ones.
 
 use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Args;
-#[cfg(feature = "peers")]
-use gguf_dequant::cpu::OutElem;
 use gguf_dequant::cpu::{self, Level};
-use gguf_dequant::gpu::{Gpu, GpuOut};
+#[cfg(feature = "cuda")]
+use gguf_dequant::gpu::Gpu;
+#[cfg(feature = "peers")]
+use gguf_dequant::out::to_bits;
 use gguf_dequant::synth::{random_blocks, Rng};
+use gguf_dequant::OutElem;
 use gguf_dequant::{Error, GgmlType, OutType, Result};
 use half::{bf16, f16};
 use rayon::prelude::*;
@@ -82,9 +90,10 @@ struct Row {
     device: &'static str,
     dtype: OutType,
     threads: Option<usize>,
-    /// Seconds per decode and per copy (medians).
+    /// Seconds per decode, per copy and (CPU) per fill (medians).
     decode_s: f64,
     copy_s: f64,
+    fill_s: Option<f64>,
     n: usize,
     in_bytes: usize,
     /// For peers: whether their output equals our reference, bit for bit.
@@ -104,6 +113,12 @@ impl Row {
     fn ratio(&self) -> f64 {
         self.copy_s / self.decode_s
     }
+    fn fill_melem(&self) -> Option<f64> {
+        self.fill_s.map(|f| self.n as f64 / f / 1e6)
+    }
+    fn ratio_to_fill(&self) -> Option<f64> {
+        self.fill_s.map(|f| f / self.decode_s)
+    }
     fn json(&self) -> Value {
         json!({
             "type": self.ty.name(),
@@ -114,6 +129,8 @@ impl Row {
             "gb_per_s": round(self.gbps()),
             "copy_melem_per_s": round(self.copy_melem()),
             "ratio_to_copy": round(self.ratio()),
+            "fill_melem_per_s": self.fill_melem().map(round),
+            "ratio_to_fill": self.ratio_to_fill().map(round),
         })
     }
 }
@@ -210,7 +227,7 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     #[cfg_attr(not(feature = "peers"), allow(unused_variables, clippy::ptr_arg))]
-    fn one_type<O: GpuOut>(
+    fn one_type<O: OutElem>(
         &self,
         ty: GgmlType,
         src: &[u8],
@@ -221,75 +238,87 @@ impl Ctx<'_> {
     ) -> Result<()> {
         let n = src.len() / ty.block_bytes() * ty.block_elems();
         let runs = self.args.runs;
-        let row = |who: &str, device, threads, (decode_s, copy_s), exact| Row {
-            ty,
-            who: who.to_string(),
-            device,
-            dtype: O::OUT,
-            threads,
-            decode_s,
-            copy_s,
-            n,
-            in_bytes: src.len(),
-            exact,
-        };
+        let row =
+            |who: &str, device, threads, [decode_s, copy_s, fill_s]: [Option<f64>; 3], exact| Row {
+                ty,
+                who: who.to_string(),
+                device,
+                dtype: O::OUT,
+                threads,
+                decode_s: decode_s.unwrap_or(f64::NAN),
+                copy_s: copy_s.unwrap_or(f64::NAN),
+                fill_s,
+                n,
+                in_bytes: src.len(),
+                exact,
+            };
         if cpu_too {
             let mut out = vec![O::default(); n];
-            let (from, mut to) = (vec![1f32; n], vec![0f32; n]);
+            let mut fill = vec![O::default(); n];
+            let (from, mut to) = (vec![O::from_f32(1.0); n], vec![O::default(); n]);
             let streaming = std::mem::size_of_val(&out[..]) >= cpu::fast::STREAM_MIN_BYTES;
-            let times = self.paired(
+            let (level, pool) = (self.level, self.pool);
+            let [d, c, f] = self.medians(
                 runs,
-                || {
-                    self.pool
-                        .install(|| cpu::dequantize_with(self.level, streaming, ty, src, &mut out))
-                },
-                || self.host_copy(&from, &mut to),
+                [
+                    &mut || {
+                        pool.install(|| cpu::dequantize_with(level, streaming, ty, src, &mut out))
+                    },
+                    &mut || self.host_copy(&from, &mut to),
+                    &mut || pool.install(|| cpu::fill_limit(level, streaming, ty, src, &mut fill)),
+                ],
             )?;
-            rows.push(row("cpu", "cpu", Some(self.threads), times, None));
+            rows.push(row(
+                "cpu",
+                "cpu",
+                Some(self.threads),
+                [Some(d), Some(c), Some(f)],
+                None,
+            ));
             if self.args.peers {
                 #[cfg(feature = "peers")]
-                for peer in super::peers::PEERS {
+                for peer in gguf_dequant::peers::PEERS {
                     let Some(decode) = peer.decoder::<O>(ty) else {
                         continue;
                     };
-                    let times = self.paired(
+                    let [d, c] = self.medians(
                         runs,
-                        || {
-                            self.pool.install(|| decode(src, &mut out));
-                            Ok(())
-                        },
-                        || self.host_copy(&from, &mut to),
+                        [
+                            &mut || {
+                                pool.install(|| decode(src, &mut out));
+                                Ok(())
+                            },
+                            &mut || self.host_copy(&from, &mut to),
+                        ],
                     )?;
                     let mut want = vec![O::default(); n];
                     cpu::dequantize(ty, src, &mut want)?;
-                    let exact = out.iter().zip(&want).all(|(a, b)| bits(*a) == bits(*b));
+                    let exact = out
+                        .iter()
+                        .zip(&want)
+                        .all(|(a, b)| to_bits(*a) == to_bits(*b));
                     peer_rows.push(row(
                         peer.name,
                         "cpu",
                         Some(self.threads),
-                        times,
+                        [Some(d), Some(c), None],
                         Some(exact),
                     ));
                 }
             }
             // freed before the GPU's turn
-            drop((from, to, out));
+            drop((from, to, out, fill));
         }
         if let Some(g) = gpu {
-            rows.push(row(
-                "cuda",
-                "cuda",
-                None,
-                gpu_times::<O>(g, ty, src, runs)?,
-                None,
-            ));
+            let (d, c) = gpu_times::<O>(g, ty, src, runs)?;
+            rows.push(row("cuda", "cuda", None, [Some(d), Some(c), None], None));
         }
         Ok(())
     }
 
-    /// The host copy reference: `n` f32 elements over the pool, in the chunks
-    /// the decoder uses.
-    fn host_copy(&self, from: &[f32], to: &mut [f32]) -> Result<()> {
+    /// The host copy reference: the output's bytes over the pool, in the
+    /// chunks the decoder uses.
+    fn host_copy<O: OutElem>(&self, from: &[O], to: &mut [O]) -> Result<()> {
         self.pool.install(|| {
             to.par_chunks_mut(1 << 16)
                 .zip(from.par_chunks(1 << 16))
@@ -298,35 +327,25 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// Medians of `runs` timed decodes and copies, interleaved so that both see
-    /// the same machine, after one untimed run of each.
-    fn paired(
+    /// Medians of `runs` timed runs of each of `fs`, interleaved so that all
+    /// see the same machine, after one untimed run of each.
+    fn medians<const N: usize>(
         &self,
         runs: usize,
-        mut decode: impl FnMut() -> Result<()>,
-        mut copy: impl FnMut() -> Result<()>,
-    ) -> Result<(f64, f64)> {
-        let (mut d, mut c) = (Vec::new(), Vec::new());
-        decode()?;
-        copy()?;
-        for _ in 0..runs {
-            let t = Instant::now();
-            copy()?;
-            c.push(t.elapsed().as_secs_f64());
-            let t = Instant::now();
-            decode()?;
-            d.push(t.elapsed().as_secs_f64());
+        mut fs: [&mut dyn FnMut() -> Result<()>; N],
+    ) -> Result<[f64; N]> {
+        let mut times: [Vec<f64>; N] = std::array::from_fn(|_| Vec::new());
+        for f in fs.iter_mut() {
+            f()?;
         }
-        Ok((median(d), median(c)))
-    }
-}
-
-#[cfg(feature = "peers")]
-fn bits<O: OutElem>(v: O) -> u32 {
-    // SAFETY: the output types are plain bits of 2 or 4 bytes.
-    match std::mem::size_of::<O>() {
-        4 => unsafe { std::mem::transmute_copy::<O, u32>(&v) },
-        _ => unsafe { std::mem::transmute_copy::<O, u16>(&v) as u32 },
+        for _ in 0..runs {
+            for (f, t) in fs.iter_mut().zip(times.iter_mut()) {
+                let start = Instant::now();
+                f()?;
+                t.push(start.elapsed().as_secs_f64());
+            }
+        }
+        Ok(times.map(median))
     }
 }
 
@@ -335,9 +354,30 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Decode and device-to-device copy of `n` f32 elements on the GPU, timed with
-/// CUDA events (medians), after one untimed run of each.
-fn gpu_times<O: GpuOut>(g: &Gpu, ty: GgmlType, src: &[u8], runs: usize) -> Result<(f64, f64)> {
+/// Without the `cuda` feature there is never a GPU to time.
+#[cfg(not(feature = "cuda"))]
+enum Gpu {}
+
+#[cfg(not(feature = "cuda"))]
+impl Gpu {
+    fn new(_: usize) -> Result<Gpu> {
+        Err(Error::Invalid(gguf_dequant::device::NO_CUDA_FEATURE.into()))
+    }
+    fn name(&self) -> String {
+        match *self {}
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+#[allow(clippy::extra_unused_type_parameters)] // the signature of the GPU build's
+fn gpu_times<O: OutElem>(g: &Gpu, _: GgmlType, _: &[u8], _: usize) -> Result<(f64, f64)> {
+    match *g {}
+}
+
+/// Decode and device-to-device copy of the output's size on the GPU, timed
+/// with CUDA events (medians), after one untimed run of each.
+#[cfg(feature = "cuda")]
+fn gpu_times<O: OutElem>(g: &Gpu, ty: GgmlType, src: &[u8], runs: usize) -> Result<(f64, f64)> {
     use cudarc::driver::sys::CUevent_flags;
     let cuda = |what: &str| {
         let what = what.to_string();
@@ -348,8 +388,8 @@ fn gpu_times<O: GpuOut>(g: &Gpu, ty: GgmlType, src: &[u8], runs: usize) -> Resul
     let dev_src = s.clone_htod(src).map_err(cuda("copying blocks"))?;
     // SAFETY: written by the untimed decode before anything reads it.
     let mut out = unsafe { s.alloc::<O>(n) }.map_err(cuda("allocating"))?;
-    let from = s.alloc_zeros::<f32>(n).map_err(cuda("allocating"))?;
-    let mut to = s.alloc_zeros::<f32>(n).map_err(cuda("allocating"))?;
+    let from = s.alloc_zeros::<O>(n).map_err(cuda("allocating"))?;
+    let mut to = s.alloc_zeros::<O>(n).map_err(cuda("allocating"))?;
     let timed = |f: &mut dyn FnMut() -> Result<()>| -> Result<f64> {
         let start = s
             .record_event(Some(CUevent_flags::CU_EVENT_DEFAULT))
@@ -441,8 +481,8 @@ fn print_table(rows: &[Row], peers: &[Row], threads: usize, level: Level, gpu: O
         gpu.map(|g| format!(", {}", g.name())).unwrap_or_default()
     );
     println!(
-        "{:<8} {:<6} {:<5} {:>10} {:>8} {:>10} {:>7}  fastest peer",
-        "type", "device", "dtype", "Melem/s", "GB/s", "copy Me/s", "x copy"
+        "{:<8} {:<6} {:<5} {:>10} {:>8} {:>10} {:>7} {:>10} {:>7}  fastest peer",
+        "type", "device", "dtype", "Melem/s", "GB/s", "copy Me/s", "x copy", "fill Me/s", "x fill"
     );
     for r in rows {
         let peer = best_peer(peers, r)
@@ -461,8 +501,12 @@ fn print_table(rows: &[Row], peers: &[Row], threads: usize, level: Level, gpu: O
                 )
             })
             .unwrap_or_default();
+        let opt = |v: Option<f64>, prec: usize| {
+            v.map(|v| format!("{v:.prec$}"))
+                .unwrap_or_else(|| "-".into())
+        };
         println!(
-            "{:<8} {:<6} {:<5} {:>10.0} {:>8.2} {:>10.0} {:>7.2}  {peer}",
+            "{:<8} {:<6} {:<5} {:>10.0} {:>8.2} {:>10.0} {:>7.2} {:>10} {:>7}  {peer}",
             r.ty.name(),
             r.device,
             r.dtype.name(),
@@ -470,6 +514,8 @@ fn print_table(rows: &[Row], peers: &[Row], threads: usize, level: Level, gpu: O
             r.gbps(),
             r.copy_melem(),
             r.ratio(),
+            opt(r.fill_melem(), 0),
+            opt(r.ratio_to_fill(), 2),
         );
     }
 }

@@ -7,9 +7,8 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use gguf_dequant::gguf::{GgufFile, GgufWriter, Value};
-use gguf_dequant::gpu::Gpu;
 use gguf_dequant::synth::{random_blocks, Rng};
-use gguf_dequant::{cpu, emulated, GgmlType, Result};
+use gguf_dequant::{cpu, GgmlType, Result};
 
 /// Elements per tensor: big enough to time, small enough to run in seconds.
 /// `GDQ_DEFAULT_JOB_ROWS` sets fewer rows (the tests use it).
@@ -39,13 +38,16 @@ pub fn run() -> Result<ExitCode> {
         )?;
     }
     let file = GgufFile::from_bytes(w.to_bytes())?;
-    let gpu = Gpu::new(0).ok();
+    let devices = devices::Devices::open();
     println!(
         "gguf-dequant: {} tensors of {} elements, one per type, decoded to f32 on the CPU ({} threads){}",
         file.tensors().len(),
         ne[0] * ne[1],
         rayon::current_num_threads(),
-        gpu.as_ref().map(|g| format!(" and {}", g.name())).unwrap_or_default()
+        devices
+            .gpu_name()
+            .map(|g| format!(" and {g}"))
+            .unwrap_or_default()
     );
     println!();
     println!(
@@ -53,7 +55,11 @@ pub fn run() -> Result<ExitCode> {
         "type",
         "bpw",
         "CPU Melem/s",
-        if gpu.is_some() { "GPU Melem/s" } else { "" },
+        if devices.gpu_name().is_some() {
+            "GPU Melem/s"
+        } else {
+            ""
+        },
     );
     let mut all_ok = true;
     for t in file.tensors() {
@@ -64,28 +70,10 @@ pub fn run() -> Result<ExitCode> {
         let mut got = vec![f32::NAN; n];
         let cpu_rate = best_rate(n, || cpu::dequantize(t.ty, src, &mut got))?;
         let mut checks = vec![("cpu", same_bits(&got, &want))];
-        let mut emu = vec![f32::NAN; n];
-        emulated::dequantize(t.ty, src, &mut emu)?;
-        checks.push(("emulated kernels", same_bits(&emu, &want)));
-        let mut gpu_rate = String::new();
-        if let Some(g) = &gpu {
-            let mut out = vec![f32::NAN; n];
-            g.dequantize_host(t.ty, src, &mut out)?;
-            checks.push(("gpu", same_bits(&out, &want)));
-            let dev_src = g
-                .stream()
-                .clone_htod(src)
-                .map_err(|e| gguf_dequant::Error::Cuda(format!("{e:?}")))?;
-            let mut dev_out = g
-                .stream()
-                .alloc_zeros::<f32>(n)
-                .map_err(|e| gguf_dequant::Error::Cuda(format!("{e:?}")))?;
-            let r = best_rate(n, || {
-                g.dequantize(t.ty, &dev_src.as_view(), &mut dev_out.as_view_mut())?;
-                g.synchronize()
-            })?;
-            gpu_rate = format!("{r:.0}");
-        }
+        let gpu_rate = devices
+            .check(t.ty, src, &want, &mut checks)?
+            .map(|r| format!("{r:.0}"))
+            .unwrap_or_default();
         let ok = checks.iter().all(|c| c.1);
         all_ok &= ok;
         let verdict = if ok {
@@ -132,6 +120,87 @@ fn best_rate(n: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
         best = best.min(t.elapsed().as_secs_f64());
     }
     Ok(n as f64 / best / 1e6)
+}
+
+/// The paths checked besides the CPU's: with the `cuda` feature, the
+/// host-emulated kernels, and the GPU when there is one.
+#[cfg(feature = "cuda")]
+mod devices {
+    use gguf_dequant::gpu::Gpu;
+    use gguf_dequant::{emulated, Error, GgmlType, Result};
+
+    use super::{best_rate, same_bits};
+
+    pub struct Devices {
+        gpu: Option<Gpu>,
+    }
+
+    impl Devices {
+        pub fn open() -> Self {
+            Devices {
+                gpu: Gpu::new(0).ok(),
+            }
+        }
+
+        pub fn gpu_name(&self) -> Option<String> {
+            self.gpu.as_ref().map(Gpu::name)
+        }
+
+        /// Decodes `src` on each path, pushing whether it matched `want`;
+        /// returns the GPU's rate (Melem/s) where there is one.
+        pub fn check(
+            &self,
+            ty: GgmlType,
+            src: &[u8],
+            want: &[f32],
+            checks: &mut Vec<(&'static str, bool)>,
+        ) -> Result<Option<f64>> {
+            let n = want.len();
+            let mut emu = vec![f32::NAN; n];
+            emulated::dequantize(ty, src, &mut emu)?;
+            checks.push(("emulated kernels", same_bits(&emu, want)));
+            let Some(g) = &self.gpu else {
+                return Ok(None);
+            };
+            let mut out = vec![f32::NAN; n];
+            g.dequantize_host(ty, src, &mut out)?;
+            checks.push(("gpu", same_bits(&out, want)));
+            let cuda = |e| Error::Cuda(format!("{e:?}"));
+            let dev_src = g.stream().clone_htod(src).map_err(cuda)?;
+            let mut dev_out = g.stream().alloc_zeros::<f32>(n).map_err(cuda)?;
+            best_rate(n, || {
+                g.dequantize(ty, &dev_src.as_view(), &mut dev_out.as_view_mut())?;
+                g.synchronize()
+            })
+            .map(Some)
+        }
+    }
+}
+
+/// Without the `cuda` feature, the CPU alone.
+#[cfg(not(feature = "cuda"))]
+mod devices {
+    use gguf_dequant::{GgmlType, Result};
+
+    pub struct Devices;
+
+    impl Devices {
+        pub fn open() -> Self {
+            Devices
+        }
+        pub fn gpu_name(&self) -> Option<String> {
+            None
+        }
+        pub fn check(
+            &self,
+            _: GgmlType,
+            _: &[u8],
+            _: &[f32],
+            _: &mut Vec<(&'static str, bool)>,
+        ) -> Result<Option<f64>> {
+            Ok(None)
+        }
+    }
 }
 
 fn same_bits(a: &[f32], b: &[f32]) -> bool {

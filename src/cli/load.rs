@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use gguf_dequant::gguf::GgufFile;
-use gguf_dequant::gpu::{Gpu, GpuOut, LoadOptions};
+use gguf_dequant::gpu::{Gpu, LoadOptions};
+use gguf_dequant::OutElem;
 use gguf_dequant::{cpu, Error, OutType, Result};
 use half::{bf16, f16};
 use serde_json::json;
@@ -116,7 +117,7 @@ fn pinned_h2d_bandwidth(gpu: &Gpu) -> Result<f64> {
 
 /// (b) and (c): decode each tensor on the CPU into 16-bit values and upload them;
 /// returns (total seconds, seconds spent uploading).
-fn cpu_decode_then_upload<O: GpuOut>(gpu: &Gpu, file: &GgufFile) -> Result<(f64, f64)> {
+fn cpu_decode_then_upload<O: OutElem>(gpu: &Gpu, file: &GgufFile) -> Result<(f64, f64)> {
     let stream = gpu.stream();
     let start = Instant::now();
     let mut upload = 0.0;

@@ -3,11 +3,11 @@
 mod bench;
 mod convert;
 mod default_job;
+#[cfg(feature = "cuda")]
 mod devices;
 mod inspect;
+#[cfg(feature = "cuda")]
 mod load;
-#[cfg(feature = "peers")]
-mod peers;
 mod synth;
 mod verify;
 
@@ -131,9 +131,15 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             dtype,
             no_mmap,
         }) => verify::run(&open(&file, no_mmap)?, device, dtype),
+        #[cfg(feature = "cuda")]
         Some(Command::Devices { json }) => devices::run(json),
+        #[cfg(not(feature = "cuda"))]
+        Some(Command::Devices { .. } | Command::Load { .. }) => Err(gguf_dequant::Error::Invalid(
+            gguf_dequant::device::NO_CUDA_FEATURE.into(),
+        )),
         Some(Command::Bench(args)) => bench::run(args),
         Some(Command::Synth { like, output, seed }) => synth::run(&like, &output, seed),
+        #[cfg(feature = "cuda")]
         Some(Command::Load {
             file,
             device,

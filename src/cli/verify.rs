@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use gguf_dequant::device::{Backend, Device};
 use gguf_dequant::gguf::{GgufFile, TensorInfo};
-use gguf_dequant::gpu::GpuOut;
+use gguf_dequant::OutElem;
 use gguf_dequant::{cpu, Error, OutType, Result};
 use half::{bf16, f16};
 
@@ -46,7 +46,7 @@ pub fn run(file: &GgufFile, device: Device, dtype: OutType) -> Result<ExitCode> 
 }
 
 /// (matched, the report line).
-fn compare<O: GpuOut + ToBits>(
+fn compare<O: OutElem + ToBits>(
     file: &GgufFile,
     t: &TensorInfo,
     backend: &Backend,

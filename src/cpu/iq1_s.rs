@@ -8,13 +8,17 @@
 //! then one f32 product), `delta = ∓IQ1S_DELTA` (0.125); weight `j` of a group
 //! is `dl * (grid[j] + delta)`. Mirrors `cuda/iq1_s.cu`.
 
-use super::{f16_to_f32, Format};
+use super::{Format, Pod, f16_to_f32};
 use crate::blocks::block_iq1_s;
 use crate::tables::IQ1S_GRID;
 use crate::types::GgmlType;
 
 /// ggml's IQ1S_DELTA: the shift added to every grid value.
 const IQ1S_DELTA: f32 = 0.125;
+
+// SAFETY: `cuda/blocks.h` lays the block out as integers and arrays of
+// them with no padding (src/blocks.rs pins its size and offsets at compile time).
+unsafe impl Pod for block_iq1_s {}
 
 pub struct IQ1_S;
 impl Format for IQ1_S {

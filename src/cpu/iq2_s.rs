@@ -9,10 +9,14 @@
 //! the high one for groups 2, 3. `db = d * (0.5 + s) * 0.25`; weight `j` is
 //! `db * grid[j] * (±1)`. Mirrors `cuda/iq2_s.cu`.
 
-use super::{f16_to_f32, Format};
+use super::{Format, Pod, f16_to_f32};
 use crate::blocks::block_iq2_s;
 use crate::tables::IQ2S_GRID;
 use crate::types::GgmlType;
+
+// SAFETY: `cuda/blocks.h` lays the block out as integers and arrays of
+// them with no padding (src/blocks.rs pins its size and offsets at compile time).
+unsafe impl Pod for block_iq2_s {}
 
 pub struct IQ2_S;
 impl Format for IQ2_S {

@@ -10,10 +10,14 @@
 //! `db = d * (1 + 2s)` (an integer, then one f32 product); weight `j` is
 //! `db * grid[j] * (±1)`. Mirrors `cuda/iq3_s.cu`.
 
-use super::{f16_to_f32, Format};
+use super::{Format, Pod, f16_to_f32};
 use crate::blocks::block_iq3_s;
 use crate::tables::IQ3S_GRID;
 use crate::types::GgmlType;
+
+// SAFETY: `cuda/blocks.h` lays the block out as integers and arrays of
+// them with no padding (src/blocks.rs pins its size and offsets at compile time).
+unsafe impl Pod for block_iq3_s {}
 
 pub struct IQ3_S;
 impl Format for IQ3_S {

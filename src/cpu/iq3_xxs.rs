@@ -9,10 +9,14 @@
 //! 4..8). `db = d * (0.5 + s) * 0.5`; weight `j` is `db * grid[j] * (±1)`, minus
 //! where bit `j` of `KSIGNS_IQ2XS[sign index]` is set. Mirrors `cuda/iq3_xxs.cu`.
 
-use super::{f16_to_f32, Format};
+use super::{Format, Pod, f16_to_f32};
 use crate::blocks::block_iq3_xxs;
 use crate::tables::{IQ3XXS_GRID, KSIGNS_IQ2XS};
 use crate::types::GgmlType;
+
+// SAFETY: `cuda/blocks.h` lays the block out as integers and arrays of
+// them with no padding (src/blocks.rs pins its size and offsets at compile time).
+unsafe impl Pod for block_iq3_xxs {}
 
 pub struct IQ3_XXS;
 impl Format for IQ3_XXS {

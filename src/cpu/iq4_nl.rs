@@ -5,10 +5,14 @@
 //! in the low nibble of `qs[j]` and element `j + 16` in its high nibble (as q4_0).
 //! Mirrors `cuda/iq4_nl.cu`.
 
-use super::{f16_to_f32, Format};
+use super::{Format, Pod, f16_to_f32};
 use crate::blocks::block_iq4_nl;
 use crate::tables::KVALUES_IQ4NL;
 use crate::types::GgmlType;
+
+// SAFETY: `cuda/blocks.h` lays the block out as integers and arrays of
+// them with no padding (src/blocks.rs pins its size and offsets at compile time).
+unsafe impl Pod for block_iq4_nl {}
 
 pub struct IQ4_NL;
 impl Format for IQ4_NL {

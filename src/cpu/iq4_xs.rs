@@ -7,10 +7,14 @@
 //! `scales_l[ib / 2]`: its low 4 bits), `qs: [u8; 128]`, 16 bytes per sub-block
 //! packed as iq4_nl's. Mirrors `cuda/iq4_xs.cu`.
 
-use super::{f16_to_f32, Format};
+use super::{Format, Pod, f16_to_f32};
 use crate::blocks::block_iq4_xs;
 use crate::tables::KVALUES_IQ4NL;
 use crate::types::GgmlType;
+
+// SAFETY: `cuda/blocks.h` lays the block out as integers and arrays of
+// them with no padding (src/blocks.rs pins its size and offsets at compile time).
+unsafe impl Pod for block_iq4_xs {}
 
 pub struct IQ4_XS;
 impl Format for IQ4_XS {

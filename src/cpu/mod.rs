@@ -11,42 +11,35 @@
 
 #![allow(non_camel_case_types)]
 
-use half::{bf16, f16};
+use half::f16;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::types::{GgmlType, OutType};
+pub use crate::out::OutElem;
+pub use crate::types::check_lengths;
+use crate::types::GgmlType;
 
 pub use fast::Level;
 
 pub mod fast;
-mod iq1_m;
-mod iq1_s;
-mod iq2_s;
-mod iq2_xs;
-mod iq2_xxs;
-mod iq3_s;
-mod iq3_xxs;
-mod iq4_nl;
-mod iq4_xs;
 mod k_common;
-mod mxfp4;
-mod nvfp4;
-mod plain;
-mod q1_0;
-mod q2_0;
-mod q2_k;
-mod q3_k;
-mod q4_0;
-mod q4_1;
-mod q4_k;
-mod q5_0;
-mod q5_1;
-mod q5_k;
-mod q6_k;
-mod q8_0;
-mod tq1_0;
-mod tq2_0;
+
+/// The format modules, one per file of the list (`src/formats.rs`), and the
+/// scalar decoder of every listed type.
+macro_rules! format_modules {
+    ($( $file:ident { $( $ty:ident => $name:ident : $parts:literal $(/ $tail:ident)? ),+ } )*) => {
+        $( mod $file; )*
+
+        /// The scalar decoder of a type, or `None` where ggml has none.
+        fn decoder<O: OutElem>(ty: GgmlType) -> Option<DecodeFn<O>> {
+            match ty {
+                $( $( GgmlType::$ty => Some(decode_blocks::<$file::$ty, O>), )+ )*
+                _ => None,
+            }
+        }
+    };
+}
+crate::for_each_format!(format_modules);
 
 /// The largest block of any format, in elements.
 pub const MAX_QK: usize = 256;
@@ -67,38 +60,10 @@ pub trait Format {
 /// Implement only for types made of integers (and arrays of them) with no padding.
 pub unsafe trait Pod: Copy {}
 
-macro_rules! pod {
-    ($($t:ty),* $(,)?) => { $( unsafe impl Pod for $t {} )* };
-}
-pod!(u16, u32);
-use crate::blocks::*;
-pod!(
-    block_q4_0,
-    block_q4_1,
-    block_q5_0,
-    block_q5_1,
-    block_q8_0,
-    block_q1_0,
-    block_q2_0,
-    block_q2_K,
-    block_q3_K,
-    block_q4_K,
-    block_q5_K,
-    block_q6_K,
-    block_iq2_xxs,
-    block_iq2_xs,
-    block_iq2_s,
-    block_iq3_xxs,
-    block_iq3_s,
-    block_iq1_s,
-    block_iq1_m,
-    block_iq4_nl,
-    block_iq4_xs,
-    block_tq1_0,
-    block_tq2_0,
-    block_mxfp4,
-    block_nvfp4,
-);
+// SAFETY: integers.
+unsafe impl Pod for u16 {}
+// SAFETY: integers.
+unsafe impl Pod for u32 {}
 
 /// Reads a block from bytes at any alignment (mapped files need not align them).
 #[inline(always)]
@@ -114,48 +79,6 @@ pub fn f16_to_f32(bits: u16) -> f32 {
     f16::from_bits(bits).to_f32()
 }
 
-/// An output element type: f32, or f32 rounded to nearest even into f16 or bf16.
-pub trait OutElem: Copy + Send + Sync + Default + 'static {
-    const OUT: OutType;
-    fn from_f32(v: f32) -> Self;
-    /// Converts a run of values. The default is the scalar conversion; the
-    /// half-precision types use the `half` crate's slice conversions.
-    #[inline(always)]
-    fn convert(src: &[f32], dst: &mut [Self]) {
-        for (d, &s) in dst.iter_mut().zip(src) {
-            *d = Self::from_f32(s);
-        }
-    }
-}
-
-impl OutElem for f32 {
-    const OUT: OutType = OutType::F32;
-    #[inline(always)]
-    fn from_f32(v: f32) -> Self {
-        v
-    }
-    #[inline(always)]
-    fn convert(src: &[f32], dst: &mut [Self]) {
-        dst.copy_from_slice(&src[..dst.len()]);
-    }
-}
-
-impl OutElem for f16 {
-    const OUT: OutType = OutType::F16;
-    #[inline(always)]
-    fn from_f32(v: f32) -> Self {
-        f16::from_f32(v)
-    }
-}
-
-impl OutElem for bf16 {
-    const OUT: OutType = OutType::BF16;
-    #[inline(always)]
-    fn from_f32(v: f32) -> Self {
-        bf16::from_f32(v)
-    }
-}
-
 /// Decodes whole blocks of `F` from `src` into `out`, one block at a time.
 /// `src.len()` and `out.len()` must agree (checked by the public entry points).
 fn decode_blocks<F: Format, O: OutElem>(src: &[u8], out: &mut [O]) {
@@ -169,73 +92,6 @@ fn decode_blocks<F: Format, O: OutElem>(src: &[u8], out: &mut [O]) {
 }
 
 type DecodeFn<O> = fn(&[u8], &mut [O]);
-
-macro_rules! formats {
-    ($($ty:ident => $module:ident :: $fmt:ident),* $(,)?) => {
-        /// The scalar decoder of a type, or `None` where ggml has none.
-        fn decoder<O: OutElem>(ty: GgmlType) -> Option<DecodeFn<O>> {
-            match ty {
-                $( GgmlType::$ty => Some(decode_blocks::<$module::$fmt, O>), )*
-                _ => None,
-            }
-        }
-
-        #[cfg(test)]
-        const FORMAT_TYPES: &[GgmlType] = &[$( <$module::$fmt as Format>::TYPE, )*];
-    };
-}
-
-formats! {
-    F32 => plain::F32,
-    F16 => plain::F16,
-    BF16 => plain::BF16,
-    Q4_0 => q4_0::Q4_0,
-    Q4_1 => q4_1::Q4_1,
-    Q5_0 => q5_0::Q5_0,
-    Q5_1 => q5_1::Q5_1,
-    Q8_0 => q8_0::Q8_0,
-    Q1_0 => q1_0::Q1_0,
-    Q2_0 => q2_0::Q2_0,
-    Q2_K => q2_k::Q2_K,
-    Q3_K => q3_k::Q3_K,
-    Q4_K => q4_k::Q4_K,
-    Q5_K => q5_k::Q5_K,
-    Q6_K => q6_k::Q6_K,
-    IQ2_XXS => iq2_xxs::IQ2_XXS,
-    IQ2_XS => iq2_xs::IQ2_XS,
-    IQ2_S => iq2_s::IQ2_S,
-    IQ3_XXS => iq3_xxs::IQ3_XXS,
-    IQ3_S => iq3_s::IQ3_S,
-    IQ1_S => iq1_s::IQ1_S,
-    IQ1_M => iq1_m::IQ1_M,
-    IQ4_NL => iq4_nl::IQ4_NL,
-    IQ4_XS => iq4_xs::IQ4_XS,
-    TQ1_0 => tq1_0::TQ1_0,
-    TQ2_0 => tq2_0::TQ2_0,
-    MXFP4 => mxfp4::MXFP4,
-    NVFP4 => nvfp4::NVFP4,
-}
-
-/// Checks that `src` holds whole blocks of `ty` and `out` has room for exactly
-/// their elements; returns the element count.
-pub fn check_lengths(ty: GgmlType, src_len: usize, out_len: usize) -> Result<usize> {
-    if !ty.is_dequantizable() {
-        return Err(Error::Unsupported { tensor: None, ty });
-    }
-    let (qk, bb) = (ty.block_elems(), ty.block_bytes());
-    if !src_len.is_multiple_of(bb) {
-        return Err(Error::Length(format!(
-            "{src_len} bytes is not a whole number of {ty} blocks ({bb} bytes each)"
-        )));
-    }
-    let n = src_len / bb * qk;
-    if out_len != n {
-        return Err(Error::Length(format!(
-            "{src_len} bytes of {ty} decode to {n} elements, but the output holds {out_len}"
-        )));
-    }
-    Ok(n)
-}
 
 /// The scalar reference: one thread, one block at a time.
 pub fn dequantize_reference<O: OutElem>(ty: GgmlType, src: &[u8], out: &mut [O]) -> Result<()> {
@@ -275,13 +131,47 @@ pub fn dequantize_with<O: OutElem>(
         )));
     }
     let scalar = decoder::<O>(ty).ok_or(Error::Unsupported { tensor: None, ty })?;
-    let plan = fast::plan(ty, level, streaming, out.as_ptr(), scalar);
+    let writer = fast::choose_writer(ty, level, streaming, out.as_ptr(), scalar);
+    run_chunks(level, writer, ty, src, out);
+    Ok(())
+}
+
+/// What [`dequantize_with`] costs at the least, for benchmarks: the same
+/// chunks over the same threads, the input read once and the output written
+/// with the same stores, and nothing decoded. The output's values are
+/// meaningless.
+pub fn fill_limit<O: OutElem>(
+    level: Level,
+    streaming: bool,
+    ty: GgmlType,
+    src: &[u8],
+    out: &mut [O],
+) -> Result<()> {
+    check_lengths(ty, src.len(), out.len())?;
+    if !level.is_available() {
+        return Err(Error::Invalid(format!(
+            "this CPU cannot run the {} kernels",
+            level.name()
+        )));
+    }
+    let writer = fast::choose_fill(level, streaming, out.as_ptr());
+    run_chunks(level, writer, ty, src, out);
+    Ok(())
+}
+
+/// Runs `writer` over `src` and `out` in parallel chunks of whole blocks.
+fn run_chunks<O: OutElem>(
+    level: Level,
+    writer: (DecodeFn<O>, fast::Write),
+    ty: GgmlType,
+    src: &[u8],
+    out: &mut [O],
+) {
     let blocks_per_chunk = (CHUNK_ELEMS / ty.block_elems()).max(1);
     let (qk, bb) = (ty.block_elems(), ty.block_bytes());
     out.par_chunks_mut(blocks_per_chunk * qk)
         .zip(src.par_chunks(blocks_per_chunk * bb))
-        .for_each(|(y, x)| fast::run(level, plan, ty, x, y));
-    Ok(())
+        .for_each(|(y, x)| fast::run(level, writer, ty, x, y));
 }
 
 /// [`dequantize`] into a new vector.
@@ -303,13 +193,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_dequantizable_type_has_a_decoder_and_layout_size() {
-        let listed: Vec<_> = GgmlType::dequantizable().collect();
-        assert_eq!(FORMAT_TYPES.len(), listed.len());
-        for ty in listed {
-            assert!(FORMAT_TYPES.contains(&ty), "{ty} has no decoder");
-            assert!(decoder::<f32>(ty).is_some());
+    fn every_listed_type_and_no_other_has_a_decoder() {
+        for t in crate::types::TYPES {
+            assert_eq!(decoder::<f32>(t.ty).is_some(), t.dequantizable, "{}", t.ty);
         }
+        assert_eq!(GgmlType::dequantizable().count(), 28);
     }
 
     #[test]

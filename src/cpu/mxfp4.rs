@@ -9,7 +9,7 @@
 //! the low nibble of `qs[j]` and element `j + 16` in its high nibble (as q4_0).
 //! Mirrors `cuda/mxfp4.cu`.
 
-use super::Format;
+use super::{Format, Pod};
 use crate::blocks::block_mxfp4;
 use crate::tables::KVALUES_MXFP4;
 use crate::types::GgmlType;
@@ -24,6 +24,10 @@ fn e8m0_to_f32_half(e: u8) -> f32 {
     };
     f32::from_bits(bits)
 }
+
+// SAFETY: `cuda/blocks.h` lays the block out as integers and arrays of
+// them with no padding (src/blocks.rs pins its size and offsets at compile time).
+unsafe impl Pod for block_mxfp4 {}
 
 pub struct MXFP4;
 impl Format for MXFP4 {

@@ -11,7 +11,7 @@
 //! is `qs[8s..8s+8]`: its elements `0..8` in the low nibbles, `8..16` in the high
 //! ones. Mirrors `cuda/nvfp4.cu`.
 
-use super::Format;
+use super::{Format, Pod};
 use crate::blocks::block_nvfp4;
 use crate::tables::KVALUES_MXFP4;
 use crate::types::GgmlType;
@@ -30,6 +30,10 @@ fn ue4m3_to_f32_half(x: u8) -> f32 {
         (8.0 + man) * f32::from_bits((exp + 116) << 23)
     }
 }
+
+// SAFETY: `cuda/blocks.h` lays the block out as integers and arrays of
+// them with no padding (src/blocks.rs pins its size and offsets at compile time).
+unsafe impl Pod for block_nvfp4 {}
 
 pub struct NVFP4;
 impl Format for NVFP4 {

@@ -4,9 +4,13 @@
 //! `j % 8` of `qs[j / 8]`. No arithmetic beyond the negation, so the values are
 //! `d` and `-d` exactly. Mirrors `cuda/q1_0.cu`.
 
-use super::{f16_to_f32, Format};
+use super::{Format, Pod, f16_to_f32};
 use crate::blocks::block_q1_0;
 use crate::types::GgmlType;
+
+// SAFETY: `cuda/blocks.h` lays the block out as integers and arrays of
+// them with no padding (src/blocks.rs pins its size and offsets at compile time).
+unsafe impl Pod for block_q1_0 {}
 
 pub struct Q1_0;
 impl Format for Q1_0 {

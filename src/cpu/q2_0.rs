@@ -3,9 +3,13 @@
 //! Layout (`block_q2_0`, 18 bytes): `d: f16`, `qs: [u8; 16]`, element `j` in bits
 //! `2 * (j % 4)` and up of `qs[j / 4]`. Mirrors `cuda/q2_0.cu`.
 
-use super::{f16_to_f32, Format};
+use super::{Format, Pod, f16_to_f32};
 use crate::blocks::block_q2_0;
 use crate::types::GgmlType;
+
+// SAFETY: `cuda/blocks.h` lays the block out as integers and arrays of
+// them with no padding (src/blocks.rs pins its size and offsets at compile time).
+unsafe impl Pod for block_q2_0 {}
 
 pub struct Q2_0;
 impl Format for Q2_0 {

@@ -8,9 +8,13 @@
 //! bits `2k..2k+1` of its byte `l` hold weight `32k + l` of the half.
 //! Mirrors `cuda/q2_k.cu`.
 
-use super::{f16_to_f32, Format};
+use super::{Format, Pod, f16_to_f32};
 use crate::blocks::block_q2_K;
 use crate::types::GgmlType;
+
+// SAFETY: `cuda/blocks.h` lays the block out as integers and arrays of
+// them with no padding (src/blocks.rs pins its size and offsets at compile time).
+unsafe impl Pod for block_q2_K {}
 
 pub struct Q2_K;
 impl Format for Q2_K {

@@ -12,7 +12,7 @@
 //!
 //! Mirrors `cuda/q3_k.cu`.
 
-use super::{f16_to_f32, Format};
+use super::{Format, Pod, f16_to_f32};
 use crate::blocks::block_q3_K;
 use crate::types::GgmlType;
 
@@ -23,6 +23,10 @@ fn group_scale(scales: &[u8; 12], g: usize) -> i32 {
     let high = (scales[8 + g % 4] >> (2 * (g / 4))) & 3;
     (low | high << 4) as i32 - 32
 }
+
+// SAFETY: `cuda/blocks.h` lays the block out as integers and arrays of
+// them with no padding (src/blocks.rs pins its size and offsets at compile time).
+unsafe impl Pod for block_q3_K {}
 
 pub struct Q3_K;
 impl Format for Q3_K {

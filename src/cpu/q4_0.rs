@@ -4,9 +4,13 @@
 //! in the low nibble of `qs[j]` and element `j + 16` in its high nibble.
 //! Mirrors `cuda/q4_0.cu`.
 
-use super::{f16_to_f32, Format};
+use super::{Format, Pod, f16_to_f32};
 use crate::blocks::block_q4_0;
 use crate::types::GgmlType;
+
+// SAFETY: `cuda/blocks.h` lays the block out as integers and arrays of
+// them with no padding (src/blocks.rs pins its size and offsets at compile time).
+unsafe impl Pod for block_q4_0 {}
 
 pub struct Q4_0;
 impl Format for Q4_0 {

@@ -5,9 +5,13 @@
 //! The product and the sum round separately, in that order, as in ggml.
 //! Mirrors `cuda/q4_1.cu`.
 
-use super::{f16_to_f32, Format};
+use super::{Format, Pod, f16_to_f32};
 use crate::blocks::block_q4_1;
 use crate::types::GgmlType;
+
+// SAFETY: `cuda/blocks.h` lays the block out as integers and arrays of
+// them with no padding (src/blocks.rs pins its size and offsets at compile time).
+unsafe impl Pod for block_q4_1 {}
 
 pub struct Q4_1;
 impl Format for Q4_1 {

@@ -9,9 +9,13 @@
 //! Mirrors `cuda/q4_k.cu`.
 
 use super::k_common::scale_min_k4;
-use super::{f16_to_f32, Format};
+use super::{Format, Pod, f16_to_f32};
 use crate::blocks::block_q4_K;
 use crate::types::GgmlType;
+
+// SAFETY: `cuda/blocks.h` lays the block out as integers and arrays of
+// them with no padding (src/blocks.rs pins its size and offsets at compile time).
+unsafe impl Pod for block_q4_K {}
 
 pub struct Q4_K;
 impl Format for Q4_K {

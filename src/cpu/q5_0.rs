@@ -5,9 +5,13 @@
 //! `j + 16` its high nibble (as q4_0); the 5th bit of element `e` is bit `e` of
 //! `qh` read as a little-endian u32. Mirrors `cuda/q5_0.cu`.
 
-use super::{f16_to_f32, Format};
+use super::{Format, Pod, f16_to_f32};
 use crate::blocks::block_q5_0;
 use crate::types::GgmlType;
+
+// SAFETY: `cuda/blocks.h` lays the block out as integers and arrays of
+// them with no padding (src/blocks.rs pins its size and offsets at compile time).
+unsafe impl Pod for block_q5_0 {}
 
 pub struct Q5_0;
 impl Format for Q5_0 {

@@ -4,9 +4,13 @@
 //! `qs: [u8; 16]`, the codes packed as q5_0's. The product and the sum round
 //! separately, in that order, as in ggml. Mirrors `cuda/q5_1.cu`.
 
-use super::{f16_to_f32, Format};
+use super::{Format, Pod, f16_to_f32};
 use crate::blocks::block_q5_1;
 use crate::types::GgmlType;
+
+// SAFETY: `cuda/blocks.h` lays the block out as integers and arrays of
+// them with no padding (src/blocks.rs pins its size and offsets at compile time).
+unsafe impl Pod for block_q5_1 {}
 
 pub struct Q5_1;
 impl Format for Q5_1 {

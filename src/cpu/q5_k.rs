@@ -11,9 +11,13 @@
 //! Mirrors `cuda/q5_k.cu`.
 
 use super::k_common::scale_min_k4;
-use super::{f16_to_f32, Format};
+use super::{Format, Pod, f16_to_f32};
 use crate::blocks::block_q5_K;
 use crate::types::GgmlType;
+
+// SAFETY: `cuda/blocks.h` lays the block out as integers and arrays of
+// them with no padding (src/blocks.rs pins its size and offsets at compile time).
+unsafe impl Pod for block_q5_K {}
 
 pub struct Q5_K;
 impl Format for Q5_K {

@@ -9,9 +9,13 @@
 //! `ql[32 * (k % 2) + l]` and its high 2 bits at bit `2k` of `qh[l]`.
 //! Mirrors `cuda/q6_k.cu`.
 
-use super::{f16_to_f32, Format};
+use super::{Format, Pod, f16_to_f32};
 use crate::blocks::block_q6_K;
 use crate::types::GgmlType;
+
+// SAFETY: `cuda/blocks.h` lays the block out as integers and arrays of
+// them with no padding (src/blocks.rs pins its size and offsets at compile time).
+unsafe impl Pod for block_q6_K {}
 
 pub struct Q6_K;
 impl Format for Q6_K {

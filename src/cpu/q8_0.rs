@@ -3,9 +3,13 @@
 //! Layout (`block_q8_0`, 34 bytes): `d: f16`, `qs: [i8; 32]`, element `j` in
 //! `qs[j]`. Mirrors `cuda/q8_0.cu`.
 
-use super::{f16_to_f32, Format};
+use super::{Format, Pod, f16_to_f32};
 use crate::blocks::block_q8_0;
 use crate::types::GgmlType;
+
+// SAFETY: `cuda/blocks.h` lays the block out as integers and arrays of
+// them with no padding (src/blocks.rs pins its size and offsets at compile time).
+unsafe impl Pod for block_q8_0 {}
 
 pub struct Q8_0;
 impl Format for Q8_0 {

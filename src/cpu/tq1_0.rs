@@ -10,7 +10,7 @@
 //!
 //! Mirrors `cuda/tq1_0.cu`.
 
-use super::{f16_to_f32, Format};
+use super::{Format, Pod, f16_to_f32};
 use crate::blocks::block_tq1_0;
 use crate::types::GgmlType;
 
@@ -32,6 +32,10 @@ fn decode_group(src: &[u8], n_trits: usize, d: f32, y: &mut [f32]) {
         }
     }
 }
+
+// SAFETY: `cuda/blocks.h` lays the block out as integers and arrays of
+// them with no padding (src/blocks.rs pins its size and offsets at compile time).
+unsafe impl Pod for block_tq1_0 {}
 
 pub struct TQ1_0;
 impl Format for TQ1_0 {

@@ -4,9 +4,13 @@
 //! bytes, each holding 128 elements: element `32l + m` of half `h` is bits
 //! `2l..2l+1` of `qs[32h + m]`. Mirrors `cuda/tq2_0.cu`.
 
-use super::{f16_to_f32, Format};
+use super::{Format, Pod, f16_to_f32};
 use crate::blocks::block_tq2_0;
 use crate::types::GgmlType;
+
+// SAFETY: `cuda/blocks.h` lays the block out as integers and arrays of
+// them with no padding (src/blocks.rs pins its size and offsets at compile time).
+unsafe impl Pod for block_tq2_0 {}
 
 pub struct TQ2_0;
 impl Format for TQ2_0 {

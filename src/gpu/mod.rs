@@ -13,15 +13,15 @@ use std::sync::{Arc, Mutex};
 
 use cudarc::driver::{
     CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, CudaView, CudaViewMut, DevicePtr,
-    DevicePtrMut, DeviceRepr, LaunchConfig, PushKernelArg,
+    DevicePtrMut, LaunchConfig, PushKernelArg,
 };
 
 pub use model::{DeviceModel, DeviceTensor, LoadOptions, LoadReport};
 
-use crate::cpu::{check_lengths, OutElem};
 use crate::error::{Error, Result};
-use crate::kernels::{plan, KernelInfo, MAX_GRID};
-use crate::types::GgmlType;
+use crate::kernels::{launches, KernelInfo, MAX_GRID};
+use crate::out::OutElem;
+use crate::types::{check_lengths, GgmlType};
 
 #[cfg(gdq_kernels)]
 static FATBIN: &[u8] = include_bytes!(env!("GDQ_FATBIN"));
@@ -88,12 +88,6 @@ pub fn devices() -> Result<Vec<DeviceInfo>> {
         })
         .collect()
 }
-
-/// An output element the kernels write: f32, f16 or bf16.
-pub trait GpuOut: OutElem + DeviceRepr {}
-impl GpuOut for f32 {}
-impl GpuOut for half::f16 {}
-impl GpuOut for half::bf16 {}
 
 /// A CUDA device with the kernels loaded.
 pub struct Gpu {
@@ -172,7 +166,7 @@ impl Gpu {
     /// Decodes `src` (whole blocks of `ty`, in device memory) into `dst` on `stream`.
     /// Lengths, type and alignment are checked before the launch; the launch is
     /// checked, but not waited for.
-    pub fn dequantize_on<O: GpuOut>(
+    pub fn dequantize_on<O: OutElem>(
         &self,
         stream: &Arc<CudaStream>,
         ty: GgmlType,
@@ -187,9 +181,8 @@ impl Gpu {
         let (src_ptr, dst_ptr) = (src.device_ptr(stream).0, dst.device_ptr_mut(stream).0);
         check_alignment(ty, src_ptr, dst_ptr, std::mem::size_of::<O>())?;
         let aligned16 = src_ptr % 16 == 0 && dst_ptr % 16 == 0;
-        let launches = plan(ty, dst.len() as u64, aligned16).ok_or(unsupported)?;
-        for l in launches {
-            let name = l.kernel.name(O::OUT);
+        for l in launches(ty, dst.len() as u64, aligned16).ok_or(unsupported)? {
+            let name = l.kernel.symbol(O::OUT);
             let f = self.function(&name)?;
             let src_part = src.slice(l.src_offset as usize..);
             let mut dst_part = dst.slice_mut(l.dst_offset as usize..);
@@ -202,7 +195,7 @@ impl Gpu {
             let mut launch = stream.launch_builder(&f);
             launch.arg(&src_part).arg(&mut dst_part).arg(&l.n_blocks);
             // SAFETY: the kernel reads n_blocks blocks of src_part and writes
-            // their elements to dst_part; `plan` keeps both inside the lengths
+            // their elements to dst_part; `launches` keeps both inside the lengths
             // checked above.
             unsafe { launch.launch(cfg) }.map_err(|e| cuda_err(&format!("launching {name}"), e))?;
         }
@@ -210,7 +203,7 @@ impl Gpu {
     }
 
     /// [`Gpu::dequantize_on`] on this device's stream.
-    pub fn dequantize<O: GpuOut>(
+    pub fn dequantize<O: OutElem>(
         &self,
         ty: GgmlType,
         src: &CudaView<'_, u8>,
@@ -220,7 +213,7 @@ impl Gpu {
     }
 
     /// Copies host blocks to the device and decodes them there.
-    pub fn upload_and_dequantize<O: GpuOut>(
+    pub fn upload_and_dequantize<O: OutElem>(
         &self,
         ty: GgmlType,
         host: &[u8],
@@ -245,7 +238,7 @@ impl Gpu {
     }
 
     /// Decodes host blocks on the device into a host slice (upload, decode, download).
-    pub fn dequantize_host<O: GpuOut>(
+    pub fn dequantize_host<O: OutElem>(
         &self,
         ty: GgmlType,
         host: &[u8],

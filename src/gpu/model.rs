@@ -11,9 +11,10 @@ use std::time::Instant;
 
 use cudarc::driver::{CudaEvent, CudaSlice, CudaStream, PinnedHostSlice};
 
-use super::{cuda_err, Gpu, GpuOut};
+use super::{cuda_err, Gpu};
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
+use crate::out::OutElem;
 use crate::types::GgmlType;
 
 /// How [`Gpu::load_model`] stages the file.
@@ -70,7 +71,7 @@ struct Slot {
 impl Gpu {
     /// Decodes every tensor of `file` into device memory as `O`.
     /// `progress` is called with the compressed bytes done so far.
-    pub fn load_model<O: GpuOut>(
+    pub fn load_model<O: OutElem>(
         &self,
         file: &GgufFile,
         opts: &LoadOptions,

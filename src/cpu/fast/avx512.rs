@@ -206,10 +206,7 @@ unsafe fn u8x16_to_ps(x: __m128i) -> __m512 {
 #[target_feature(enable = "avx2,f16c,avx512f,avx512bw,avx512vl,avx512dq")]
 #[inline]
 unsafe fn halves(x: __m256i) -> [__m128i; 2] {
-    [
-        _mm256_castsi256_si128(x),
-        _mm256_extracti128_si256::<1>(x),
-    ]
+    [_mm256_castsi256_si128(x), _mm256_extracti128_si256::<1>(x)]
 }
 
 /// Two 8-lane halves as 16 lanes.

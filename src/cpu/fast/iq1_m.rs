@@ -13,7 +13,7 @@ use crate::tables::IQ1S_GRID;
 /// ggml's IQ1S_DELTA.
 const DELTA: f32 = 0.125;
 
-kernel!(|src, out| {
+kernel!(iq1_m::IQ1_M, |src, out| {
     let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_iq1_m>() * 256);
     for b in src.chunks_exact(size_of::<block_iq1_m>()) {
         let p = b.as_ptr();

@@ -12,7 +12,7 @@ use crate::tables::IQ1S_GRID;
 /// ggml's IQ1S_DELTA.
 const DELTA: f32 = 0.125;
 
-kernel!(|src, out| {
+kernel!(iq1_s::IQ1_S, |src, out| {
     let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_iq1_s>() * 256);
     for b in src.chunks_exact(size_of::<block_iq1_s>()) {
         let p = b.as_ptr();

@@ -10,7 +10,7 @@ use super::x86::{kernel, f16_at, Isa, Out};
 use crate::blocks::block_iq2_s;
 use crate::tables::IQ2S_GRID;
 
-kernel!(|src, out| {
+kernel!(iq2_s::IQ2_S, |src, out| {
     let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_iq2_s>() * 256);
     for b in src.chunks_exact(size_of::<block_iq2_s>()) {
         let p = b.as_ptr();

@@ -10,7 +10,7 @@ use super::x86::{kernel, f16_at, Isa, Out};
 use crate::blocks::block_iq2_xs;
 use crate::tables::{IQ2XS_GRID, KSIGNS_IQ2XS};
 
-kernel!(|src, out| {
+kernel!(iq2_xs::IQ2_XS, |src, out| {
     let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_iq2_xs>() * 256);
     for b in src.chunks_exact(size_of::<block_iq2_xs>()) {
         let p = b.as_ptr();

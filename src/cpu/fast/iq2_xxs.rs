@@ -17,7 +17,7 @@ pub(super) fn ksigns4(aux: u32) -> u32 {
     })
 }
 
-kernel!(|src, out| {
+kernel!(iq2_xxs::IQ2_XXS, |src, out| {
     let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_iq2_xxs>() * 256);
     for b in src.chunks_exact(size_of::<block_iq2_xxs>()) {
         let p = b.as_ptr();

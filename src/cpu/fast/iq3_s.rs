@@ -9,7 +9,7 @@ use super::x86::{kernel, f16_at, Isa, Out};
 use crate::blocks::block_iq3_s;
 use crate::tables::IQ3S_GRID;
 
-kernel!(|src, out| {
+kernel!(iq3_s::IQ3_S, |src, out| {
     let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_iq3_s>() * 256);
     for b in src.chunks_exact(size_of::<block_iq3_s>()) {
         let p = b.as_ptr();

@@ -10,7 +10,7 @@ use super::x86::{kernel, f16_at, Isa, Out};
 use crate::blocks::block_iq3_xxs;
 use crate::tables::IQ3XXS_GRID;
 
-kernel!(|src, out| {
+kernel!(iq3_xxs::IQ3_XXS, |src, out| {
     let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_iq3_xxs>() * 256);
     for b in src.chunks_exact(size_of::<block_iq3_xxs>()) {
         let p = b.as_ptr();

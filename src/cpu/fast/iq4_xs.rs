@@ -9,7 +9,7 @@ use super::x86::{kernel, f16_at, nibbles32, Isa, Out};
 use crate::blocks::block_iq4_xs;
 use crate::tables::KVALUES_IQ4NL;
 
-kernel!(|src, out| {
+kernel!(iq4_xs::IQ4_XS, |src, out| {
     let values = _mm256_broadcastsi128_si256(_mm_loadu_si128(KVALUES_IQ4NL.as_ptr().cast()));
     let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_iq4_xs>() * 256);
     for b in src.chunks_exact(size_of::<block_iq4_xs>()) {

@@ -19,15 +19,31 @@
 use super::{DecodeFn, OutElem};
 use crate::types::GgmlType;
 
-/// The per-format kernel modules, x86-64 only for now.
-macro_rules! x86_modules {
-    ($($m:ident),* $(,)?) => { $( #[cfg(target_arch = "x86_64")] mod $m; )* };
+/// The kernel modules (x86-64 only for now): the building blocks, then one
+/// per file of the list of formats (`src/formats.rs`), each implementing
+/// [`Simd`] for the formats of that file.
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+mod fill;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+macro_rules! kernel_modules {
+    ($( $file:ident { $( $ty:ident => $name:ident : $parts:literal $(/ $tail:ident)? ),+ } )*) => {
+        $( #[cfg(target_arch = "x86_64")] mod $file; )*
+
+        /// The SIMD kernels of every listed type: a type without them does
+        /// not compile.
+        #[cfg(target_arch = "x86_64")]
+        fn x86_kernel<O: OutElem>(ty: GgmlType, level: Level, nt: bool) -> Option<DecodeFn<O>> {
+            match ty {
+                $( $( GgmlType::$ty => Some(level_kernel::<super::$file::$ty, O>(level, nt)?), )+ )*
+                _ => None,
+            }
+        }
+    };
 }
-x86_modules!(
-    x86, avx512, plain, q4_0, q4_1, q5_0, q5_1, q8_0, q1_0, q2_0, q2_k, q3_k, q4_k, q5_k, q6_k,
-    iq2_xxs, iq2_xs, iq2_s, iq3_xxs, iq3_s, iq1_s, iq1_m, iq4_nl, iq4_xs, tq1_0, tq2_0, mxfp4,
-    nvfp4,
-);
+crate::for_each_format!(kernel_modules);
 
 /// An instruction-set level the fast path can run at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -83,11 +99,11 @@ impl Level {
     }
 
     /// The level [`super::dequantize`] uses: the highest available, capped by
-    /// the environment variable `GGUF_DEQUANT_SIMD` (a level's name) when set.
+    /// the environment variable `GDQ_SIMD` (a level's name) when set.
     pub fn best() -> Level {
         static BEST: std::sync::OnceLock<Level> = std::sync::OnceLock::new();
         *BEST.get_or_init(|| {
-            let cap = std::env::var("GGUF_DEQUANT_SIMD")
+            let cap = std::env::var("GDQ_SIMD")
                 .ok()
                 .and_then(|s| Level::from_name(&s));
             Level::available()
@@ -125,17 +141,47 @@ pub(super) enum Write {
 /// written with non-temporal stores: the kernel's own where `out` is 16-byte
 /// aligned (every chunk then is: chunks are whole multiples of 16 bytes), else
 /// through a stage. `level` must be available.
-pub(super) fn plan<O: OutElem>(
+pub(super) fn choose_writer<O: OutElem>(
     ty: GgmlType,
     level: Level,
     streaming: bool,
     out: *const O,
     scalar: DecodeFn<O>,
 ) -> (DecodeFn<O>, Write) {
+    choose(level, streaming, out, scalar, |nt| {
+        kernel::<O>(ty, level, nt)
+    })
+}
+
+/// [`choose_writer`] for the fill limit: [`fill::Fill`]'s kernels, which
+/// read the input and write the output as the decoders do, decoding nothing.
+pub(super) fn choose_fill<O: OutElem>(
+    level: Level,
+    streaming: bool,
+    out: *const O,
+) -> (DecodeFn<O>, Write) {
+    choose(level, streaming, out, fill::scalar::<O>, |nt| {
+        #[cfg(target_arch = "x86_64")]
+        return level_kernel::<fill::Fill, O>(level, nt);
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = nt;
+            None
+        }
+    })
+}
+
+fn choose<O: OutElem>(
+    level: Level,
+    streaming: bool,
+    out: *const O,
+    scalar: DecodeFn<O>,
+    kernel: impl Fn(bool) -> Option<DecodeFn<O>>,
+) -> (DecodeFn<O>, Write) {
     debug_assert!(level.is_available());
     let streaming = streaming && level.streams();
     let direct = streaming && (out as usize).is_multiple_of(16);
-    match kernel::<O>(ty, level, direct) {
+    match kernel(direct) {
         Some(f) if direct => (f, Write::Streamed),
         Some(f) if streaming => (f, Write::Staged),
         Some(f) => (f, Write::Cached),
@@ -144,7 +190,7 @@ pub(super) fn plan<O: OutElem>(
     }
 }
 
-/// Decodes one chunk as [`plan`] said.
+/// Decodes one chunk as [`choose_writer`] said.
 pub(super) fn run<O: OutElem>(
     level: Level,
     (f, write): (DecodeFn<O>, Write),
@@ -165,86 +211,46 @@ pub(super) fn run<O: OutElem>(
 /// The kernel of `ty` at `level`, with non-temporal stores when `nt`, or `None`
 /// where there is none.
 fn kernel<O: OutElem>(ty: GgmlType, level: Level, nt: bool) -> Option<DecodeFn<O>> {
-    match level {
-        Level::Scalar => None,
-        #[cfg(target_arch = "x86_64")]
-        Level::Avx2 => avx2_kernel::<O>(ty, nt),
-        #[cfg(target_arch = "x86_64")]
-        Level::Avx512 => avx512_kernel::<O>(ty, nt),
-        #[cfg(not(target_arch = "x86_64"))]
-        Level::Avx2 | Level::Avx512 => {
-            let _ = (ty, nt);
-            None
-        }
+    #[cfg(target_arch = "x86_64")]
+    return x86_kernel::<O>(ty, level, nt);
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (ty, level, nt);
+        None
     }
 }
 
-/// The kernels of one level, wrapped as safe functions: `$name(ty, nt)` is
-/// `$module::$entry::<O, nt>` for the type's module. [`kernel`] hands them
-/// out only when the CPU has been found to support the level's features.
-/// Their non-temporal variants also need an output aligned to 16 bytes, which
-/// [`plan`] checks.
+/// A format's SIMD kernels, one per x86-64 level, each with the scalar
+/// decoder's contract (whole blocks in, exactly their elements out, the same
+/// bits) and written once with [`x86::kernel!`]. `NT` writes the output with
+/// non-temporal stores.
+///
+/// # Safety
+/// A caller must have checked that the CPU has the level's features, and with
+/// `NT`, that `out` is 16-byte aligned.
 #[cfg(target_arch = "x86_64")]
-macro_rules! level_kernels {
-    ($name:ident, $entry:ident, $($ty:ident => $module:path),* $(,)?) => {
-        fn $name<O: OutElem>(ty: GgmlType, nt: bool) -> Option<DecodeFn<O>> {
-            // SAFETY (every arm): the caller checked that the CPU has the
-            // level's features, and for `nt` that the output is 16-byte aligned.
-            match (ty, nt) {
-                $(
-                    (GgmlType::$ty, false) => Some(|src: &[u8], out: &mut [O]| unsafe {
-                        { use $module as m; m::$entry::<O, false>(src, out) }
-                    }),
-                    (GgmlType::$ty, true) => Some(|src: &[u8], out: &mut [O]| unsafe {
-                        { use $module as m; m::$entry::<O, true>(src, out) }
-                    }),
-                )*
-                _ => None,
-            }
-        }
-    };
+trait Simd {
+    /// AVX2 with F16C.
+    unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]);
+    /// AVX-512 F, BW, VL and DQ, with AVX2 and F16C.
+    unsafe fn avx512<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]);
 }
 
-/// Every type has a kernel, at each x86-64 level: its module, named as the
-/// scalar reference, holds one entry point per level.
+/// `F`'s kernel at `level`, wrapped as a safe function. [`kernel`] hands it
+/// out only at an available level ([`choose_writer`]'s contract), and with
+/// `nt` only for a 16-byte aligned output, which [`choose_writer`] checks.
 #[cfg(target_arch = "x86_64")]
-macro_rules! x86_kernels {
-    ($($ty:ident => $module:path),* $(,)?) => {
-        level_kernels!(avx2_kernel, avx2, $($ty => $module),*);
-        level_kernels!(avx512_kernel, avx512, $($ty => $module),*);
+fn level_kernel<F: Simd, O: OutElem>(level: Level, nt: bool) -> Option<DecodeFn<O>> {
+    // SAFETY (every arm): as said above, the level is available, and for
+    // `nt` the output is 16-byte aligned.
+    let f: DecodeFn<O> = match (level, nt) {
+        (Level::Scalar, _) => return None,
+        (Level::Avx2, false) => |src, out| unsafe { F::avx2::<O, false>(src, out) },
+        (Level::Avx2, true) => |src, out| unsafe { F::avx2::<O, true>(src, out) },
+        (Level::Avx512, false) => |src, out| unsafe { F::avx512::<O, false>(src, out) },
+        (Level::Avx512, true) => |src, out| unsafe { F::avx512::<O, true>(src, out) },
     };
-}
-
-#[cfg(target_arch = "x86_64")]
-x86_kernels! {
-    F32 => plain::f32,
-    F16 => plain::f16,
-    BF16 => plain::bf16,
-    Q4_0 => q4_0,
-    Q4_1 => q4_1,
-    Q5_0 => q5_0,
-    Q5_1 => q5_1,
-    Q8_0 => q8_0,
-    Q1_0 => q1_0,
-    Q2_0 => q2_0,
-    Q2_K => q2_k,
-    Q3_K => q3_k,
-    Q4_K => q4_k,
-    Q5_K => q5_k,
-    Q6_K => q6_k,
-    IQ2_XXS => iq2_xxs,
-    IQ2_XS => iq2_xs,
-    IQ2_S => iq2_s,
-    IQ3_XXS => iq3_xxs,
-    IQ3_S => iq3_s,
-    IQ1_S => iq1_s,
-    IQ1_M => iq1_m,
-    IQ4_NL => iq4_nl,
-    IQ4_XS => iq4_xs,
-    TQ1_0 => tq1_0,
-    TQ2_0 => tq2_0,
-    MXFP4 => mxfp4,
-    NVFP4 => nvfp4,
+    Some(f)
 }
 
 /// Elements of output decoded at a time by [`staged`] before being streamed out:
@@ -292,4 +298,35 @@ fn stream_fence(level: Level) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = level;
+}
+
+#[cfg(test)]
+mod tests {
+    use half::{bf16, f16};
+
+    use super::*;
+
+    /// Every listed type has a kernel at every SIMD level, with and without
+    /// non-temporal stores, for every output type (whether or not this CPU
+    /// runs the level: the table is the same everywhere).
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn every_type_has_a_kernel_at_every_level() {
+        for ty in GgmlType::dequantizable() {
+            for level in [Level::Avx2, Level::Avx512] {
+                for nt in [false, true] {
+                    let has = [
+                        kernel::<f32>(ty, level, nt).is_some(),
+                        kernel::<f16>(ty, level, nt).is_some(),
+                        kernel::<bf16>(ty, level, nt).is_some(),
+                    ];
+                    assert_eq!(has, [true; 3], "{ty} at {} (nt {nt})", level.name());
+                }
+            }
+            assert!(kernel::<f32>(ty, Level::Scalar, false).is_none());
+        }
+        for ty in [GgmlType::Q8_1, GgmlType::Q8_K, GgmlType::I8] {
+            assert!(kernel::<f32>(ty, Level::Avx2, false).is_none(), "{ty}");
+        }
+    }
 }

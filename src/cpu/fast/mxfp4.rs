@@ -19,7 +19,7 @@ fn e8m0_half(e: u8) -> f32 {
     }
 }
 
-kernel!(|src, out| {
+kernel!(mxfp4::MXFP4, |src, out| {
     let values = _mm256_broadcastsi128_si256(_mm_loadu_si128(KVALUES_MXFP4.as_ptr().cast()));
     let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_mxfp4>() * 32);
     for b in src.chunks_exact(size_of::<block_mxfp4>()) {

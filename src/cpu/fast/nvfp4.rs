@@ -37,7 +37,7 @@ static UE4M3_HALF: [u32; 256] = {
     t
 };
 
-kernel!(|src, out| {
+kernel!(nvfp4::NVFP4, |src, out| {
     let values = _mm_loadu_si128(KVALUES_MXFP4.as_ptr().cast());
     let m4 = _mm_set1_epi8(0xF);
     let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_nvfp4>() * 64);

@@ -12,7 +12,8 @@ use std::ptr::read_unaligned;
 
 use super::avx512::Avx512;
 use super::x86::{load16, prefetch_ahead, store8, Isa, Out};
-use crate::cpu::OutElem;
+use super::Simd;
+use crate::cpu::{f16_to_f32, OutElem};
 
 /// Runs `wide` over each whole group of 8 elements (`size` input bytes each)
 /// and `one` over the rest, one at a time; `wide` gets the group's input and
@@ -71,11 +72,10 @@ unsafe fn lines<O: OutElem, const NT: bool>(
     edge(src_last, last);
 }
 
-pub mod f32 {
-    use super::*;
+impl Simd for crate::cpu::plain::F32 {
 
     #[target_feature(enable = "avx2,f16c")]
-    pub unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+    unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
         runs::<O, NT>(
             4,
             src,
@@ -86,23 +86,21 @@ pub mod f32 {
     }
 
     #[target_feature(enable = "avx2,f16c,avx512f,avx512bw,avx512vl,avx512dq")]
-    pub unsafe fn avx512<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+    unsafe fn avx512<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
         lines::<O, NT>(
             4,
             src,
             out,
             |x| _mm512_loadu_ps(x.cast()),
-            |s, o| avx2::<O, false>(s, o),
+            |s, o| Self::avx2::<O, false>(s, o),
         );
     }
 }
 
-pub mod f16 {
-    use super::*;
-    use crate::cpu::f16_to_f32;
+impl Simd for crate::cpu::plain::F16 {
 
     #[target_feature(enable = "avx2,f16c")]
-    pub unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+    unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
         runs::<O, NT>(
             2,
             src,
@@ -113,22 +111,21 @@ pub mod f16 {
     }
 
     #[target_feature(enable = "avx2,f16c,avx512f,avx512bw,avx512vl,avx512dq")]
-    pub unsafe fn avx512<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+    unsafe fn avx512<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
         lines::<O, NT>(
             2,
             src,
             out,
             |x| _mm512_cvtph_ps(_mm256_loadu_si256(x.cast())),
-            |s, o| avx2::<O, false>(s, o),
+            |s, o| Self::avx2::<O, false>(s, o),
         );
     }
 }
 
-pub mod bf16 {
-    use super::*;
+impl Simd for crate::cpu::plain::BF16 {
 
     #[target_feature(enable = "avx2,f16c")]
-    pub unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+    unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
         runs::<O, NT>(
             2,
             src,
@@ -142,7 +139,7 @@ pub mod bf16 {
     }
 
     #[target_feature(enable = "avx2,f16c,avx512f,avx512bw,avx512vl,avx512dq")]
-    pub unsafe fn avx512<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
+    unsafe fn avx512<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
         lines::<O, NT>(
             2,
             src,
@@ -151,7 +148,7 @@ pub mod bf16 {
                 let bits = _mm512_cvtepu16_epi32(_mm256_loadu_si256(x.cast()));
                 _mm512_castsi512_ps(_mm512_slli_epi32::<16>(bits))
             },
-            |s, o| avx2::<O, false>(s, o),
+            |s, o| Self::avx2::<O, false>(s, o),
         );
     }
 }

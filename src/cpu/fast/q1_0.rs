@@ -8,7 +8,7 @@ use std::mem::{offset_of, size_of};
 use super::x86::{kernel, f16_at, Isa, Out};
 use crate::blocks::block_q1_0;
 
-kernel!(|src, out| {
+kernel!(q1_0::Q1_0, |src, out| {
     let bit = _mm256_set_epi32(128, 64, 32, 16, 8, 4, 2, 1);
     let sign = _mm256_set1_epi32(i32::MIN);
     let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_q1_0>() * 128);

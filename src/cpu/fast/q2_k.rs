@@ -8,7 +8,7 @@ use std::mem::{offset_of, size_of};
 use super::x86::{kernel, f16_at, load32, quarters, u8x8_to_ps, Isa, Out};
 use crate::blocks::block_q2_K;
 
-kernel!(|src, out| {
+kernel!(q2_k::Q2_K, |src, out| {
     let m2 = _mm256_set1_epi8(3);
     let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_q2_K>() * 256);
     for b in src.chunks_exact(size_of::<block_q2_K>()) {

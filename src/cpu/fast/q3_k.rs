@@ -18,7 +18,7 @@ fn group_scale(s: &[u8; 12], g: usize) -> i32 {
     (low | high << 4) as i32 - 32
 }
 
-kernel!(|src, out| {
+kernel!(q3_k::Q3_K, |src, out| {
     let (m2, one, four) = (
         _mm256_set1_epi8(3),
         _mm256_set1_epi8(1),

@@ -8,7 +8,7 @@ use std::mem::{offset_of, size_of};
 use super::x86::{kernel, f16_at, load16, Isa, Out};
 use crate::blocks::block_q4_0;
 
-kernel!(|src, out| {
+kernel!(q4_0::Q4_0, |src, out| {
     let (m4, eight) = (_mm_set1_epi8(0xF), _mm_set1_epi8(8));
     let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_q4_0>() * 32);
     for b in src.chunks_exact(size_of::<block_q4_0>()) {

@@ -7,7 +7,7 @@ use std::mem::{offset_of, size_of};
 use super::x86::{kernel, f16_at, nibbles32, Isa, Out};
 use crate::blocks::block_q4_1;
 
-kernel!(|src, out| {
+kernel!(q4_1::Q4_1, |src, out| {
     let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_q4_1>() * 32);
     for b in src.chunks_exact(size_of::<block_q4_1>()) {
         let p = b.as_ptr();

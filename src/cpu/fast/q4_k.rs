@@ -9,7 +9,7 @@ use super::x86::{kernel, f16_at, load32, Isa, Out};
 use crate::blocks::block_q4_K;
 use crate::cpu::k_common::scale_min_k4;
 
-kernel!(|src, out| {
+kernel!(q4_k::Q4_K, |src, out| {
     let m4 = _mm256_set1_epi8(0xF);
     let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_q4_K>() * 256);
     for b in src.chunks_exact(size_of::<block_q4_K>()) {

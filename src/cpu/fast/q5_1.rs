@@ -7,7 +7,7 @@ use std::mem::{offset_of, size_of};
 use super::x86::{kernel, f16_at, nibbles32, Isa, Out};
 use crate::blocks::block_q5_1;
 
-kernel!(|src, out| {
+kernel!(q5_1::Q5_1, |src, out| {
     let b4 = _mm256_set1_epi8(0x10);
     let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_q5_1>() * 32);
     for b in src.chunks_exact(size_of::<block_q5_1>()) {

@@ -8,7 +8,7 @@ use super::x86::{kernel, f16_at, load32, Isa, Out};
 use crate::blocks::block_q5_K;
 use crate::cpu::k_common::scale_min_k4;
 
-kernel!(|src, out| {
+kernel!(q5_k::Q5_K, |src, out| {
     let (m4, one) = (_mm256_set1_epi8(0xF), _mm256_set1_epi8(1));
     let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_q5_K>() * 256);
     for b in src.chunks_exact(size_of::<block_q5_K>()) {

@@ -9,7 +9,7 @@ use std::mem::{offset_of, size_of};
 use super::x86::{kernel, f16_at, load32, Isa, Out};
 use crate::blocks::block_q6_K;
 
-kernel!(|src, out| {
+kernel!(q6_k::Q6_K, |src, out| {
     let (m4, m2, off) = (
         _mm256_set1_epi8(0xF),
         _mm256_set1_epi8(3),

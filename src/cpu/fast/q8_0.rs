@@ -6,7 +6,7 @@ use std::mem::{offset_of, size_of};
 use super::x86::{kernel, f16_at, load32, prefetch_ahead, Isa, Out};
 use crate::blocks::block_q8_0;
 
-kernel!(|src, out| {
+kernel!(q8_0::Q8_0, |src, out| {
     let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_q8_0>() * 32);
     for b in src.chunks_exact(size_of::<block_q8_0>()) {
         let p = b.as_ptr();

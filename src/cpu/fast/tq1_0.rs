@@ -33,7 +33,7 @@ unsafe fn digits32(x: __m256i, pow: __m256i) -> __m256i {
     _mm256_sub_epi8(_mm256_packus_epi16(lo, hi), _mm256_set1_epi8(1))
 }
 
-kernel!(|src, out| {
+kernel!(tq1_0::TQ1_0, |src, out| {
     let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_tq1_0>() * 256);
     for b in src.chunks_exact(size_of::<block_tq1_0>()) {
         let p = b.as_ptr();

@@ -8,7 +8,7 @@ use std::mem::{offset_of, size_of};
 use super::x86::{kernel, f16_at, load32, Isa, Out};
 use crate::blocks::block_tq2_0;
 
-kernel!(|src, out| {
+kernel!(tq2_0::TQ2_0, |src, out| {
     let (m2, one) = (_mm256_set1_epi8(3), _mm256_set1_epi8(1));
     let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_tq2_0>() * 256);
     for b in src.chunks_exact(size_of::<block_tq2_0>()) {

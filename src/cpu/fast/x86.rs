@@ -150,30 +150,33 @@ impl<O: OutElem, const NT: bool> Out for Avx2Out<O, NT> {
     unsafe fn finish(self) {}
 }
 
-/// Compiles a kernel, written once as `kernel!(|src, out| { ... })` with `S`
-/// standing for the level ([`Isa`]), `O` for the output type and `NT` for
-/// streaming, into its two entry points, `avx2` and `avx512`:
-/// `unsafe fn(src: &[u8], out: &mut [O])`, each compiled with its level's
-/// features. The body is pasted into each, rather than called, so that it and
+/// Compiles a kernel, written once as `kernel!(file::Type, |src, out| { ... })`
+/// with `S` standing for the level ([`Isa`]), `O` for the output type and
+/// `NT` for streaming, into the format's [`Simd`] implementation: `avx2` and
+/// `avx512`, each compiled with its level's features. `file::Type` is the
+/// format's scalar reference (`cpu::file::Type`), whose contract the kernel
+/// keeps. The body is pasted into each, rather than called, so that it and
 /// the closures in it carry those features: code without them (a generic
 /// helper, a closure in one) calls the intrinsics it uses out of line.
+///
+/// [`Simd`]: super::Simd
 macro_rules! kernel {
-    (|$src:ident, $out:ident| $body:block) => {
-        /// The kernel for AVX2 + F16C.
-        #[target_feature(enable = "avx2,f16c")]
-        pub unsafe fn avx2<O: $crate::cpu::OutElem, const NT: bool>($src: &[u8], $out: &mut [O]) {
-            type S = super::x86::Avx2;
-            $body
-        }
+    ($($path:ident)::+, |$src:ident, $out:ident| $body:block) => {
+        impl $crate::cpu::fast::Simd for $crate::cpu::$($path)::+ {
+            #[target_feature(enable = "avx2,f16c")]
+            unsafe fn avx2<O: $crate::cpu::OutElem, const NT: bool>($src: &[u8], $out: &mut [O]) {
+                type S = $crate::cpu::fast::x86::Avx2;
+                $body
+            }
 
-        /// The kernel for AVX-512 (F, BW, VL, DQ) with AVX2 and F16C.
-        #[target_feature(enable = "avx2,f16c,avx512f,avx512bw,avx512vl,avx512dq")]
-        pub unsafe fn avx512<O: $crate::cpu::OutElem, const NT: bool>(
-            $src: &[u8],
-            $out: &mut [O],
-        ) {
-            type S = super::avx512::Avx512;
-            $body
+            #[target_feature(enable = "avx2,f16c,avx512f,avx512bw,avx512vl,avx512dq")]
+            unsafe fn avx512<O: $crate::cpu::OutElem, const NT: bool>(
+                $src: &[u8],
+                $out: &mut [O],
+            ) {
+                type S = $crate::cpu::fast::avx512::Avx512;
+                $body
+            }
         }
     };
 }

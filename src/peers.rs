@@ -1,15 +1,18 @@
-//! The peer crates `bench --peers` times on the same inputs, threads and chunks
-//! as ours (cargo feature `peers`): candle-core's `k_quants` (legacy, k-quant
-//! and plain types, f32 output) and anamnesis's GGUF dequantizer (every
-//! quantized type, f32/f16/bf16 output). Each is run over the pool in the chunks
-//! our decoder uses, calling the crate's own slice-level entry point per chunk.
+//! The peers `bench --peers` (and the criterion benches) time on the same
+//! inputs, threads and chunks as ours (cargo feature `peers`): candle-core's
+//! `k_quants` (legacy, k-quant and plain types, f32 output), anamnesis's GGUF
+//! dequantizer (every quantized type, f32/f16/bf16 output) and, when
+//! `GDQ_GGML_LIB` names a `libggml-base.so` built from ggml's source, ggml's
+//! own C dequantizers (`to_float` of its type traits: every type but f32, f32
+//! output). Each is run over the pool in the chunks our decoder uses, calling
+//! the peer's own slice-level entry point per chunk.
 
 use std::mem::{align_of, size_of};
 
+use crate::out::{as_bytes_mut, as_f32_mut, OutElem};
+use crate::types::{GgmlType, OutType};
 use anamnesis::{dequantize_gguf_blocks, Bf16Out, F16Out, F32Out, GgufType, OutputElement};
 use candle_core::quantized::k_quants as ck;
-use gguf_dequant::cpu::OutElem;
-use gguf_dequant::{GgmlType, OutType};
 use rayon::prelude::*;
 
 /// Elements per parallel task, as in `cpu::dequantize`.
@@ -26,6 +29,7 @@ pub const PEERS: &[Peer] = &[
         name: "candle-core",
     },
     Peer { name: "anamnesis" },
+    Peer { name: "ggml" },
 ];
 
 impl Peer {
@@ -33,16 +37,10 @@ impl Peer {
     pub fn decoder<O: OutElem>(&self, ty: GgmlType) -> Option<Decode<O>> {
         match self.name {
             "candle-core" => candle::<O>(ty),
+            "ggml" => ggml::decoder::<O>(ty),
             _ => anamnesis_decoder::<O>(ty),
         }
     }
-}
-
-/// The output as the bytes (or f32s) the peers write.
-fn out_bytes<O: OutElem>(out: &mut [O]) -> &mut [u8] {
-    let len = std::mem::size_of_val(out);
-    // SAFETY: the output types are plain 2- or 4-byte values; any bytes are valid.
-    unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().cast(), len) }
 }
 
 fn candle<O: OutElem>(ty: GgmlType) -> Option<Decode<O>> {
@@ -71,11 +69,7 @@ fn candle<O: OutElem>(ty: GgmlType) -> Option<Decode<O>> {
 fn candle_type<B: ck::GgmlType + 'static, O: OutElem>() -> Decode<O> {
     Box::new(|src: &[u8], out: &mut [O]| {
         let (qk, bb) = (B::BLCK_SIZE, size_of::<B>());
-        let bytes = out_bytes(out);
-        // SAFETY: O is f32 here (checked by the caller); the bytes came from a
-        // slice of f32.
-        let out: &mut [f32] =
-            unsafe { std::slice::from_raw_parts_mut(bytes.as_mut_ptr().cast(), bytes.len() / 4) };
+        let out = as_f32_mut(out).expect("candle's decoders are asked for f32 only");
         out.par_chunks_mut(CHUNK)
             .zip(src.par_chunks(CHUNK / qk * bb))
             .for_each(|(y, x)| {
@@ -135,7 +129,7 @@ fn anamnesis_decoder<O: OutElem>(ty: GgmlType) -> Option<Decode<O>> {
 fn anamnesis_out<E: OutputElement, O: OutElem>(ty: GgmlType, t: GgufType) -> Decode<O> {
     Box::new(move |src: &[u8], out: &mut [O]| {
         let (qk, bb) = (ty.block_elems(), ty.block_bytes());
-        out_bytes(out)
+        as_bytes_mut(out)
             .par_chunks_mut(CHUNK * E::BYTES)
             .zip(src.par_chunks(CHUNK / qk * bb))
             .for_each(|(y, x)| {
@@ -148,4 +142,84 @@ fn anamnesis_out<E: OutputElement, O: OutElem>(ty: GgmlType, t: GgufType) -> Dec
                 .expect("anamnesis decodes valid blocks");
             });
     })
+}
+
+/// ggml's C dequantizers, from a shared library loaded at run time: ggml is
+/// not a dependency, and its source is built by hand, never by this crate.
+mod ggml {
+    use std::ffi::{c_char, c_void, CString};
+    use std::sync::OnceLock;
+
+    use rayon::prelude::*;
+
+    use super::{Decode, CHUNK};
+    use crate::out::{as_f32_mut, OutElem};
+    use crate::types::GgmlType;
+
+    /// `ggml_to_float_t`: `k` elements of blocks at `x` into `y`.
+    type ToFloat = unsafe extern "C" fn(x: *const c_void, y: *mut f32, k: i64);
+
+    /// `struct ggml_type_traits` (ggml 0.21, include/ggml.h).
+    #[repr(C)]
+    struct TypeTraits {
+        type_name: *const c_char,
+        blck_size: i64,
+        blck_size_interleave: i64,
+        type_size: usize,
+        is_quantized: bool,
+        to_float: Option<ToFloat>,
+        from_float_ref: *const c_void,
+    }
+
+    /// `ggml_get_type_traits`.
+    type GetTraits = unsafe extern "C" fn(ty: u32) -> *const TypeTraits;
+
+    /// ggml's `GGML_TYPE_COUNT` in that version: its lookup does not check ids.
+    const TYPE_COUNT: u32 = 43;
+
+    /// The library named by `GDQ_GGML_LIB`, opened once (never closed).
+    fn get_traits() -> Option<GetTraits> {
+        static LIB: OnceLock<Option<GetTraits>> = OnceLock::new();
+        *LIB.get_or_init(|| {
+            let path = CString::new(std::env::var("GDQ_GGML_LIB").ok()?).ok()?;
+            // SAFETY: dlopen and dlsym take NUL-terminated strings; the handle
+            // is kept open for the life of the process, so the symbol stays
+            // valid. The library is one the user built from ggml's source.
+            unsafe {
+                let lib = libc::dlopen(path.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL);
+                if lib.is_null() {
+                    return None;
+                }
+                let sym = libc::dlsym(lib, c"ggml_get_type_traits".as_ptr());
+                (!sym.is_null()).then(|| std::mem::transmute::<*mut c_void, GetTraits>(sym))
+            }
+        })
+    }
+
+    /// ggml's decoder of `ty` (f32 output only), checked against our geometry.
+    pub fn decoder<O: OutElem>(ty: GgmlType) -> Option<Decode<O>> {
+        if O::OUT != crate::OutType::F32 || ty.id() >= TYPE_COUNT {
+            return None;
+        }
+        // SAFETY: the id is below ggml's type count, and the traits are a
+        // static table of the library.
+        let traits = unsafe { get_traits()?(ty.id()).as_ref()? };
+        let geometry = (traits.blck_size as usize, traits.type_size);
+        if geometry != (ty.block_elems(), ty.block_bytes()) {
+            return None;
+        }
+        let to_float = traits.to_float?;
+        Some(Box::new(move |src: &[u8], out: &mut [O]| {
+            let out = as_f32_mut(out).expect("ggml is asked for f32 only");
+            let (qk, bb) = (ty.block_elems(), ty.block_bytes());
+            out.par_chunks_mut(CHUNK)
+                .zip(src.par_chunks(CHUNK / qk * bb))
+                .for_each(|(y, x)| {
+                    assert_eq!(x.len() / bb * qk, y.len());
+                    // SAFETY: `x` holds whole blocks of `ty` (ggml's geometry
+                    // checked above) decoding to exactly `y.len()` elements.
+                    unsafe { to_float(x.as_ptr().cast(), y.as_mut_ptr(), y.len() as i64) }
+                });
+        }))
+    }
 }
