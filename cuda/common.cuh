@@ -5,7 +5,8 @@
  * A format is a struct with
  *     typedef block_xxx Block;
  *     static constexpr int QK;      elements per block
- *     static constexpr int PARTS;   threads per block
+ *     static constexpr int PARTS;   threads per block (as src/formats.rs lists it;
+ *                                   the generated all.cu checks)
  *     static constexpr int VALS;    QK / PARTS: elements each thread writes
  *     static GDQ_FN void decode(const Block *b, int part, float *v);
  * where decode writes elements [part * VALS, (part + 1) * VALS) of the block, in

@@ -75,6 +75,11 @@ fn real_weights_match_ggml() {
     }
 }
 
+/// Tensors at odd offsets of a mapped file decode right through the host
+/// entry point (`dequantize_host`). What this proves is the host side: the
+/// bytes are copied into a fresh device allocation, which is aligned, so no
+/// kernel here sees an odd address (misaligned device views are refused by
+/// `Gpu::dequantize`'s alignment check instead).
 #[test]
 fn tensors_at_unaligned_offsets_in_a_mapped_file() {
     let Some(g) = gpu("unaligned offsets") else {
@@ -84,7 +89,7 @@ fn tensors_at_unaligned_offsets_in_a_mapped_file() {
     w.add_kv("general.alignment", gguf_dequant::gguf::Value::U32(1))
         .unwrap();
     let mut rng = SynthRng(99);
-    // An f32 tensor of one element first pushes every later tensor off alignment.
+    // An i8 tensor of three elements first pushes every later tensor off alignment.
     w.add_tensor("pad", GgmlType::I8, &[3], vec![1, 2, 3])
         .unwrap();
     for ty in GgmlType::dequantizable() {
