@@ -114,12 +114,31 @@ GDQ_FN uint16_t gdq_f32_to_f16(float f) {
 #endif
 }
 
+/* ---- alignment, as the GPU enforces it ----
+   A GPU faults on a misaligned access (the launch fails with
+   CUDA_ERROR_MISALIGNED_ADDRESS); a host CPU would not, so without this the
+   emulated grid could not fail where the GPU would. Every access wider than a
+   byte goes through a pointer checked here: on the GPU the check is nothing;
+   on the host a misaligned pointer records the fault (the emulator then
+   reports the launch as failed) and the thread skips the access. */
+#ifdef __CUDA_ARCH__
+#define gdq_aligned(p, n) true
+#else
+extern thread_local int gdq_fault;
+GDQ_FN bool gdq_aligned(const void *p, uintptr_t n) {
+    if ((uintptr_t)p % n == 0) return true;
+    gdq_fault = 1;
+    return false;
+}
+#endif
+
 /* ---- output stores ---- */
 
 struct gdq_out_f32 {
     typedef float T;
     template <int N>
     static GDQ_FN void store(float *dst, const float *v) {
+        if (!gdq_aligned(dst, N % 4 == 0 ? 16 : 4)) return;
         if (N % 4 == 0) {
 #pragma unroll
             for (int i = 0; i < N; i += 4) {
@@ -142,6 +161,7 @@ struct gdq_out_16 {
     typedef uint16_t T;
     template <int N>
     static GDQ_FN void store(uint16_t *dst, const float *v) {
+        if (!gdq_aligned(dst, N % 8 == 0 ? 16 : 2)) return;
         if (N % 8 == 0) {
 #pragma unroll
             for (int i = 0; i < N; i += 8) {
@@ -177,6 +197,7 @@ GDQ_FN void gdq_run(const uint8_t *__restrict__ src, typename Out::T *__restrict
     for (uint64_t t = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; t < n_work; t += stride) {
         const uint64_t ib = t / Fmt::PARTS;
         const int part = (int)(t - ib * Fmt::PARTS);
+        if (!gdq_aligned(blocks + ib, alignof(typename Fmt::Block))) return;
         float v[Fmt::VALS];
         Fmt::decode(blocks + ib, part, v);
         Out::template store<Fmt::VALS>(dst + t * Fmt::VALS, v);

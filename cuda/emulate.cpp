@@ -9,14 +9,17 @@ thread_local gdq_dim3 threadIdx;
 thread_local gdq_dim3 blockIdx;
 thread_local gdq_dim3 blockDim;
 thread_local gdq_dim3 gridDim;
+thread_local int gdq_fault;
 
 #include "all.cu"
 
 namespace {
 
+/* Runs a launch; returns whether a thread made an access the GPU would fault on. */
 template <class T>
-void run_grid(void (*kernel)(const uint8_t *, T *, uint64_t), const uint8_t *src, T *dst, uint64_t n_blocks,
+bool run_grid(void (*kernel)(const uint8_t *, T *, uint64_t), const uint8_t *src, T *dst, uint64_t n_blocks,
               uint32_t grid, uint32_t threads) {
+    gdq_fault = 0;
     gridDim = {grid, 1, 1};
     blockDim = {threads, 1, 1};
     for (uint32_t b = 0; b < grid; b++) {
@@ -26,17 +29,18 @@ void run_grid(void (*kernel)(const uint8_t *, T *, uint64_t), const uint8_t *src
             kernel(src, dst, n_blocks);
         }
     }
+    return gdq_fault != 0;
 }
 
 /* Runs kernel K, whose output elements are T, over a grid. */
 template <class T, void (*K)(const uint8_t *, T *, uint64_t)>
-void run(const uint8_t *src, void *dst, uint64_t n_blocks, uint32_t grid, uint32_t threads) {
-    run_grid(K, src, (T *)dst, n_blocks, grid, threads);
+bool run(const uint8_t *src, void *dst, uint64_t n_blocks, uint32_t grid, uint32_t threads) {
+    return run_grid(K, src, (T *)dst, n_blocks, grid, threads);
 }
 
 struct Entry {
     const char *symbol;
-    void (*run)(const uint8_t *, void *, uint64_t, uint32_t, uint32_t);
+    bool (*run)(const uint8_t *, void *, uint64_t, uint32_t, uint32_t);
 };
 
 /* Every kernel of the image by its symbol, as the GPU's module lists them:
@@ -57,14 +61,14 @@ const Entry ENTRIES[] = {
 
 extern "C" {
 
-/* Runs the kernel named `symbol` over a grid x threads launch. Returns 0, or -1
-   where the image has no kernel of that name. */
+/* Runs the kernel named `symbol` over a grid x threads launch. Returns 0; -1
+   where the image has no kernel of that name; -2 where a thread made a
+   misaligned access (on a GPU: CUDA_ERROR_MISALIGNED_ADDRESS). */
 int gdq_emulate_launch(const char *symbol, const uint8_t *src, void *dst, uint64_t n_blocks, uint32_t grid,
                        uint32_t threads) {
     for (const Entry &e : ENTRIES) {
         if (strcmp(e.symbol, symbol) == 0) {
-            e.run(src, dst, n_blocks, grid, threads);
-            return 0;
+            return e.run(src, dst, n_blocks, grid, threads) ? -2 : 0;
         }
     }
     return -1;

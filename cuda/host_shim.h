@@ -37,11 +37,13 @@ extern thread_local gdq_dim3 blockIdx;
 extern thread_local gdq_dim3 blockDim;
 extern thread_local gdq_dim3 gridDim;
 
-/* No alignment attribute: host outputs need not be 16-byte aligned. */
-struct float4 {
+/* 16-byte aligned, as on the GPU: the kernels check every wide access with
+   gdq_aligned() (common.cuh), which on the host reports what would fault on a
+   GPU instead of performing it. */
+struct alignas(16) float4 {
     float x, y, z, w;
 };
-struct uint4 {
+struct alignas(16) uint4 {
     unsigned int x, y, z, w;
 };
 

@@ -7,7 +7,9 @@
 
 template <int N>
 struct plain_f32 {
-    struct Block {
+    /* 16-byte aligned for the wide kernel (a GPU faults on a misaligned
+       16-byte load; the launcher sends unaligned inputs to the tail kernel) */
+    struct alignas(N % 4 == 0 ? 16 : 4) Block {
         uint32_t v[N];
     };
     static constexpr int QK = N, PARTS = 1, VALS = N;
@@ -31,7 +33,7 @@ struct plain_f32 {
 /* 16-bit inputs: WIDEN is gdq_f16_to_f32 or gdq_bf16_to_f32. */
 template <int N, float (*WIDEN)(uint16_t)>
 struct plain_16 {
-    struct Block {
+    struct alignas(N % 8 == 0 ? 16 : 2) Block {
         uint16_t v[N];
     };
     static constexpr int QK = N, PARTS = 1, VALS = N;

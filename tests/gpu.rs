@@ -1,8 +1,10 @@
 #![cfg(feature = "cuda")]
 //! The GPU suite: every type and output type on a real device against the CPU
 //! reference. Where there is no GPU (or the build has no kernels) each test
-//! prints a SKIPPED line and passes; the host-emulated suite covers the kernel
-//! source there.
+//! prints a SKIPPED line and passes, so that `cargo test` passes everywhere
+//! (the host-emulated suite covers the kernel source there), unless
+//! `GDQ_REQUIRE_GPU=1` is set: then a missing GPU fails every test, so that
+//! a run meant to prove the GPU path cannot pass by skipping it.
 
 mod common;
 
@@ -17,6 +19,9 @@ use half::{bf16, f16};
 fn gpu(test: &str) -> Option<Gpu> {
     match Gpu::new(0) {
         Ok(g) => Some(g),
+        Err(e) if std::env::var_os("GDQ_REQUIRE_GPU").is_some_and(|v| v == "1") => {
+            panic!("{test}: GDQ_REQUIRE_GPU=1 and no usable GPU: {e}")
+        }
         Err(e) => {
             println!("SKIPPED {test}: {e}");
             None
