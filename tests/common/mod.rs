@@ -6,9 +6,12 @@ use std::path::PathBuf;
 use gguf_dequant::GgmlType;
 use half::{bf16, f16};
 
+/// A file of `tests/fixtures`, or of the folder `GDQ_FIXTURES` names (a test
+/// binary carried to another machine, where the source tree is not).
 pub fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
+    std::env::var_os("GDQ_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"))
         .join(name)
 }
 
