@@ -1,6 +1,9 @@
 //! The gguf-dequant command line. With no arguments it runs the default job: a
 //! GGUF of random valid blocks of every type, decoded and checked, with a table.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 mod cli;
 
 use std::process::ExitCode;

@@ -100,6 +100,7 @@ fn pinned_h2d_bandwidth(gpu: &Gpu) -> Result<f64> {
     let stream = gpu.stream();
     // SAFETY: the staging contents do not matter for a bandwidth measurement.
     let pinned = unsafe { ctx.alloc_pinned::<u8>(n) }.map_err(cuda("pinned allocation"))?;
+    // SAFETY: as above: the device bytes are only overwritten by the copies.
     let mut dev = unsafe { stream.alloc::<u8>(n) }.map_err(cuda("device allocation"))?;
     let mut best = f64::MAX;
     for i in 0..4 {

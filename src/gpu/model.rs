@@ -97,6 +97,8 @@ impl Gpu {
                 // SAFETY: staging memory is written before it is copied.
                 let pinned = unsafe { self.ctx.alloc_pinned::<u8>(chunk) }
                     .map_err(|e| cuda_err("allocating pinned staging memory", e))?;
+                // SAFETY: uninitialized device bytes; the kernels read only the
+                // `part.len()` bytes each chunk's copy from `pinned` has just written.
                 let device = unsafe { stream.alloc::<u8>(chunk) }
                     .map_err(|e| cuda_err("allocating device staging memory", e))?;
                 Ok(Slot {

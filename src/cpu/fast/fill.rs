@@ -26,7 +26,8 @@ mod x86 {
         let mut acc = _mm256_setzero_si256();
         let whole_in = src.len() / 32 * 32;
         for i in (0..whole_in).step_by(32) {
-            acc = _mm256_or_si256(acc, load32(src.as_ptr().add(i)));
+            // SAFETY: `i + 32 <= whole_in <= src.len()`: 32 bytes of `src`.
+            acc = _mm256_or_si256(acc, unsafe { load32(src.as_ptr().add(i)) });
         }
         let tail = src[whole_in..].iter().fold(0u8, |a, &b| a | b);
         let acc = _mm256_or_si256(acc, _mm256_set1_epi8(tail as i8));
@@ -34,11 +35,16 @@ mod x86 {
         let v = _mm256_cvtepi32_ps(_mm256_and_si256(acc, _mm256_set1_epi32(0xff)));
         let whole = out.len() / 32 * 32;
         let (body, rest) = out.split_at_mut(whole);
-        let mut w = S::out::<O, NT>(body, whole);
+        // SAFETY: `S::out` needs the kernel's features and, with `NT`, an
+        // aligned output (`body` starts where `out` does): the kernel's own
+        // contract.
+        let mut w = unsafe { S::out::<O, NT>(body, whole) };
         for _ in 0..whole / 32 {
-            w.f32x32([v; 4]);
+            // SAFETY: `whole / 32` calls of 32 values: the `whole` promised.
+            unsafe { w.f32x32([v; 4]) };
         }
-        w.finish();
+        // SAFETY: all `whole` values have been given.
+        unsafe { w.finish() };
         rest.fill(O::from_f32(_mm256_cvtss_f32(v)));
     });
 }

@@ -14,12 +14,21 @@ use crate::tables::IQ1S_GRID;
 const DELTA: f32 = 0.125;
 
 kernel!(iq1_m::IQ1_M, |src, out| {
-    let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_iq1_m>() * 256);
+    // SAFETY: `S::out` needs the kernel's features and, with `NT`, an aligned
+    // output: the kernel's own contract.
+    let mut w = unsafe { S::out::<O, NT>(out, src.len() / size_of::<block_iq1_m>() * 256) };
     for b in src.chunks_exact(size_of::<block_iq1_m>()) {
         let p = b.as_ptr();
-        let qs = &*p.add(offset_of!(block_iq1_m, qs)).cast::<[u8; 32]>();
-        let qh = &*p.add(offset_of!(block_iq1_m, qh)).cast::<[u8; 16]>();
-        let s = &*p.add(offset_of!(block_iq1_m, scales)).cast::<[u8; 8]>();
+        // SAFETY: `p` starts a whole block (`chunks_exact`), inside which lie
+        // the 32 bytes of `qs`, the 16 of `qh` and the 8 of `scales`; bytes
+        // need no alignment, and `src` is borrowed for the whole kernel.
+        let (qs, qh, s) = unsafe {
+            (
+                &*p.add(offset_of!(block_iq1_m, qs)).cast::<[u8; 32]>(),
+                &*p.add(offset_of!(block_iq1_m, qh)).cast::<[u8; 16]>(),
+                &*p.add(offset_of!(block_iq1_m, scales)).cast::<[u8; 8]>(),
+            )
+        };
         let sc: [u16; 4] = std::array::from_fn(|k| u16::from_le_bytes([s[2 * k], s[2 * k + 1]]));
         let d_bits =
             (sc[0] >> 12) | ((sc[1] >> 8) & 0x00F0) | ((sc[2] >> 4) & 0x0F00) | (sc[3] & 0xF000);
@@ -39,8 +48,11 @@ kernel!(iq1_m::IQ1_M, |src, out| {
                 let g = i8x8_to_ps(_mm_cvtsi64_si128(row as i64));
                 *v = _mm256_mul_ps(dl[l / 2], _mm256_add_ps(g, delta));
             }
-            w.f32x32(v);
+            // SAFETY: 32 of the block's 256 values (8 calls per block), `n` in
+            // all.
+            unsafe { w.f32x32(v) };
         }
     }
-    w.finish();
+    // SAFETY: every block's values have been given, `n` in all.
+    unsafe { w.finish() };
 });

@@ -13,14 +13,21 @@ use crate::tables::IQ1S_GRID;
 const DELTA: f32 = 0.125;
 
 kernel!(iq1_s::IQ1_S, |src, out| {
-    let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_iq1_s>() * 256);
+    // SAFETY: `S::out` needs the kernel's features and, with `NT`, an aligned
+    // output: the kernel's own contract.
+    let mut w = unsafe { S::out::<O, NT>(out, src.len() / size_of::<block_iq1_s>() * 256) };
     for b in src.chunks_exact(size_of::<block_iq1_s>()) {
         let p = b.as_ptr();
-        let d = f16_at(p.add(offset_of!(block_iq1_s, d)));
-        let qs = &*p.add(offset_of!(block_iq1_s, qs)).cast::<[u8; 32]>();
-        let qh = p.add(offset_of!(block_iq1_s, qh)).cast::<u16>();
+        // SAFETY: `p` starts a whole block (`chunks_exact`); `d` lies inside it.
+        let d = unsafe { f16_at(p.add(offset_of!(block_iq1_s, d))) };
+        // SAFETY: the 32 bytes of `qs` lie inside the block (`src`, borrowed
+        // for the whole kernel); bytes need no alignment.
+        let qs = unsafe { &*p.add(offset_of!(block_iq1_s, qs)).cast::<[u8; 32]>() };
+        // SAFETY: `qh` (8 u16) lies inside the block.
+        let qh = unsafe { p.add(offset_of!(block_iq1_s, qh)).cast::<u16>() };
         for ib in 0..8 {
-            let qh = u16::from_le(std::ptr::read_unaligned(qh.add(ib)));
+            // SAFETY: `ib < 8`: u16 `ib` of `qh`; an unaligned read.
+            let qh = u16::from_le(unsafe { std::ptr::read_unaligned(qh.add(ib)) });
             // the integer 2s + 1 first, then one f32 product
             let dl = _mm256_set1_ps(d * (2 * ((qh >> 12) & 7) as i32 + 1) as f32);
             let delta = _mm256_set1_ps(signed_delta(DELTA, qh as u32 >> 15));
@@ -31,8 +38,11 @@ kernel!(iq1_s::IQ1_S, |src, out| {
                 let g = i8x8_to_ps(_mm_cvtsi64_si128(row as i64));
                 *v = _mm256_mul_ps(dl, _mm256_add_ps(g, delta));
             }
-            w.f32x32(v);
+            // SAFETY: 32 of the block's 256 values (8 calls per block), `n` in
+            // all.
+            unsafe { w.f32x32(v) };
         }
     }
-    w.finish();
+    // SAFETY: every block's values have been given, `n` in all.
+    unsafe { w.finish() };
 });

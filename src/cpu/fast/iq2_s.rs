@@ -11,13 +11,23 @@ use crate::blocks::block_iq2_s;
 use crate::tables::IQ2S_GRID;
 
 kernel!(iq2_s::IQ2_S, |src, out| {
-    let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_iq2_s>() * 256);
+    // SAFETY: `S::out` needs the kernel's features and, with `NT`, an aligned
+    // output: the kernel's own contract.
+    let mut w = unsafe { S::out::<O, NT>(out, src.len() / size_of::<block_iq2_s>() * 256) };
     for b in src.chunks_exact(size_of::<block_iq2_s>()) {
         let p = b.as_ptr();
-        let d = f16_at(p.add(offset_of!(block_iq2_s, d)));
-        let qs = &*p.add(offset_of!(block_iq2_s, qs)).cast::<[u8; 64]>();
-        let qh = &*p.add(offset_of!(block_iq2_s, qh)).cast::<[u8; 8]>();
-        let scales = &*p.add(offset_of!(block_iq2_s, scales)).cast::<[u8; 8]>();
+        // SAFETY: `p` starts a whole block (`chunks_exact`); `d` lies inside it.
+        let d = unsafe { f16_at(p.add(offset_of!(block_iq2_s, d))) };
+        // SAFETY: the 64 bytes of `qs`, the 8 of `qh` and the 8 of `scales`
+        // lie inside the block; bytes need no alignment, and `src` is borrowed
+        // for the whole kernel.
+        let (qs, qh, scales) = unsafe {
+            (
+                &*p.add(offset_of!(block_iq2_s, qs)).cast::<[u8; 64]>(),
+                &*p.add(offset_of!(block_iq2_s, qh)).cast::<[u8; 8]>(),
+                &*p.add(offset_of!(block_iq2_s, scales)).cast::<[u8; 8]>(),
+            )
+        };
         for ib in 0..8 {
             let row = |l: usize| {
                 let hi = (qh[ib] as usize >> (2 * l)) & 3;
@@ -25,13 +35,17 @@ kernel!(iq2_s::IQ2_S, |src, out| {
             };
             let g = _mm256_set_epi64x(row(3), row(2), row(1), row(0));
             let signs = u32::from_le_bytes(qs[32 + 4 * ib..][..4].try_into().unwrap());
-            let q = S::apply_signs(g, signs);
+            // SAFETY: the kernel has the features `apply_signs` needs.
+            let q = unsafe { S::apply_signs(g, signs) };
             let sc = scales[ib];
             // ggml's order: (d * (0.5 + s)) * 0.25
             let db0 = _mm256_set1_ps(d * (0.5 + (sc & 0xF) as f32) * 0.25);
             let db1 = _mm256_set1_ps(d * (0.5 + (sc >> 4) as f32) * 0.25);
-            w.i8x16x2_mul(q, db0, db1);
+            // SAFETY: 32 of the block's 256 values (8 calls per block), `n` in
+            // all.
+            unsafe { w.i8x16x2_mul(q, db0, db1) };
         }
     }
-    w.finish();
+    // SAFETY: every block's values have been given, `n` in all.
+    unsafe { w.finish() };
 });

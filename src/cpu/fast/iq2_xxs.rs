@@ -18,21 +18,35 @@ pub(super) fn ksigns4(aux: u32) -> u32 {
 }
 
 kernel!(iq2_xxs::IQ2_XXS, |src, out| {
-    let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_iq2_xxs>() * 256);
+    // SAFETY: `S::out` needs the kernel's features and, with `NT`, an aligned
+    // output: the kernel's own contract.
+    let mut w = unsafe { S::out::<O, NT>(out, src.len() / size_of::<block_iq2_xxs>() * 256) };
     for b in src.chunks_exact(size_of::<block_iq2_xxs>()) {
         let p = b.as_ptr();
-        let d = f16_at(p.add(offset_of!(block_iq2_xxs, d)));
-        let qs = p.add(offset_of!(block_iq2_xxs, qs)).cast::<u32>();
+        // SAFETY: `p` starts a whole block (`chunks_exact`); `d` lies inside it.
+        let d = unsafe { f16_at(p.add(offset_of!(block_iq2_xxs, d))) };
+        // SAFETY: `qs` (64 bytes: 16 u32) lies inside the block.
+        let qs = unsafe { p.add(offset_of!(block_iq2_xxs, qs)).cast::<u32>() };
         for ib in 0..8 {
-            let grid_idx = u32::from_le(std::ptr::read_unaligned(qs.add(2 * ib)));
-            let aux = u32::from_le(std::ptr::read_unaligned(qs.add(2 * ib + 1)));
+            // SAFETY: `ib < 8`: u32 `2 * ib` and `2 * ib + 1` of the 16 of
+            // `qs`; unaligned reads.
+            let (grid_idx, aux) = unsafe {
+                (
+                    u32::from_le(std::ptr::read_unaligned(qs.add(2 * ib))),
+                    u32::from_le(std::ptr::read_unaligned(qs.add(2 * ib + 1))),
+                )
+            };
             // ggml's order: (d * (0.5 + s)) * 0.25
             let db = _mm256_set1_ps(d * (0.5 + (aux >> 28) as f32) * 0.25);
             let row = |l: u32| IQ2XXS_GRID[(grid_idx >> (8 * l)) as usize & 0xFF] as i64;
             let g = _mm256_set_epi64x(row(3), row(2), row(1), row(0));
-            let q = S::apply_signs(g, ksigns4(aux));
-            w.i8x32_mul(q, db);
+            // SAFETY: the kernel has the features `apply_signs` needs.
+            let q = unsafe { S::apply_signs(g, ksigns4(aux)) };
+            // SAFETY: 32 of the block's 256 values (8 calls per block), `n` in
+            // all.
+            unsafe { w.i8x32_mul(q, db) };
         }
     }
-    w.finish();
+    // SAFETY: every block's values have been given, `n` in all.
+    unsafe { w.finish() };
 });

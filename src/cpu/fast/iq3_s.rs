@@ -10,14 +10,24 @@ use crate::blocks::block_iq3_s;
 use crate::tables::IQ3S_GRID;
 
 kernel!(iq3_s::IQ3_S, |src, out| {
-    let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_iq3_s>() * 256);
+    // SAFETY: `S::out` needs the kernel's features and, with `NT`, an aligned
+    // output: the kernel's own contract.
+    let mut w = unsafe { S::out::<O, NT>(out, src.len() / size_of::<block_iq3_s>() * 256) };
     for b in src.chunks_exact(size_of::<block_iq3_s>()) {
         let p = b.as_ptr();
-        let d = f16_at(p.add(offset_of!(block_iq3_s, d)));
-        let qs = &*p.add(offset_of!(block_iq3_s, qs)).cast::<[u8; 64]>();
-        let qh = &*p.add(offset_of!(block_iq3_s, qh)).cast::<[u8; 8]>();
-        let signs = &*p.add(offset_of!(block_iq3_s, signs)).cast::<[u8; 32]>();
-        let scales = &*p.add(offset_of!(block_iq3_s, scales)).cast::<[u8; 4]>();
+        // SAFETY: `p` starts a whole block (`chunks_exact`); `d` lies inside it.
+        let d = unsafe { f16_at(p.add(offset_of!(block_iq3_s, d))) };
+        // SAFETY: the 64 bytes of `qs`, the 8 of `qh`, the 32 of `signs` and
+        // the 4 of `scales` lie inside the block; bytes need no alignment, and
+        // `src` is borrowed for the whole kernel.
+        let (qs, qh, signs, scales) = unsafe {
+            (
+                &*p.add(offset_of!(block_iq3_s, qs)).cast::<[u8; 64]>(),
+                &*p.add(offset_of!(block_iq3_s, qh)).cast::<[u8; 8]>(),
+                &*p.add(offset_of!(block_iq3_s, signs)).cast::<[u8; 32]>(),
+                &*p.add(offset_of!(block_iq3_s, scales)).cast::<[u8; 4]>(),
+            )
+        };
         for ib in 0..8 {
             let s = (scales[ib / 2] >> (4 * (ib % 2))) & 0xF;
             // the integer 1 + 2s first, then one f32 product
@@ -37,9 +47,13 @@ kernel!(iq3_s::IQ3_S, |src, out| {
                 row(0),
             );
             let sign = u32::from_le_bytes(signs[4 * ib..][..4].try_into().unwrap());
-            let q = S::apply_signs(g, sign);
-            w.i8x32_mul(q, db);
+            // SAFETY: the kernel has the features `apply_signs` needs.
+            let q = unsafe { S::apply_signs(g, sign) };
+            // SAFETY: 32 of the block's 256 values (8 calls per block), `n` in
+            // all.
+            unsafe { w.i8x32_mul(q, db) };
         }
     }
-    w.finish();
+    // SAFETY: every block's values have been given, `n` in all.
+    unsafe { w.finish() };
 });

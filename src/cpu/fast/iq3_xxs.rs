@@ -11,11 +11,16 @@ use crate::blocks::block_iq3_xxs;
 use crate::tables::IQ3XXS_GRID;
 
 kernel!(iq3_xxs::IQ3_XXS, |src, out| {
-    let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_iq3_xxs>() * 256);
+    // SAFETY: `S::out` needs the kernel's features and, with `NT`, an aligned
+    // output: the kernel's own contract.
+    let mut w = unsafe { S::out::<O, NT>(out, src.len() / size_of::<block_iq3_xxs>() * 256) };
     for b in src.chunks_exact(size_of::<block_iq3_xxs>()) {
         let p = b.as_ptr();
-        let d = f16_at(p.add(offset_of!(block_iq3_xxs, d)));
-        let qs = &*p.add(offset_of!(block_iq3_xxs, qs)).cast::<[u8; 96]>();
+        // SAFETY: `p` starts a whole block (`chunks_exact`); `d` lies inside it.
+        let d = unsafe { f16_at(p.add(offset_of!(block_iq3_xxs, d))) };
+        // SAFETY: the 96 bytes of `qs` lie inside the block (`src`, borrowed
+        // for the whole kernel); bytes need no alignment.
+        let qs = unsafe { &*p.add(offset_of!(block_iq3_xxs, qs)).cast::<[u8; 96]>() };
         for ib in 0..8 {
             let aux = u32::from_le_bytes(qs[64 + 4 * ib..][..4].try_into().unwrap());
             // ggml's order: (d * (0.5 + s)) * 0.5
@@ -31,9 +36,13 @@ kernel!(iq3_xxs::IQ3_XXS, |src, out| {
                 row(1),
                 row(0),
             );
-            let q = S::apply_signs(g, ksigns4(aux));
-            w.i8x32_mul(q, db);
+            // SAFETY: the kernel has the features `apply_signs` needs.
+            let q = unsafe { S::apply_signs(g, ksigns4(aux)) };
+            // SAFETY: 32 of the block's 256 values (8 calls per block), `n` in
+            // all.
+            unsafe { w.i8x32_mul(q, db) };
         }
     }
-    w.finish();
+    // SAFETY: every block's values have been given, `n` in all.
+    unsafe { w.finish() };
 });

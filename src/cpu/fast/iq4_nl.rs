@@ -9,13 +9,20 @@ use crate::blocks::block_iq4_nl;
 use crate::tables::KVALUES_IQ4NL;
 
 kernel!(iq4_nl::IQ4_NL, |src, out| {
-    let values = _mm256_broadcastsi128_si256(_mm_loadu_si128(KVALUES_IQ4NL.as_ptr().cast()));
-    let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_iq4_nl>() * 32);
+    // SAFETY: the table is 16 bytes, the load's size.
+    let values = _mm256_broadcastsi128_si256(unsafe { _mm_loadu_si128(KVALUES_IQ4NL.as_ptr().cast()) });
+    // SAFETY: `S::out` needs the kernel's features and, with `NT`, an aligned
+    // output: the kernel's own contract.
+    let mut w = unsafe { S::out::<O, NT>(out, src.len() / size_of::<block_iq4_nl>() * 32) };
     for b in src.chunks_exact(size_of::<block_iq4_nl>()) {
         let p = b.as_ptr();
-        let d = _mm256_set1_ps(f16_at(p.add(offset_of!(block_iq4_nl, d))));
-        let q = _mm256_shuffle_epi8(values, nibbles32(p.add(offset_of!(block_iq4_nl, qs))));
-        w.i8x32_mul(q, d);
+        // SAFETY: `p` starts a whole block (`chunks_exact`); `d` lies inside it.
+        let d = _mm256_set1_ps(unsafe { f16_at(p.add(offset_of!(block_iq4_nl, d))) });
+        // SAFETY: the 16 bytes of `qs` lie inside the block.
+        let q = _mm256_shuffle_epi8(values, unsafe { nibbles32(p.add(offset_of!(block_iq4_nl, qs))) });
+        // SAFETY: the block's 32 values: 32 per block, `n` in all.
+        unsafe { w.i8x32_mul(q, d) };
     }
-    w.finish();
+    // SAFETY: every block's values have been given, `n` in all.
+    unsafe { w.finish() };
 });

@@ -241,13 +241,17 @@ trait Simd {
 /// `nt` only for a 16-byte aligned output, which [`choose_writer`] checks.
 #[cfg(target_arch = "x86_64")]
 fn level_kernel<F: Simd, O: OutElem>(level: Level, nt: bool) -> Option<DecodeFn<O>> {
-    // SAFETY (every arm): as said above, the level is available, and for
-    // `nt` the output is 16-byte aligned.
     let f: DecodeFn<O> = match (level, nt) {
         (Level::Scalar, _) => return None,
+        // SAFETY: as said above, the level is available.
         (Level::Avx2, false) => |src, out| unsafe { F::avx2::<O, false>(src, out) },
+        // SAFETY: as said above, the level is available and the output is
+        // 16-byte aligned.
         (Level::Avx2, true) => |src, out| unsafe { F::avx2::<O, true>(src, out) },
+        // SAFETY: as said above, the level is available.
         (Level::Avx512, false) => |src, out| unsafe { F::avx512::<O, false>(src, out) },
+        // SAFETY: as said above, the level is available and the output is
+        // 16-byte aligned.
         (Level::Avx512, true) => |src, out| unsafe { F::avx512::<O, true>(src, out) },
     };
     Some(f)
@@ -282,7 +286,7 @@ fn stream_copy<O: OutElem>(level: Level, src: &[O], dst: &mut [O]) {
     match level {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the levels are only used once found available, and both
-        // have AVX2.
+        // have AVX2 and F16C, `stream_copy`'s features.
         Level::Avx2 | Level::Avx512 => unsafe { x86::stream_copy(src, dst) },
         _ => dst.copy_from_slice(src),
     }

@@ -38,25 +38,34 @@ static UE4M3_HALF: [u32; 256] = {
 };
 
 kernel!(nvfp4::NVFP4, |src, out| {
-    let values = _mm_loadu_si128(KVALUES_MXFP4.as_ptr().cast());
+    // SAFETY: the table is 16 bytes, the load's size.
+    let values = unsafe { _mm_loadu_si128(KVALUES_MXFP4.as_ptr().cast()) };
     let m4 = _mm_set1_epi8(0xF);
-    let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_nvfp4>() * 64);
+    // SAFETY: `S::out` needs the kernel's features and, with `NT`, an aligned
+    // output: the kernel's own contract.
+    let mut w = unsafe { S::out::<O, NT>(out, src.len() / size_of::<block_nvfp4>() * 64) };
     for b in src.chunks_exact(size_of::<block_nvfp4>()) {
         let p = b.as_ptr();
         // sub-block s: its scale, and its 16 values as bytes
         let sub = |s: usize| {
-            let d = _mm256_set1_ps(f32::from_bits(
-                UE4M3_HALF[*p.add(offset_of!(block_nvfp4, d) + s) as usize],
-            ));
-            let qs = _mm_loadl_epi64(p.add(offset_of!(block_nvfp4, qs) + 8 * s).cast());
+            // SAFETY: `s < 4` (the loop below): byte `s` of the 4 of `d`, inside
+            // the block that `p` starts (`chunks_exact`).
+            let e = unsafe { *p.add(offset_of!(block_nvfp4, d) + s) };
+            let d = _mm256_set1_ps(f32::from_bits(UE4M3_HALF[e as usize]));
+            // SAFETY: `s < 4`: bytes `8 * s..8 * s + 8` of the 32 of `qs`,
+            // inside the block.
+            let qs = unsafe { _mm_loadl_epi64(p.add(offset_of!(block_nvfp4, qs) + 8 * s).cast()) };
             let lo = _mm_and_si128(qs, m4);
             let hi = _mm_and_si128(_mm_srli_epi16::<4>(qs), m4);
             (d, _mm_shuffle_epi8(values, _mm_unpacklo_epi64(lo, hi)))
         };
         for s in [0, 2] {
             let ((d0, q0), (d1, q1)) = (sub(s), sub(s + 1));
-            w.i8x16x2_mul(_mm256_set_m128i(q1, q0), d0, d1);
+            // SAFETY: 32 of the block's 64 values (2 calls per block), `n` in
+            // all.
+            unsafe { w.i8x16x2_mul(_mm256_set_m128i(q1, q0), d0, d1) };
         }
     }
-    w.finish();
+    // SAFETY: every block's values have been given, `n` in all.
+    unsafe { w.finish() };
 });

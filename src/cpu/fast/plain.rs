@@ -17,7 +17,12 @@ use crate::cpu::{f16_to_f32, OutElem};
 
 /// Runs `wide` over each whole group of 8 elements (`size` input bytes each)
 /// and `one` over the rest, one at a time; `wide` gets the group's input and
-/// output pointers, `one` an element's input pointer.
+/// output pointers (valid for `8 * size` bytes and 8 values, the output
+/// 16-byte aligned with `NT` where `out` is), `one` an element's input pointer
+/// (valid for `size` bytes).
+///
+/// # Safety
+/// The CPU has AVX2 and F16C.
 #[inline(always)]
 unsafe fn runs<O: OutElem, const NT: bool>(
     size: usize,
@@ -31,19 +36,32 @@ unsafe fn runs<O: OutElem, const NT: bool>(
     let (x, y) = (src.as_ptr(), out.as_mut_ptr());
     let whole = n / 8 * 8;
     for i in (0..whole).step_by(8) {
-        if NT {
-            prefetch_ahead(x.add(size * i));
+        debug_assert!(i + 8 <= n, "past the output");
+        // SAFETY: `i + 8 <= whole <= n`: bytes `size * i..size * (i + 8)` of
+        // `src` (`size * n` long) and values `i..i + 8` of `out`, which `wide`
+        // is given; the CPU has `prefetch_ahead`'s features (the contract).
+        unsafe {
+            if NT {
+                prefetch_ahead(x.add(size * i));
+            }
+            wide(x.add(size * i), y.add(i));
         }
-        wide(x.add(size * i), y.add(i));
     }
     for i in whole..n {
-        *y.add(i) = O::from_f32(one(x.add(size * i)));
+        // SAFETY: `i < n`: bytes `size * i..size * (i + 1)` of `src`, and
+        // value `i` of `out`.
+        unsafe { *y.add(i) = O::from_f32(one(x.add(size * i))) };
     }
 }
 
 /// Runs `wide` over each whole group of 16 elements (`size` input bytes each),
 /// which returns their values as f32 lanes, and `edge` (the AVX2 kernel, with
-/// ordinary stores) over the rest.
+/// ordinary stores) over the rest. `wide` gets the group's input pointer,
+/// valid for `16 * size` bytes.
+///
+/// # Safety
+/// The CPU has AVX-512 F/BW/VL/DQ, AVX2 and F16C, and with `NT`, `out` is
+/// 16-byte aligned.
 #[inline(always)]
 unsafe fn lines<O: OutElem, const NT: bool>(
     size: usize,
@@ -57,98 +75,106 @@ unsafe fn lines<O: OutElem, const NT: bool>(
     let whole = n / 32 * 32;
     let (body, last) = out.split_at_mut(whole);
     let (src_body, src_last) = src.split_at(size * whole);
-    let mut w = Avx512::out::<O, NT>(body, whole);
+    // SAFETY: the features and, with `NT`, the alignment `Avx512::out` needs
+    // are this function's contract (`body` starts where `out` does).
+    let mut w = unsafe { Avx512::out::<O, NT>(body, whole) };
     let x = src_body.as_ptr();
     for i in (0..whole).step_by(32) {
         if NT {
             // every input line of the group
             for line in (0..32 * size).step_by(64) {
-                prefetch_ahead(x.add(size * i + line));
+                // SAFETY: `line < 32 * size`: inside the group's input, bytes
+                // `size * i..size * (i + 32)` of `src_body`; the CPU has
+                // `prefetch_ahead`'s features (the contract).
+                unsafe { prefetch_ahead(x.add(size * i + line)) };
             }
         }
-        w.put(wide(x.add(size * i)), wide(x.add(size * (i + 16))));
+        debug_assert!(i + 32 <= whole, "past the output");
+        // SAFETY: `i + 32 <= whole`: the two halves of the group's input,
+        // bytes `size * i..size * (i + 32)` of `src_body` (`size * whole`
+        // long), are what `wide` is given; 32 of the `whole` values promised.
+        unsafe { w.put(wide(x.add(size * i)), wide(x.add(size * (i + 16)))) };
     }
-    w.finish();
+    // SAFETY: all `whole` values have been given.
+    unsafe { w.finish() };
     edge(src_last, last);
 }
 
 impl Simd for crate::cpu::plain::F32 {
-
     #[target_feature(enable = "avx2,f16c")]
     unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
-        runs::<O, NT>(
-            4,
-            src,
-            out,
-            |x, y| store8::<O, NT>(y, _mm256_loadu_ps(x.cast())),
-            |x| f32::from_bits(read_unaligned(x.cast::<u32>())),
-        );
+        // SAFETY: `runs` gives 8 values' input (32 bytes at `x`) and output (at
+        // `y`, aligned as `store8` needs).
+        let wide = |x: *const u8, y: *mut O| unsafe { store8::<O, NT>(y, _mm256_loadu_ps(x.cast())) };
+        // SAFETY: `runs` gives one value's 4 bytes; an unaligned read.
+        let one = |x: *const u8| f32::from_bits(unsafe { read_unaligned(x.cast::<u32>()) });
+        // SAFETY: this kernel has AVX2 and F16C, `runs`' features.
+        unsafe { runs::<O, NT>(4, src, out, wide, one) };
     }
 
     #[target_feature(enable = "avx2,f16c,avx512f,avx512bw,avx512vl,avx512dq")]
     unsafe fn avx512<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
-        lines::<O, NT>(
-            4,
-            src,
-            out,
-            |x| _mm512_loadu_ps(x.cast()),
-            |s, o| Self::avx2::<O, false>(s, o),
-        );
+        // SAFETY: `lines` gives 16 values' input: 64 bytes at `x`.
+        let wide = |x: *const u8| unsafe { _mm512_loadu_ps(x.cast()) };
+        // SAFETY: this level has AVX2 and F16C; without `NT`, any alignment.
+        let edge = |s: &[u8], o: &mut [O]| unsafe { Self::avx2::<O, false>(s, o) };
+        // SAFETY: this kernel has `lines`' features, and its own contract
+        // gives the alignment `lines` needs with `NT`.
+        unsafe { lines::<O, NT>(4, src, out, wide, edge) };
     }
 }
 
 impl Simd for crate::cpu::plain::F16 {
-
     #[target_feature(enable = "avx2,f16c")]
     unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
-        runs::<O, NT>(
-            2,
-            src,
-            out,
-            |x, y| store8::<O, NT>(y, _mm256_cvtph_ps(load16(x))),
-            |x| f16_to_f32(read_unaligned(x.cast::<u16>())),
-        );
+        // SAFETY: `runs` gives 8 values' input (16 bytes at `x`) and output (at
+        // `y`, aligned as `store8` needs).
+        let wide = |x: *const u8, y: *mut O| unsafe { store8::<O, NT>(y, _mm256_cvtph_ps(load16(x))) };
+        // SAFETY: `runs` gives one value's 2 bytes; an unaligned read.
+        let one = |x: *const u8| f16_to_f32(unsafe { read_unaligned(x.cast::<u16>()) });
+        // SAFETY: this kernel has AVX2 and F16C, `runs`' features.
+        unsafe { runs::<O, NT>(2, src, out, wide, one) };
     }
 
     #[target_feature(enable = "avx2,f16c,avx512f,avx512bw,avx512vl,avx512dq")]
     unsafe fn avx512<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
-        lines::<O, NT>(
-            2,
-            src,
-            out,
-            |x| _mm512_cvtph_ps(_mm256_loadu_si256(x.cast())),
-            |s, o| Self::avx2::<O, false>(s, o),
-        );
+        // SAFETY: `lines` gives 16 values' input: 32 bytes at `x`.
+        let wide = |x: *const u8| _mm512_cvtph_ps(unsafe { _mm256_loadu_si256(x.cast()) });
+        // SAFETY: this level has AVX2 and F16C; without `NT`, any alignment.
+        let edge = |s: &[u8], o: &mut [O]| unsafe { Self::avx2::<O, false>(s, o) };
+        // SAFETY: this kernel has `lines`' features, and its own contract
+        // gives the alignment `lines` needs with `NT`.
+        unsafe { lines::<O, NT>(2, src, out, wide, edge) };
     }
 }
 
 impl Simd for crate::cpu::plain::BF16 {
-
     #[target_feature(enable = "avx2,f16c")]
     unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
-        runs::<O, NT>(
-            2,
-            src,
-            out,
-            |x, y| {
-                let bits = _mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(load16(x)));
-                store8::<O, NT>(y, _mm256_castsi256_ps(bits))
-            },
-            |x| f32::from_bits((read_unaligned(x.cast::<u16>()) as u32) << 16),
-        );
+        let wide = |x: *const u8, y: *mut O| {
+            // SAFETY: `runs` gives 8 values' input: 16 bytes at `x`.
+            let bits = _mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(unsafe { load16(x) }));
+            // SAFETY: `runs` gives 8 values' output at `y`, aligned as `store8`
+            // needs.
+            unsafe { store8::<O, NT>(y, _mm256_castsi256_ps(bits)) }
+        };
+        // SAFETY: `runs` gives one value's 2 bytes; an unaligned read.
+        let one = |x: *const u8| f32::from_bits((unsafe { read_unaligned(x.cast::<u16>()) } as u32) << 16);
+        // SAFETY: this kernel has AVX2 and F16C, `runs`' features.
+        unsafe { runs::<O, NT>(2, src, out, wide, one) };
     }
 
     #[target_feature(enable = "avx2,f16c,avx512f,avx512bw,avx512vl,avx512dq")]
     unsafe fn avx512<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
-        lines::<O, NT>(
-            2,
-            src,
-            out,
-            |x| {
-                let bits = _mm512_cvtepu16_epi32(_mm256_loadu_si256(x.cast()));
-                _mm512_castsi512_ps(_mm512_slli_epi32::<16>(bits))
-            },
-            |s, o| Self::avx2::<O, false>(s, o),
-        );
+        let wide = |x: *const u8| {
+            // SAFETY: `lines` gives 16 values' input: 32 bytes at `x`.
+            let bits = _mm512_cvtepu16_epi32(unsafe { _mm256_loadu_si256(x.cast()) });
+            _mm512_castsi512_ps(_mm512_slli_epi32::<16>(bits))
+        };
+        // SAFETY: this level has AVX2 and F16C; without `NT`, any alignment.
+        let edge = |s: &[u8], o: &mut [O]| unsafe { Self::avx2::<O, false>(s, o) };
+        // SAFETY: this kernel has `lines`' features, and its own contract
+        // gives the alignment `lines` needs with `NT`.
+        unsafe { lines::<O, NT>(2, src, out, wide, edge) };
     }
 }

@@ -10,11 +10,15 @@ use crate::blocks::block_q2_0;
 
 kernel!(q2_0::Q2_0, |src, out| {
     let (m2, one) = (_mm_set1_epi8(3), _mm_set1_epi8(1));
-    let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_q2_0>() * 64);
+    // SAFETY: `S::out` needs the kernel's features and, with `NT`, an aligned
+    // output: the kernel's own contract.
+    let mut w = unsafe { S::out::<O, NT>(out, src.len() / size_of::<block_q2_0>() * 64) };
     for b in src.chunks_exact(size_of::<block_q2_0>()) {
         let p = b.as_ptr();
-        let d = _mm256_set1_ps(f16_at(p.add(offset_of!(block_q2_0, d))));
-        let qs = load16(p.add(offset_of!(block_q2_0, qs)));
+        // SAFETY: `p` starts a whole block (`chunks_exact`); `d` lies inside it.
+        let d = _mm256_set1_ps(unsafe { f16_at(p.add(offset_of!(block_q2_0, d))) });
+        // SAFETY: the 16 bytes of `qs` lie inside the block.
+        let qs = unsafe { load16(p.add(offset_of!(block_q2_0, qs))) };
         // c[k]: bit pair k of every byte, minus 1
         let c = [
             qs,
@@ -33,8 +37,12 @@ kernel!(q2_0::Q2_0, |src, out| {
             _mm_unpacklo_epi16(c01_hi, c23_hi),
             _mm_unpackhi_epi16(c01_hi, c23_hi),
         ];
-        w.i8x32_mul(_mm256_set_m128i(ordered[1], ordered[0]), d);
-        w.i8x32_mul(_mm256_set_m128i(ordered[3], ordered[2]), d);
+        // SAFETY: the block's 64 values, 32 at a time, `n` in all.
+        unsafe {
+            w.i8x32_mul(_mm256_set_m128i(ordered[1], ordered[0]), d);
+            w.i8x32_mul(_mm256_set_m128i(ordered[3], ordered[2]), d);
+        }
     }
-    w.finish();
+    // SAFETY: every block's values have been given, `n` in all.
+    unsafe { w.finish() };
 });

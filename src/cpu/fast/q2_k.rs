@@ -10,14 +10,22 @@ use crate::blocks::block_q2_K;
 
 kernel!(q2_k::Q2_K, |src, out| {
     let m2 = _mm256_set1_epi8(3);
-    let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_q2_K>() * 256);
+    // SAFETY: `S::out` needs the kernel's features and, with `NT`, an aligned
+    // output: the kernel's own contract.
+    let mut w = unsafe { S::out::<O, NT>(out, src.len() / size_of::<block_q2_K>() * 256) };
     for b in src.chunks_exact(size_of::<block_q2_K>()) {
         let p = b.as_ptr();
-        let d = f16_at(p.add(offset_of!(block_q2_K, d)));
-        let dmin = f16_at(p.add(offset_of!(block_q2_K, dmin)));
-        let sc = &*p.add(offset_of!(block_q2_K, scales)).cast::<[u8; 16]>();
+        // SAFETY: `p` starts a whole block (`chunks_exact`); `d` lies inside it.
+        let d = unsafe { f16_at(p.add(offset_of!(block_q2_K, d))) };
+        // SAFETY: `dmin` lies inside the block.
+        let dmin = unsafe { f16_at(p.add(offset_of!(block_q2_K, dmin))) };
+        // SAFETY: the 16 bytes of `scales` lie inside the block (`src`,
+        // borrowed for the whole kernel); bytes need no alignment.
+        let sc = unsafe { &*p.add(offset_of!(block_q2_K, scales)).cast::<[u8; 16]>() };
         for half in 0..2 {
-            let qs = load32(p.add(offset_of!(block_q2_K, qs) + 32 * half));
+            // SAFETY: `half < 2`: bytes `32 * half..32 * half + 32` of the 64
+            // of `qs`, inside the block.
+            let qs = unsafe { load32(p.add(offset_of!(block_q2_K, qs) + 32 * half)) };
             for k in 0..4 {
                 let q = _mm256_srl_epi16(qs, _mm_cvtsi32_si128(2 * k as i32));
                 let q = quarters(_mm256_and_si256(q, m2));
@@ -29,9 +37,12 @@ kernel!(q2_k::Q2_K, |src, out| {
                     let ml = _mm256_set1_ps(dmin * (s >> 4) as f32);
                     *v = _mm256_sub_ps(_mm256_mul_ps(dl, u8x8_to_ps(q[i])), ml);
                 }
-                w.f32x32(v);
+                // SAFETY: 32 of the block's 256 values (8 calls per block), `n`
+                // in all.
+                unsafe { w.f32x32(v) };
             }
         }
     }
-    w.finish();
+    // SAFETY: every block's values have been given, `n` in all.
+    unsafe { w.finish() };
 });

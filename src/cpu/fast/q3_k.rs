@@ -24,14 +24,22 @@ kernel!(q3_k::Q3_K, |src, out| {
         _mm256_set1_epi8(1),
         _mm256_set1_epi8(4),
     );
-    let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_q3_K>() * 256);
+    // SAFETY: `S::out` needs the kernel's features and, with `NT`, an aligned
+    // output: the kernel's own contract.
+    let mut w = unsafe { S::out::<O, NT>(out, src.len() / size_of::<block_q3_K>() * 256) };
     for b in src.chunks_exact(size_of::<block_q3_K>()) {
         let p = b.as_ptr();
-        let d = f16_at(p.add(offset_of!(block_q3_K, d)));
-        let sc = &*p.add(offset_of!(block_q3_K, scales)).cast::<[u8; 12]>();
-        let hm = load32(p.add(offset_of!(block_q3_K, hmask)));
+        // SAFETY: `p` starts a whole block (`chunks_exact`); `d` lies inside it.
+        let d = unsafe { f16_at(p.add(offset_of!(block_q3_K, d))) };
+        // SAFETY: the 12 bytes of `scales` lie inside the block (`src`,
+        // borrowed for the whole kernel); bytes need no alignment.
+        let sc = unsafe { &*p.add(offset_of!(block_q3_K, scales)).cast::<[u8; 12]>() };
+        // SAFETY: the 32 bytes of `hmask` lie inside the block.
+        let hm = unsafe { load32(p.add(offset_of!(block_q3_K, hmask))) };
         for half in 0..2 {
-            let qs = load32(p.add(offset_of!(block_q3_K, qs) + 32 * half));
+            // SAFETY: `half < 2`: bytes `32 * half..32 * half + 32` of the 64
+            // of `qs`, inside the block.
+            let qs = unsafe { load32(p.add(offset_of!(block_q3_K, qs) + 32 * half)) };
             for k in 0..4 {
                 let low = _mm256_srl_epi16(qs, _mm_cvtsi32_si128(2 * k as i32));
                 let low = _mm256_and_si256(low, m2);
@@ -42,9 +50,12 @@ kernel!(q3_k::Q3_K, |src, out| {
                 let g = 8 * half + 2 * k;
                 let d0 = _mm256_set1_ps(d * group_scale(sc, g) as f32);
                 let d1 = _mm256_set1_ps(d * group_scale(sc, g + 1) as f32);
-                w.i8x16x2_mul(q, d0, d1);
+                // SAFETY: 32 of the block's 256 values (8 calls per block), `n`
+                // in all.
+                unsafe { w.i8x16x2_mul(q, d0, d1) };
             }
         }
     }
-    w.finish();
+    // SAFETY: every block's values have been given, `n` in all.
+    unsafe { w.finish() };
 });

@@ -11,14 +11,22 @@ use crate::cpu::k_common::scale_min_k4;
 
 kernel!(q4_k::Q4_K, |src, out| {
     let m4 = _mm256_set1_epi8(0xF);
-    let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_q4_K>() * 256);
+    // SAFETY: `S::out` needs the kernel's features and, with `NT`, an aligned
+    // output: the kernel's own contract.
+    let mut w = unsafe { S::out::<O, NT>(out, src.len() / size_of::<block_q4_K>() * 256) };
     for b in src.chunks_exact(size_of::<block_q4_K>()) {
         let p = b.as_ptr();
-        let d = f16_at(p.add(offset_of!(block_q4_K, d)));
-        let dmin = f16_at(p.add(offset_of!(block_q4_K, dmin)));
-        let scales = &*p.add(offset_of!(block_q4_K, scales)).cast::<[u8; 12]>();
+        // SAFETY: `p` starts a whole block (`chunks_exact`); `d` lies inside it.
+        let d = unsafe { f16_at(p.add(offset_of!(block_q4_K, d))) };
+        // SAFETY: `dmin` lies inside the block.
+        let dmin = unsafe { f16_at(p.add(offset_of!(block_q4_K, dmin))) };
+        // SAFETY: the 12 bytes of `scales` lie inside the block (`src`,
+        // borrowed for the whole kernel); bytes need no alignment.
+        let scales = unsafe { &*p.add(offset_of!(block_q4_K, scales)).cast::<[u8; 12]>() };
         for i in 0..4 {
-            let q = load32(p.add(offset_of!(block_q4_K, qs) + 32 * i));
+            // SAFETY: `i < 4`: bytes `32 * i..32 * i + 32` of the 128 of `qs`,
+            // inside the block.
+            let q = unsafe { load32(p.add(offset_of!(block_q4_K, qs) + 32 * i)) };
             let halves = [
                 _mm256_and_si256(q, m4),
                 _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4),
@@ -28,9 +36,12 @@ kernel!(q4_k::Q4_K, |src, out| {
                 let (sc, m) = scale_min_k4(s, scales);
                 let d1 = _mm256_set1_ps(d * sc as f32);
                 let m1 = _mm256_set1_ps(dmin * m as f32);
-                w.u8x32_mul_sub(q, d1, m1);
+                // SAFETY: 32 of the block's 256 values (8 calls per block), `n`
+                // in all.
+                unsafe { w.u8x32_mul_sub(q, d1, m1) };
             }
         }
     }
-    w.finish();
+    // SAFETY: every block's values have been given, `n` in all.
+    unsafe { w.finish() };
 });

@@ -15,15 +15,25 @@ kernel!(q6_k::Q6_K, |src, out| {
         _mm256_set1_epi8(3),
         _mm256_set1_epi8(32),
     );
-    let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_q6_K>() * 256);
+    // SAFETY: `S::out` needs the kernel's features and, with `NT`, an aligned
+    // output: the kernel's own contract.
+    let mut w = unsafe { S::out::<O, NT>(out, src.len() / size_of::<block_q6_K>() * 256) };
     for b in src.chunks_exact(size_of::<block_q6_K>()) {
         let p = b.as_ptr();
-        let d = f16_at(p.add(offset_of!(block_q6_K, d)));
-        let sc = &*p.add(offset_of!(block_q6_K, scales)).cast::<[i8; 16]>();
+        // SAFETY: `p` starts a whole block (`chunks_exact`); `d` lies inside it.
+        let d = unsafe { f16_at(p.add(offset_of!(block_q6_K, d))) };
+        // SAFETY: the 16 bytes of `scales` lie inside the block (`src`,
+        // borrowed for the whole kernel); bytes need no alignment.
+        let sc = unsafe { &*p.add(offset_of!(block_q6_K, scales)).cast::<[i8; 16]>() };
         for half in 0..2 {
-            let ql = p.add(offset_of!(block_q6_K, ql) + 64 * half);
-            let (l0, l1) = (load32(ql), load32(ql.add(32)));
-            let qh = load32(p.add(offset_of!(block_q6_K, qh) + 32 * half));
+            // SAFETY: `half < 2`: bytes `64 * half..64 * half + 64` of the 128
+            // of `ql`, inside the block.
+            let ql = unsafe { p.add(offset_of!(block_q6_K, ql) + 64 * half) };
+            // SAFETY: the 64 bytes at `ql`, as said above.
+            let (l0, l1) = unsafe { (load32(ql), load32(ql.add(32))) };
+            // SAFETY: `half < 2`: bytes `32 * half..32 * half + 32` of the 64
+            // of `qh`, inside the block.
+            let qh = unsafe { load32(p.add(offset_of!(block_q6_K, qh) + 32 * half)) };
             let lows = [
                 _mm256_and_si256(l0, m4),
                 _mm256_and_si256(l1, m4),
@@ -37,13 +47,18 @@ kernel!(q6_k::Q6_K, |src, out| {
                 let high = _mm256_slli_epi16::<4>(_mm256_and_si256(high, m2));
                 let q = _mm256_sub_epi8(_mm256_or_si256(low, high), off);
                 let g = 8 * half + 2 * k;
-                w.i8x16x2_mul(
-                    q,
-                    _mm256_set1_ps(d * sc[g] as f32),
-                    _mm256_set1_ps(d * sc[g + 1] as f32),
-                );
+                // SAFETY: 32 of the block's 256 values (8 calls per block), `n`
+                // in all.
+                unsafe {
+                    w.i8x16x2_mul(
+                        q,
+                        _mm256_set1_ps(d * sc[g] as f32),
+                        _mm256_set1_ps(d * sc[g + 1] as f32),
+                    )
+                };
             }
         }
     }
-    w.finish();
+    // SAFETY: every block's values have been given, `n` in all.
+    unsafe { w.finish() };
 });

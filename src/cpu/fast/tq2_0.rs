@@ -10,12 +10,17 @@ use crate::blocks::block_tq2_0;
 
 kernel!(tq2_0::TQ2_0, |src, out| {
     let (m2, one) = (_mm256_set1_epi8(3), _mm256_set1_epi8(1));
-    let mut w = S::out::<O, NT>(out, src.len() / size_of::<block_tq2_0>() * 256);
+    // SAFETY: `S::out` needs the kernel's features and, with `NT`, an aligned
+    // output: the kernel's own contract.
+    let mut w = unsafe { S::out::<O, NT>(out, src.len() / size_of::<block_tq2_0>() * 256) };
     for b in src.chunks_exact(size_of::<block_tq2_0>()) {
         let p = b.as_ptr();
-        let d = _mm256_set1_ps(f16_at(p.add(offset_of!(block_tq2_0, d))));
+        // SAFETY: `p` starts a whole block (`chunks_exact`); `d` lies inside it.
+        let d = _mm256_set1_ps(unsafe { f16_at(p.add(offset_of!(block_tq2_0, d))) });
         for half in 0..2 {
-            let qs = load32(p.add(offset_of!(block_tq2_0, qs) + 32 * half));
+            // SAFETY: `half < 2`: bytes `32 * half..32 * half + 32` of the 64
+            // of `qs`, inside the block.
+            let qs = unsafe { load32(p.add(offset_of!(block_tq2_0, qs) + 32 * half)) };
             let codes = [
                 qs,
                 _mm256_srli_epi16::<2>(qs),
@@ -24,9 +29,12 @@ kernel!(tq2_0::TQ2_0, |src, out| {
             ];
             for c in codes {
                 let q = _mm256_sub_epi8(_mm256_and_si256(c, m2), one);
-                w.i8x32_mul(q, d);
+                // SAFETY: 32 of the block's 256 values (8 calls per block), `n`
+                // in all.
+                unsafe { w.i8x32_mul(q, d) };
             }
         }
     }
-    w.finish();
+    // SAFETY: every block's values have been given, `n` in all.
+    unsafe { w.finish() };
 });

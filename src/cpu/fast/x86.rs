@@ -11,7 +11,11 @@
 //! one that does.
 //!
 //! Every function here requires AVX2 and F16C; the kernels that call them are
-//! compiled for those features and only run where the CPU has them.
+//! compiled for those features and only run where the CPU has them. Those
+//! that only compute on values are safe `#[target_feature]` functions; those
+//! that read or write through a pointer are `unsafe`, with their bounds
+//! stated under `# Safety`. The output writers ([`Out`]) check their bounds
+//! with debug assertions, which the tests run.
 //!
 //! Kernels take `const NT: bool`: with it, they write the output with
 //! non-temporal stores (the output must then be 16-byte aligned), for outputs
@@ -26,14 +30,18 @@ use crate::types::OutType;
 /// better than AVX2: writing the output, and sign bits.
 ///
 /// # Safety
-/// The methods need the features of their level; kernels call them from
-/// functions compiled with those features ([`kernel!`]).
+/// The methods need the features of their level (they are `unsafe` for that
+/// alone); kernels call them from functions compiled with those features
+/// ([`kernel!`]).
 pub trait Isa {
     /// The level's [`Out`].
     type Out<O: OutElem, const NT: bool>: Out;
     /// A writer of `out`, which the kernel fills with exactly `n` values, in
-    /// order (panics if `out` does not hold `n`). With `NT`, `out` must be
-    /// 16-byte aligned.
+    /// order (panics if `out` does not hold `n`).
+    ///
+    /// # Safety
+    /// The CPU has the level's features, and with `NT`, `out` is 16-byte
+    /// aligned.
     unsafe fn out<O: OutElem, const NT: bool>(out: &mut [O], n: usize) -> Self::Out<O, NT>;
     /// The 32 bits of `bits` as 32 bytes, in order: 0xFF where the bit is set.
     unsafe fn bits_to_bytes(bits: u32) -> __m256i;
@@ -49,6 +57,13 @@ pub trait Isa {
 /// does. `d`, `d0`, `d1` and `m` hold the same value in every lane. Every
 /// level computes the same products in the same order (no fused
 /// multiply-add), so every level writes the same bits.
+///
+/// # Safety
+/// Every method needs the features of the writer's level, and the values
+/// given, over all calls, must not be more than the `n` promised to
+/// [`Isa::out`]: the writer stores them through a raw pointer into the output
+/// (checked by debug assertions only). [`Out::finish`] comes last, after
+/// exactly `n` values.
 pub trait Out {
     /// 32 values given as f32 lanes.
     unsafe fn f32x32(&mut self, v: [__m256; 4]);
@@ -76,9 +91,12 @@ impl Isa for Avx2 {
     #[inline]
     unsafe fn out<O: OutElem, const NT: bool>(out: &mut [O], n: usize) -> Avx2Out<O, NT> {
         assert_eq!(out.len(), n);
-        Avx2Out {
-            y: out.as_mut_ptr(),
-        }
+        debug_assert!(
+            !NT || (out.as_ptr() as usize).is_multiple_of(16),
+            "streamed outputs are 16-byte aligned"
+        );
+        let std::ops::Range { start, end } = out.as_mut_ptr_range();
+        Avx2Out { y: start, end }
     }
     #[target_feature(enable = "avx2,f16c")]
     #[inline]
@@ -99,7 +117,8 @@ impl Isa for Avx2 {
     #[target_feature(enable = "avx2,f16c")]
     #[inline]
     unsafe fn apply_signs(x: __m256i, signs: u32) -> __m256i {
-        let m = Self::bits_to_bytes(signs);
+        // SAFETY: this function has the features `bits_to_bytes` needs.
+        let m = unsafe { Self::bits_to_bytes(signs) };
         _mm256_sub_epi8(_mm256_xor_si256(x, m), m)
     }
 }
@@ -108,46 +127,67 @@ impl Isa for Avx2 {
 pub struct Avx2Out<O, const NT: bool> {
     /// Where the next value goes.
     y: *mut O,
+    /// One past the output's last value (for the debug assertions).
+    end: *mut O,
 }
 
 impl<O: OutElem, const NT: bool> Out for Avx2Out<O, NT> {
     #[target_feature(enable = "avx2,f16c")]
     #[inline]
     unsafe fn f32x32(&mut self, v: [__m256; 4]) {
+        debug_assert!(
+            self.y.wrapping_add(32) <= self.end,
+            "more values than the output holds"
+        );
         for (i, v) in v.into_iter().enumerate() {
-            store8::<O, NT>(self.y.add(8 * i), v);
+            // SAFETY: `y..y + 32` is inside the output: the values given, these
+            // included, are at most the `n` it holds (the trait's contract).
+            // With `NT`, `y` is 16-byte aligned: the output is (`Isa::out`'s
+            // contract), and `y` moves by 32 values, a multiple of 16 bytes.
+            unsafe { store8::<O, NT>(self.y.add(8 * i), v) };
         }
-        self.y = self.y.add(32);
+        // SAFETY: as above, `y + 32` is at most one past the output's end.
+        self.y = unsafe { self.y.add(32) };
     }
     #[target_feature(enable = "avx2,f16c")]
     #[inline]
     unsafe fn i8x32_mul(&mut self, x: __m256i, d: __m256) {
-        self.i8x16x2_mul(x, d, d);
+        // SAFETY: the same 32 values, under this method's contract.
+        unsafe { self.i8x16x2_mul(x, d, d) };
     }
     #[target_feature(enable = "avx2,f16c")]
     #[inline]
     unsafe fn i8x16x2_mul(&mut self, x: __m256i, d0: __m256, d1: __m256) {
         let [q0, q1, q2, q3] = quarters(x);
-        self.f32x32([
-            _mm256_mul_ps(i8x8_to_ps(q0), d0),
-            _mm256_mul_ps(i8x8_to_ps(q1), d0),
-            _mm256_mul_ps(i8x8_to_ps(q2), d1),
-            _mm256_mul_ps(i8x8_to_ps(q3), d1),
-        ]);
+        // SAFETY: the same 32 values, under this method's contract.
+        unsafe {
+            self.f32x32([
+                _mm256_mul_ps(i8x8_to_ps(q0), d0),
+                _mm256_mul_ps(i8x8_to_ps(q1), d0),
+                _mm256_mul_ps(i8x8_to_ps(q2), d1),
+                _mm256_mul_ps(i8x8_to_ps(q3), d1),
+            ])
+        };
     }
     #[target_feature(enable = "avx2,f16c")]
     #[inline]
     unsafe fn u8x32_mul_add(&mut self, x: __m256i, d: __m256, m: __m256) {
-        self.f32x32(quarters(x).map(|q| _mm256_add_ps(_mm256_mul_ps(u8x8_to_ps(q), d), m)));
+        let v = quarters(x).map(|q| _mm256_add_ps(_mm256_mul_ps(u8x8_to_ps(q), d), m));
+        // SAFETY: the same 32 values, under this method's contract.
+        unsafe { self.f32x32(v) };
     }
     #[target_feature(enable = "avx2,f16c")]
     #[inline]
     unsafe fn u8x32_mul_sub(&mut self, x: __m256i, d: __m256, m: __m256) {
-        self.f32x32(quarters(x).map(|q| _mm256_sub_ps(_mm256_mul_ps(d, u8x8_to_ps(q)), m)));
+        let v = quarters(x).map(|q| _mm256_sub_ps(_mm256_mul_ps(d, u8x8_to_ps(q)), m));
+        // SAFETY: the same 32 values, under this method's contract.
+        unsafe { self.f32x32(v) };
     }
     #[target_feature(enable = "avx2,f16c")]
     #[inline]
-    unsafe fn finish(self) {}
+    unsafe fn finish(self) {
+        debug_assert!(self.y == self.end, "fewer values than promised");
+    }
 }
 
 /// Compiles a kernel, written once as `kernel!(file::Type, |src, out| { ... })`
@@ -183,16 +223,23 @@ macro_rules! kernel {
 pub(super) use kernel;
 
 /// The f16 at `p` (any alignment), widened exactly (as `half::f16::to_f32`).
+///
+/// # Safety
+/// `p` is valid for reading 2 bytes, and the CPU has AVX2 and F16C.
 #[target_feature(enable = "avx2,f16c")]
 #[inline]
 pub unsafe fn f16_at(p: *const u8) -> f32 {
-    f16_bits_to_f32(u16::from_le(std::ptr::read_unaligned(p.cast::<u16>())))
+    // SAFETY: `p` is readable for 2 bytes (the contract), with no alignment
+    // needed by `read_unaligned`.
+    f16_bits_to_f32(u16::from_le(unsafe {
+        std::ptr::read_unaligned(p.cast::<u16>())
+    }))
 }
 
 /// An f16 given by its bits, widened exactly.
 #[target_feature(enable = "avx2,f16c")]
 #[inline]
-pub unsafe fn f16_bits_to_f32(bits: u16) -> f32 {
+pub fn f16_bits_to_f32(bits: u16) -> f32 {
     _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
 }
 
@@ -208,8 +255,15 @@ pub const PREFETCH: usize = 4096;
 /// rate, against 1.6x prefetching into L1 and 1.5x not prefetching).
 #[target_feature(enable = "avx2,f16c")]
 #[inline]
-pub unsafe fn prefetch_ahead(p: *const u8) {
-    _mm_prefetch::<_MM_HINT_T1>(p.wrapping_add(PREFETCH).cast());
+pub fn prefetch_ahead(p: *const u8) {
+    // SAFETY: a prefetch is a hint: it reads nothing the program sees and
+    // never faults, whatever the address (`wrapping_add` makes none invalid).
+    // `_mm_prefetch` is a safe function in the newest std, unsafe in older
+    // ones still within `rust-version`.
+    #[allow(unused_unsafe)]
+    unsafe {
+        _mm_prefetch::<_MM_HINT_T1>(p.wrapping_add(PREFETCH).cast())
+    };
 }
 
 /// `DELTA`, negated where `negate` (0 or 1), without a branch: the i-quants'
@@ -219,38 +273,46 @@ pub fn signed_delta(delta: f32, negate: u32) -> f32 {
     f32::from_bits(delta.to_bits() ^ (negate << 31))
 }
 
-/// 16 bytes at `p`.
+/// 16 bytes at `p` (any alignment).
+///
+/// # Safety
+/// `p` is valid for reading 16 bytes, and the CPU has AVX2 and F16C.
 #[target_feature(enable = "avx2,f16c")]
 #[inline]
 pub unsafe fn load16(p: *const u8) -> __m128i {
-    _mm_loadu_si128(p.cast())
+    // SAFETY: `p` is readable for 16 bytes (the contract); an unaligned load.
+    unsafe { _mm_loadu_si128(p.cast()) }
 }
 
-/// 32 bytes at `p`.
+/// 32 bytes at `p` (any alignment).
+///
+/// # Safety
+/// `p` is valid for reading 32 bytes, and the CPU has AVX2 and F16C.
 #[target_feature(enable = "avx2,f16c")]
 #[inline]
 pub unsafe fn load32(p: *const u8) -> __m256i {
-    _mm256_loadu_si256(p.cast())
+    // SAFETY: `p` is readable for 32 bytes (the contract); an unaligned load.
+    unsafe { _mm256_loadu_si256(p.cast()) }
 }
 
 /// The low 8 bytes of `x`, as signed integers, to f32 lanes (exact).
 #[target_feature(enable = "avx2,f16c")]
 #[inline]
-pub unsafe fn i8x8_to_ps(x: __m128i) -> __m256 {
+pub fn i8x8_to_ps(x: __m128i) -> __m256 {
     _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(x))
 }
 
 /// The low 8 bytes of `x`, as unsigned integers, to f32 lanes (exact).
 #[target_feature(enable = "avx2,f16c")]
 #[inline]
-pub unsafe fn u8x8_to_ps(x: __m128i) -> __m256 {
+pub fn u8x8_to_ps(x: __m128i) -> __m256 {
     _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(x))
 }
 
 /// The four 8-byte quarters of `x`, in order.
 #[target_feature(enable = "avx2,f16c")]
 #[inline]
-pub unsafe fn quarters(x: __m256i) -> [__m128i; 4] {
+pub fn quarters(x: __m256i) -> [__m128i; 4] {
     let lo = _mm256_castsi256_si128(x);
     let hi = _mm256_extracti128_si256::<1>(x);
     [lo, _mm_srli_si128::<8>(lo), hi, _mm_srli_si128::<8>(hi)]
@@ -258,10 +320,14 @@ pub unsafe fn quarters(x: __m256i) -> [__m128i; 4] {
 
 /// The 16 bytes at `p` split into nibbles: 32 values, the low nibbles first
 /// (q4_0's order).
+///
+/// # Safety
+/// `p` is valid for reading 16 bytes, and the CPU has AVX2 and F16C.
 #[target_feature(enable = "avx2,f16c")]
 #[inline]
 pub unsafe fn nibbles32(p: *const u8) -> __m256i {
-    let q = load16(p);
+    // SAFETY: `p` is readable for 16 bytes (the contract).
+    let q = unsafe { load16(p) };
     let m4 = _mm_set1_epi8(0xF);
     let hi = _mm_and_si128(_mm_srli_epi16::<4>(q), m4);
     _mm256_set_m128i(hi, _mm_and_si128(q, m4))
@@ -270,31 +336,47 @@ pub unsafe fn nibbles32(p: *const u8) -> __m256i {
 /// Stores 8 f32 lanes as `O`: as they are, or rounded to nearest even into f16
 /// or bf16 with `half`'s results, NaNs included. With `NT`, as non-temporal
 /// stores of 16 bytes: `y` must then be 16-byte aligned.
+///
+/// # Safety
+/// `y` is valid for writing 8 values of `O`, 16-byte aligned with `NT`, and
+/// the CPU has AVX2 and F16C.
 #[target_feature(enable = "avx2,f16c")]
 #[inline]
 pub unsafe fn store8<O: OutElem, const NT: bool>(y: *mut O, v: __m256) {
     const { assert!(std::mem::size_of::<O>() == O::OUT.size()) };
     match O::OUT {
-        OutType::F32 if NT => {
+        // SAFETY: `O` is f32 (its size is checked above), so `y` is writable
+        // for 32 bytes, 16-byte aligned (the contract): two aligned halves.
+        OutType::F32 if NT => unsafe {
             _mm_stream_ps(y.cast(), _mm256_castps256_ps128(v));
             _mm_stream_ps(y.cast::<f32>().add(4), _mm256_extractf128_ps::<1>(v));
-        }
-        OutType::F32 => _mm256_storeu_ps(y.cast(), v),
+        },
+        // SAFETY: `O` is f32: `y` is writable for 32 bytes; an unaligned store.
+        OutType::F32 => unsafe { _mm256_storeu_ps(y.cast(), v) },
         // F16C rounds to nearest even (immediate 0) and quiets signalling NaNs
         // keeping their top payload bits, as half::f16::from_f32 does.
-        OutType::F16 => store16::<NT>(y.cast(), _mm256_cvtps_ph::<0>(v)),
-        OutType::BF16 => store16::<NT>(y.cast(), to_bf16(v)),
+        // SAFETY: `O` is 2 bytes: `y` is writable for 16, aligned as `store16`
+        // needs (the contract).
+        OutType::F16 => unsafe { store16::<NT>(y.cast(), _mm256_cvtps_ph::<0>(v)) },
+        // SAFETY: as for f16.
+        OutType::BF16 => unsafe { store16::<NT>(y.cast(), to_bf16(v)) },
     }
 }
 
 /// Stores 16 bytes, non-temporally (to a 16-byte aligned `y`) with `NT`.
+///
+/// # Safety
+/// `y` is valid for writing 16 bytes, 16-byte aligned with `NT`, and the CPU
+/// has AVX2 and F16C.
 #[target_feature(enable = "avx2,f16c")]
 #[inline]
 unsafe fn store16<const NT: bool>(y: *mut __m128i, v: __m128i) {
     if NT {
-        _mm_stream_si128(y, v)
+        // SAFETY: `y` is writable for 16 bytes and 16-byte aligned (the contract).
+        unsafe { _mm_stream_si128(y, v) }
     } else {
-        _mm_storeu_si128(y, v)
+        // SAFETY: `y` is writable for 16 bytes (the contract); an unaligned store.
+        unsafe { _mm_storeu_si128(y, v) }
     }
 }
 
@@ -303,7 +385,7 @@ unsafe fn store16<const NT: bool>(y: *mut __m128i, v: __m128i) {
 /// to infinity). AVX512-BF16's instruction would flush subnormals instead.
 #[target_feature(enable = "avx2,f16c")]
 #[inline]
-pub unsafe fn to_bf16(v: __m256) -> __m128i {
+pub fn to_bf16(v: __m256) -> __m128i {
     let x = _mm256_castps_si256(v);
     let abs = _mm256_and_si256(x, _mm256_set1_epi32(0x7fff_ffff));
     let nan = _mm256_cmpgt_epi32(abs, _mm256_set1_epi32(0x7f80_0000));
@@ -323,24 +405,36 @@ pub unsafe fn to_bf16(v: __m256) -> __m128i {
 /// `dst.copy_from_slice(src)`, writing the 32-byte-aligned middle of `dst`
 /// with non-temporal stores (the caller fences).
 #[target_feature(enable = "avx2,f16c")]
-pub unsafe fn stream_copy<O: OutElem>(src: &[O], dst: &mut [O]) {
+pub fn stream_copy<O: OutElem>(src: &[O], dst: &mut [O]) {
     assert_eq!(src.len(), dst.len());
+    // both `n` bytes long, and distinct (`dst` is borrowed mutably)
     let n = std::mem::size_of_val(src);
     let s = src.as_ptr().cast::<u8>();
     let d = dst.as_mut_ptr().cast::<u8>();
+    // `d + head` is 32-byte aligned, unless `head == n` (nothing left to stream)
     let head = d.align_offset(32).min(n);
-    std::ptr::copy_nonoverlapping(s, d, head);
+    // SAFETY: `head <= n`: both slices hold the bytes, and they do not overlap.
+    unsafe { std::ptr::copy_nonoverlapping(s, d, head) };
     let mut i = head;
     while i + 64 <= n {
-        let a = _mm256_loadu_si256(s.add(i).cast());
-        let b = _mm256_loadu_si256(s.add(i + 32).cast());
-        _mm256_stream_si256(d.add(i).cast(), a);
-        _mm256_stream_si256(d.add(i + 32).cast(), b);
+        debug_assert!((d as usize + i).is_multiple_of(32));
+        // SAFETY: `i + 64 <= n`: bytes `i..i + 64` are inside both slices;
+        // `d + i` is 32-byte aligned (`d + head` is, and `i - head` is a
+        // multiple of 32), as the streaming stores need.
+        unsafe {
+            let a = _mm256_loadu_si256(s.add(i).cast());
+            let b = _mm256_loadu_si256(s.add(i + 32).cast());
+            _mm256_stream_si256(d.add(i).cast(), a);
+            _mm256_stream_si256(d.add(i + 32).cast(), b);
+        }
         i += 64;
     }
     if i + 32 <= n {
-        _mm256_stream_si256(d.add(i).cast(), _mm256_loadu_si256(s.add(i).cast()));
+        debug_assert!((d as usize + i).is_multiple_of(32));
+        // SAFETY: as in the loop, for bytes `i..i + 32`.
+        unsafe { _mm256_stream_si256(d.add(i).cast(), _mm256_loadu_si256(s.add(i).cast())) };
         i += 32;
     }
-    std::ptr::copy_nonoverlapping(s.add(i), d.add(i), n - i);
+    // SAFETY: `i <= n`: the last `n - i` bytes are inside both slices.
+    unsafe { std::ptr::copy_nonoverlapping(s.add(i), d.add(i), n - i) };
 }
