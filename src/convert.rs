@@ -123,14 +123,13 @@ fn write_all(
         output_bytes: 0,
     };
     for t in tensors {
-        let src = file.tensor_data(t)?;
         report.output_bytes += match dtype {
-            OutType::F32 => decode_and_write::<f32, _>(backend, t, src, &mut w)?,
-            OutType::F16 => decode_and_write::<f16, _>(backend, t, src, &mut w)?,
-            OutType::BF16 => decode_and_write::<bf16, _>(backend, t, src, &mut w)?,
+            OutType::F32 => decode_and_write::<f32, _>(backend, file, t, &mut w)?,
+            OutType::F16 => decode_and_write::<f16, _>(backend, file, t, &mut w)?,
+            OutType::BF16 => decode_and_write::<bf16, _>(backend, file, t, &mut w)?,
         };
         report.tensors += 1;
-        report.input_bytes += src.len() as u64;
+        report.input_bytes += t.nbytes;
         progress(t);
     }
     w.finish()?
@@ -144,16 +143,14 @@ fn write_all(
 /// Decodes one tensor and writes it.
 fn decode_and_write<O: OutElem, W: std::io::Write>(
     backend: &Backend,
+    file: &GgufFile,
     t: &TensorInfo,
-    src: &[u8],
     w: &mut Writer<W>,
 ) -> Result<u64> {
     let n = usize::try_from(t.n_elems)
         .map_err(|_| Error::Length(format!("tensor '{}' is too large", t.name)))?;
     let mut out = vec![O::default(); n];
-    backend
-        .dequantize(t.ty, src, &mut out)
-        .map_err(|e| e.for_tensor(&t.name))?;
+    backend.decode_tensor(file, t, &mut out)?;
     let bytes = as_bytes(&out);
     w.write_tensor(bytes)?;
     Ok(bytes.len() as u64)

@@ -4,13 +4,18 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::cpu;
+#[cfg(feature = "cuda")]
+use crate::emulated::{self, device::EmuDevice};
 #[cfg(not(feature = "cuda"))]
 use crate::error::Error;
 use crate::error::Result;
-use crate::out::OutElem;
-use crate::types::GgmlType;
+use crate::gguf::{GgufFile, TensorInfo};
 #[cfg(feature = "cuda")]
-use crate::{emulated, gpu::Gpu};
+use crate::gpu::Gpu;
+use crate::out::OutElem;
+#[cfg(feature = "cuda")]
+use crate::pipeline::{Device as PipelineDevice, LoadOptions, Pipeline};
+use crate::types::GgmlType;
 
 /// What the user asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,10 +46,68 @@ impl FromStr for Device {
 /// An opened device.
 pub enum Backend {
     Cpu,
+    /// The emulated device, through the same loader pipeline as the GPU.
     #[cfg(feature = "cuda")]
-    Emulated,
+    Emulated(Box<Loader<EmuDevice>>),
     #[cfg(feature = "cuda")]
-    Cuda(Box<Gpu>),
+    Cuda(Box<Loader<Gpu>>),
+}
+
+/// A device with a loader pipeline, made once and reused tensor after tensor:
+/// the compressed blocks go through pinned staging buffers on several
+/// streams, overlapped, and are decoded in device memory.
+#[cfg(feature = "cuda")]
+pub struct Loader<D: PipelineDevice> {
+    dev: D,
+    stream: D::Stream,
+    pipeline: std::sync::Mutex<Pipeline<D>>,
+}
+
+#[cfg(feature = "cuda")]
+impl<D: PipelineDevice> Loader<D> {
+    pub fn new(dev: D, stream: D::Stream, opts: &LoadOptions) -> Result<Self> {
+        let pipeline = std::sync::Mutex::new(Pipeline::new(&dev, opts)?);
+        Ok(Loader {
+            dev,
+            stream,
+            pipeline,
+        })
+    }
+
+    pub fn device(&self) -> &D {
+        &self.dev
+    }
+
+    /// Decodes tensor `t` of `file` on the device into host memory `out`.
+    pub fn decode_tensor<O: OutElem>(
+        &self,
+        file: &GgufFile,
+        t: &TensorInfo,
+        out: &mut [O],
+    ) -> Result<()> {
+        let mut pipeline = self.pipeline.lock().unwrap_or_else(|p| p.into_inner());
+        let (outs, _) = pipeline.load::<O>(&self.dev, &self.stream, file, &[t], &mut |_| {})?;
+        self.dev
+            .copy_out(&self.stream, &outs[0], out)
+            .map_err(|e| e.for_tensor(&t.name))
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn gpu_loader(gpu: Gpu) -> Result<Loader<Gpu>> {
+    let stream = gpu.stream().clone();
+    Loader::new(gpu, stream, &LoadOptions::default())
+}
+
+#[cfg(feature = "cuda")]
+fn emulated_loader() -> Result<Loader<EmuDevice>> {
+    let dev = EmuDevice::new();
+    let stream = dev.new_stream()?;
+    let opts = LoadOptions {
+        chunk_bytes: 4 << 20,
+        ..LoadOptions::default()
+    };
+    Loader::new(dev, stream, &opts)
 }
 
 /// What a build without the `cuda` feature says when asked for a GPU.
@@ -57,11 +120,11 @@ impl Backend {
         match device {
             Device::Cpu => Ok((Backend::Cpu, None)),
             #[cfg(feature = "cuda")]
-            Device::Emulated => Ok((Backend::Emulated, None)),
+            Device::Emulated => Ok((Backend::Emulated(Box::new(emulated_loader()?)), None)),
             #[cfg(feature = "cuda")]
-            Device::Cuda => Ok((Backend::Cuda(Box::new(Gpu::new(0)?)), None)),
+            Device::Cuda => Ok((Backend::Cuda(Box::new(gpu_loader(Gpu::new(0)?)?)), None)),
             #[cfg(feature = "cuda")]
-            Device::Auto => match Gpu::new(0) {
+            Device::Auto => match Gpu::new(0).and_then(gpu_loader) {
                 Ok(g) => Ok((Backend::Cuda(Box::new(g)), None)),
                 Err(e) => Ok((
                     Backend::Cpu,
@@ -83,17 +146,35 @@ impl Backend {
         match self {
             Backend::Cpu => cpu::dequantize(ty, src, out),
             #[cfg(feature = "cuda")]
-            Backend::Emulated => emulated::dequantize(ty, src, out),
+            Backend::Emulated(_) => emulated::dequantize(ty, src, out),
             #[cfg(feature = "cuda")]
-            Backend::Cuda(g) => g.dequantize_host(ty, src, out),
+            Backend::Cuda(g) => g.device().dequantize_host(ty, src, out),
         }
+    }
+
+    /// Decodes tensor `t` of `file` into a host slice on this backend: on a
+    /// device, through its loader pipeline.
+    pub fn decode_tensor<O: OutElem>(
+        &self,
+        file: &GgufFile,
+        t: &TensorInfo,
+        out: &mut [O],
+    ) -> Result<()> {
+        match self {
+            Backend::Cpu => cpu::dequantize(t.ty, file.tensor_data(t)?, out),
+            #[cfg(feature = "cuda")]
+            Backend::Emulated(l) => l.decode_tensor(file, t, out),
+            #[cfg(feature = "cuda")]
+            Backend::Cuda(l) => l.decode_tensor(file, t, out),
+        }
+        .map_err(|e| e.for_tensor(&t.name))
     }
 
     pub fn kind(&self) -> &'static str {
         match self {
             Backend::Cpu => "cpu",
             #[cfg(feature = "cuda")]
-            Backend::Emulated => "emulated",
+            Backend::Emulated(_) => "emulated",
             #[cfg(feature = "cuda")]
             Backend::Cuda(_) => "cuda",
         }
@@ -105,9 +186,9 @@ impl fmt::Display for Backend {
         match self {
             Backend::Cpu => write!(f, "CPU ({} threads)", rayon::current_num_threads()),
             #[cfg(feature = "cuda")]
-            Backend::Emulated => f.write_str("host-emulated CUDA kernels"),
+            Backend::Emulated(_) => f.write_str("host-emulated CUDA kernels"),
             #[cfg(feature = "cuda")]
-            Backend::Cuda(g) => write!(f, "CUDA: {}", g.name()),
+            Backend::Cuda(g) => write!(f, "CUDA: {}", g.device().name()),
         }
     }
 }

@@ -14,7 +14,8 @@ use crate::types::{check_lengths, GgmlType};
 
 extern "C" {
     /// Runs the kernel named `symbol` (NUL-terminated) over a `grid` x
-    /// `threads` launch; 0, or -1 where the image has no such kernel.
+    /// `threads` launch; 0, -1 where the image has no such kernel, -2 where a
+    /// thread accessed misaligned memory (which faults on a GPU).
     fn gdq_emulate_launch(
         symbol: *const core::ffi::c_char,
         src: *const u8,
@@ -28,6 +29,8 @@ extern "C" {
 /// Blocks per emulated launch when a tensor is split across host threads.
 const BLOCKS_PER_LAUNCH: usize = 4096;
 
+#[path = "emulated/device.rs"]
+pub mod device;
 #[cfg(feature = "fault-injection")]
 #[path = "emulated/fault.rs"]
 mod fault;
@@ -54,7 +57,7 @@ pub fn dequantize_with_grid<O: OutElem>(
     max_grid: u32,
 ) -> Result<()> {
     check_lengths(ty, src.len(), out.len())?;
-    let k = KernelInfo::of(ty).ok_or(Error::Unsupported { tensor: None, ty })?;
+    KernelInfo::of(ty).ok_or(Error::Unsupported { tensor: None, ty })?;
     if let Some(e) = fault::injected() {
         return Err(e);
     }
@@ -73,12 +76,31 @@ pub fn dequantize_with_grid<O: OutElem>(
         // SAFETY: as above; `aligned` lives to the end of the function.
         unsafe { std::slice::from_raw_parts(aligned.as_ptr().cast::<u8>(), src.len()) }
     };
-    // Independent launches over chunks of the tensor, on the host's threads.
-    let qk = k.qk as usize;
-    let per = BLOCKS_PER_LAUNCH;
     let aligned16 = (out.as_ptr() as usize).is_multiple_of(16);
-    out.par_chunks_mut(per * qk)
-        .zip(src.par_chunks(per * k.block_bytes() as usize))
+    if !aligned16 && ty.block_elems() > 1 {
+        // The quantized kernels store 16 bytes at a time: as a GPU decoding for
+        // the host does, decode into (aligned) device memory, then copy back.
+        let mut device = vec![O::default(); out.len() + 16 / std::mem::size_of::<O>()];
+        let skip = device.as_ptr().align_offset(16);
+        let aligned_out = &mut device[skip..skip + out.len()];
+        launch_chunks(ty, src, aligned_out, max_grid, true)?;
+        out.copy_from_slice(aligned_out);
+        return Ok(());
+    }
+    launch_chunks(ty, src, out, max_grid, aligned16)
+}
+
+/// Independent launches over chunks of the tensor, on the host's threads.
+fn launch_chunks<O: OutElem>(
+    ty: GgmlType,
+    src: &[u8],
+    out: &mut [O],
+    max_grid: u32,
+    aligned16: bool,
+) -> Result<()> {
+    let k = KernelInfo::of(ty).ok_or(Error::Unsupported { tensor: None, ty })?;
+    out.par_chunks_mut(BLOCKS_PER_LAUNCH * k.qk as usize)
+        .zip(src.par_chunks(BLOCKS_PER_LAUNCH * k.block_bytes() as usize))
         .try_for_each(|(y, x)| run_launches(ty, x, y, max_grid, aligned16))
 }
 
@@ -108,10 +130,19 @@ fn run_launches<O: OutElem>(
                 threads,
             )
         };
-        if rc != 0 {
-            return Err(Error::Cuda(format!(
-                "launching {symbol}: the emulated image has no such kernel"
-            )));
+        match rc {
+            0 => {}
+            -2 => {
+                return Err(Error::Cuda(format!(
+                    "{symbol}: CUDA_ERROR_MISALIGNED_ADDRESS: a thread accessed misaligned \
+                     memory (emulated: a GPU would fail the launch)"
+                )))
+            }
+            _ => {
+                return Err(Error::Cuda(format!(
+                    "launching {symbol}: the emulated image has no such kernel"
+                )))
+            }
         }
     }
     Ok(())
@@ -159,5 +190,72 @@ mod tests {
             )
         };
         assert_eq!(rc, -1);
+    }
+
+    /// A kernel given memory a GPU would fault on fails its launch here too:
+    /// a 16-byte store to an output 4 bytes off, a block read at an odd
+    /// address, the plain types' wide loads off 16 bytes.
+    #[test]
+    fn a_misaligned_access_fails_the_launch() {
+        let src = crate::synth::random_blocks(GgmlType::Q4_0, 64, &mut crate::synth::Rng(1));
+        let mut out = vec![0f32; 64 * 32 + 4];
+        let err = run_launches(
+            GgmlType::Q4_0,
+            &src,
+            &mut out[1..64 * 32 + 1],
+            MAX_GRID,
+            false,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("MISALIGNED"), "{err}");
+        assert!(run_launches(
+            GgmlType::Q4_0,
+            &src,
+            &mut out[4..64 * 32 + 4],
+            MAX_GRID,
+            true
+        )
+        .is_ok());
+
+        let mut odd = vec![0u8; src.len() + 1];
+        odd[1..].copy_from_slice(&src);
+        let err = run_launches(
+            GgmlType::Q4_0,
+            &odd[1..],
+            &mut out[..64 * 32],
+            MAX_GRID,
+            true,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("MISALIGNED"), "{err}");
+
+        // f32's wide kernel (8 elements a thread) on input 4 bytes off 16
+        let floats = vec![1.5f32; 17];
+        let bytes = crate::out::as_bytes(&floats);
+        let err =
+            run_launches(GgmlType::F32, &bytes[4..], &mut out[..16], MAX_GRID, true).unwrap_err();
+        assert!(err.to_string().contains("MISALIGNED"), "{err}");
+        // the launcher sends such input to the one-element kernel instead
+        run_launches(GgmlType::F32, &bytes[4..], &mut out[..16], MAX_GRID, false).unwrap();
+        assert!(out[..16].iter().all(|&v| v == 1.5));
+    }
+
+    /// The host entry point decodes into any host memory, as the GPU's does
+    /// (through aligned device memory): outputs at every 2-byte offset.
+    #[test]
+    fn host_outputs_at_any_alignment() {
+        let src = crate::synth::random_blocks(GgmlType::Q4_K, 3, &mut crate::synth::Rng(2));
+        let want: Vec<half::f16> = crate::cpu::dequantize_to_vec(GgmlType::Q4_K, &src).unwrap();
+        let mut buf = vec![half::f16::ZERO; want.len() + 8];
+        for off in 0..8 {
+            let out = &mut buf[off..off + want.len()];
+            dequantize(GgmlType::Q4_K, &src, out).unwrap();
+            assert!(
+                out.iter()
+                    .zip(&want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "offset {off}"
+            );
+        }
     }
 }

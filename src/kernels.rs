@@ -3,6 +3,7 @@
 //! also writes the C side's dispatch table: the GPU launcher and the
 //! host-emulated grid launch the same kernels with the same geometry.
 
+use crate::error::{Error, Result};
 use crate::formats::{PLAIN_VALS, THREADS_PER_BLOCK};
 use crate::types::{GgmlType, OutType};
 
@@ -140,6 +141,35 @@ pub fn launches(ty: GgmlType, n_elems: u64, aligned16: bool) -> Option<Vec<Launc
         });
     }
     Some(launches)
+}
+
+/// Checks a launch's device addresses as the kernels need them: they read
+/// block fields through typed pointers and write 16-byte vectors (a GPU
+/// faults otherwise). Device buffers from the allocator always satisfy this,
+/// views at odd offsets may not. The GPU launcher and the emulated device
+/// both check with this before launching.
+pub fn check_alignment(ty: GgmlType, src: u64, dst: u64, out_size: usize) -> Result<()> {
+    let src_align = match ty {
+        GgmlType::F32 => 4,
+        GgmlType::MXFP4 | GgmlType::NVFP4 => 1,
+        _ => 2,
+    };
+    let dst_align = if ty.block_elems() == 1 {
+        out_size as u64
+    } else {
+        16
+    };
+    if !src.is_multiple_of(src_align) {
+        return Err(Error::Invalid(format!(
+            "device input at {src:#x} is not {src_align}-byte aligned, as {ty} blocks must be"
+        )));
+    }
+    if !dst.is_multiple_of(dst_align) {
+        return Err(Error::Invalid(format!(
+            "device output at {dst:#x} is not {dst_align}-byte aligned"
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

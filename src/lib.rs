@@ -48,6 +48,8 @@ pub mod kernels;
 pub mod out;
 #[cfg(feature = "peers")]
 pub mod peers;
+#[cfg(feature = "cuda")]
+pub mod pipeline;
 pub mod safetensors;
 pub mod synth;
 pub mod tables;

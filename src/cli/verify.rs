@@ -57,9 +57,7 @@ fn compare<O: OutElem + ToBits>(
     cpu::dequantize(t.ty, src, &mut want).map_err(|e| e.for_tensor(&t.name))?;
     // Poison the device output so an element the kernel missed cannot pass.
     let mut got = vec![O::from_f32(f32::NAN); n];
-    backend
-        .dequantize(t.ty, src, &mut got)
-        .map_err(|e| e.for_tensor(&t.name))?;
+    backend.decode_tensor(file, t, &mut got)?;
     let nonfinite = got.iter().filter(|v| !v.is_finite_value()).count();
     let note = if nonfinite > 0 {
         format!(" ({nonfinite} NaN/Inf values, as on the CPU)")

@@ -7,7 +7,8 @@ use std::sync::OnceLock;
 
 use crate::error::Error;
 
-/// With `GDQ_INJECT_FAULT=KIND:N`, the N-th emulated decode call of the process fails
+/// With `GDQ_INJECT_FAULT=KIND:N`, the N-th emulated decode call (or launch on
+/// the emulated device) of the process fails
 /// as the GPU would, KIND being `launch` (a failed launch), `oom` (device memory
 /// exhausted) or `lost` (the device disappeared).
 pub fn injected() -> Option<Error> {

@@ -6,6 +6,7 @@
 //! library dynamically, so nothing CUDA is needed to build or to run the CPU
 //! paths, and we check that the library is present before cudarc would panic.
 
+mod device;
 mod model;
 
 use std::collections::HashMap;
@@ -19,7 +20,7 @@ use cudarc::driver::{
 pub use model::{DeviceModel, DeviceTensor, LoadOptions, LoadReport};
 
 use crate::error::{Error, Result};
-use crate::kernels::{launches, KernelInfo, MAX_GRID};
+use crate::kernels::{check_alignment, launches, KernelInfo, MAX_GRID};
 use crate::out::OutElem;
 use crate::types::{check_lengths, GgmlType};
 
@@ -115,6 +116,17 @@ impl Gpu {
             )));
         }
         let ctx = CudaContext::new(ordinal).map_err(|e| cuda_err("opening the device", e))?;
+        Self::from_context(ctx)
+    }
+
+    /// Loads the kernels into a context the caller already has (an engine's,
+    /// e.g. candle's `CudaDevice`'s), so that decoded tensors live in it. The
+    /// caller's own streams can then be given to [`Gpu::dequantize_on`] and to
+    /// the loader pipeline.
+    pub fn from_context(ctx: Arc<CudaContext>) -> Result<Self> {
+        if !kernels_embedded() {
+            return Err(Error::Cuda(NO_KERNELS_HELP.into()));
+        }
         let module = ctx
             .load_module(cudarc::nvrtc::Ptx::from_binary(FATBIN.to_vec()))
             .map_err(|e| {
@@ -260,31 +272,4 @@ impl Gpu {
             .synchronize()
             .map_err(|e| cuda_err("synchronizing", e))
     }
-}
-
-/// The kernels read block fields through typed pointers and write 16-byte
-/// vectors: device buffers from the allocator always satisfy this, views at odd
-/// offsets may not.
-fn check_alignment(ty: GgmlType, src: u64, dst: u64, out_size: usize) -> Result<()> {
-    let src_align = match ty {
-        GgmlType::F32 => 4,
-        GgmlType::MXFP4 | GgmlType::NVFP4 => 1,
-        _ => 2,
-    };
-    let dst_align = if ty.block_elems() == 1 {
-        out_size as u64
-    } else {
-        16
-    };
-    if !src.is_multiple_of(src_align) {
-        return Err(Error::Invalid(format!(
-            "device input at {src:#x} is not {src_align}-byte aligned, as {ty} blocks must be"
-        )));
-    }
-    if !dst.is_multiple_of(dst_align) {
-        return Err(Error::Invalid(format!(
-            "device output at {dst:#x} is not {dst_align}-byte aligned"
-        )));
-    }
-    Ok(())
 }

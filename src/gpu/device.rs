@@ -1,0 +1,144 @@
+//! The GPU as the loader pipeline's [`Device`]: each operation is the cudarc
+//! call of the same name, on the caller's stream.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use cudarc::driver::{CudaEvent, CudaSlice, CudaStream, PinnedHostSlice};
+
+use super::{cuda_err, Gpu};
+use crate::error::{Error, Result};
+use crate::out::OutElem;
+use crate::pipeline::Device;
+use crate::types::GgmlType;
+
+impl Device for Gpu {
+    type Stream = Arc<CudaStream>;
+    type Event = CudaEvent;
+    type Pinned = PinnedHostSlice<u8>;
+    type Bytes = CudaSlice<u8>;
+    type Out<O: OutElem> = CudaSlice<O>;
+
+    fn new_stream(&self) -> Result<Arc<CudaStream>> {
+        self.ctx
+            .new_stream()
+            .map_err(|e| cuda_err("creating a stream", e))
+    }
+
+    fn alloc_pinned(&self, bytes: usize) -> Result<PinnedHostSlice<u8>> {
+        // SAFETY: bytes are plain data; the pipeline writes staging memory
+        // (fill_pinned) before any copy reads it.
+        unsafe { self.ctx.alloc_pinned::<u8>(bytes) }
+            .map_err(|e| cuda_err("allocating pinned staging memory", e))
+    }
+
+    fn alloc_bytes(&self, stream: &Arc<CudaStream>, bytes: usize) -> Result<CudaSlice<u8>> {
+        // SAFETY: staging memory is written by a copy before a decode reads it
+        // (stream order).
+        unsafe { stream.alloc::<u8>(bytes) }
+            .map_err(|e| cuda_err("allocating device staging memory", e))
+    }
+
+    fn alloc_out<O: OutElem>(&self, stream: &Arc<CudaStream>, n: usize) -> Result<CudaSlice<O>> {
+        // SAFETY: f32/f16/bf16 have no invalid bit patterns; the pipeline's
+        // decodes write every element before the output is handed over.
+        unsafe { stream.alloc::<O>(n) }
+            .map_err(|e| cuda_err(&format!("allocating {n} output elements"), e))
+    }
+
+    fn fill_pinned(&self, pinned: &mut PinnedHostSlice<u8>, data: &[u8]) -> Result<()> {
+        let host = pinned.as_mut_slice().map_err(|e| cuda_err("staging", e))?;
+        let len = host.len();
+        host.get_mut(..data.len())
+            .ok_or_else(|| {
+                Error::Length(format!(
+                    "{} bytes into a staging buffer of {len}",
+                    data.len()
+                ))
+            })?
+            .copy_from_slice(data);
+        Ok(())
+    }
+
+    fn copy_in(
+        &self,
+        stream: &Arc<CudaStream>,
+        pinned: &PinnedHostSlice<u8>,
+        dst: &mut CudaSlice<u8>,
+        len: usize,
+    ) -> Result<()> {
+        let host = pinned.as_slice().map_err(|e| cuda_err("staging", e))?;
+        let (Some(src), true) = (host.get(..len), len <= dst.len()) else {
+            return Err(Error::Length(format!(
+                "copying {len} bytes through buffers of {}",
+                dst.len()
+            )));
+        };
+        // From page-locked memory the copy is asynchronous: the pipeline
+        // refills `pinned` only after an event recorded after this copy.
+        stream
+            .memcpy_htod(src, &mut dst.slice_mut(..len))
+            .map_err(|e| cuda_err("copying blocks to the device", e))
+    }
+
+    fn decode<O: OutElem>(
+        &self,
+        stream: &Arc<CudaStream>,
+        ty: GgmlType,
+        src: &CudaSlice<u8>,
+        len: usize,
+        dst: &mut CudaSlice<O>,
+        dst_range: Range<usize>,
+    ) -> Result<()> {
+        if len > src.len() || dst_range.start > dst_range.end || dst_range.end > dst.len() {
+            return Err(Error::Length(format!(
+                "decoding {len} bytes into elements {dst_range:?} of {}",
+                dst.len()
+            )));
+        }
+        self.dequantize_on(stream, ty, &src.slice(..len), &mut dst.slice_mut(dst_range))
+    }
+
+    fn copy_out<O: OutElem>(
+        &self,
+        stream: &Arc<CudaStream>,
+        src: &CudaSlice<O>,
+        dst: &mut [O],
+    ) -> Result<()> {
+        if dst.len() != src.len() {
+            return Err(Error::Length(format!(
+                "copying {} elements into a host buffer of {}",
+                src.len(),
+                dst.len()
+            )));
+        }
+        stream
+            .memcpy_dtoh(src, dst)
+            .map_err(|e| cuda_err("copying the output to the host", e))?;
+        stream.synchronize().map_err(|e| cuda_err("decoding", e))
+    }
+
+    fn record(&self, stream: &Arc<CudaStream>) -> Result<CudaEvent> {
+        stream
+            .record_event(None)
+            .map_err(|e| cuda_err("recording an event", e))
+    }
+
+    fn wait(&self, stream: &Arc<CudaStream>, event: &CudaEvent) -> Result<()> {
+        stream
+            .wait(event)
+            .map_err(|e| cuda_err("waiting for an event", e))
+    }
+
+    fn synchronize_event(&self, event: &CudaEvent) -> Result<()> {
+        event
+            .synchronize()
+            .map_err(|e| cuda_err("waiting for a staging buffer", e))
+    }
+
+    fn synchronize(&self, stream: &Arc<CudaStream>) -> Result<()> {
+        stream
+            .synchronize()
+            .map_err(|e| cuda_err("synchronizing", e))
+    }
+}

@@ -1,0 +1,288 @@
+//! The loader pipeline: a file's compressed blocks go through a few pinned
+//! staging buffers to the device and are decoded there, the copy of one chunk
+//! overlapping the decode of the one before, host memory bounded by the
+//! staging buffers whatever the model's size.
+//!
+//! It is written once over [`Device`], the few device operations it needs, so
+//! that the same code drives a GPU (`gpu::CudaDevice`) and the emulated device
+//! (`emulated::EmuDevice`), which runs each stream's operations as late as it
+//! may, and reports any operation that runs before what the pipeline should
+//! have ordered before it: an ordering mistake here fails `cargo test`.
+//!
+//! What orders what:
+//! 1. An output is allocated in the order of the allocating stream; every slot
+//!    stream waits for an event recorded after the allocation before its
+//!    first decode into it.
+//! 2. A slot's device staging buffer is written by the slot's copy and read by
+//!    the slot's decode, both on the slot's stream: stream order. Its next copy
+//!    follows that decode on the same stream.
+//! 3. A slot's pinned buffer is refilled by the host only once the event
+//!    recorded after the slot's last copy out of it has completed.
+//! 4. Outputs are handed over after every stream of the load has finished
+//!    (host synchronization), so they are whole on any stream afterwards.
+
+use std::ops::Range;
+use std::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::gguf::{GgufFile, TensorInfo};
+use crate::out::OutElem;
+use crate::types::GgmlType;
+
+/// The device operations of the pipeline. Every operation taking a stream is
+/// asynchronous: it runs in that stream's order, after the stream's earlier
+/// operations and the events the stream waits for, and not necessarily before
+/// the call returns. Host synchronization ([`Device::synchronize_event`],
+/// [`Device::synchronize`]) is the only way to know that one has run.
+pub trait Device {
+    type Stream;
+    type Event;
+    /// Page-locked host memory the device copies from.
+    type Pinned;
+    /// Device memory holding bytes (staging).
+    type Bytes;
+    /// Device memory holding decoded elements.
+    type Out<O: OutElem>;
+
+    fn new_stream(&self) -> Result<Self::Stream>;
+    fn alloc_pinned(&self, bytes: usize) -> Result<Self::Pinned>;
+    /// Device bytes, allocated in `stream`'s order.
+    fn alloc_bytes(&self, stream: &Self::Stream, bytes: usize) -> Result<Self::Bytes>;
+    /// Device memory for `n` elements, allocated in `stream`'s order, its
+    /// contents undefined until written.
+    fn alloc_out<O: OutElem>(&self, stream: &Self::Stream, n: usize) -> Result<Self::Out<O>>;
+    /// Writes `data` at the start of `pinned`, from the host, now.
+    fn fill_pinned(&self, pinned: &mut Self::Pinned, data: &[u8]) -> Result<()>;
+    /// Copies the first `len` bytes of `pinned` to the start of `dst`.
+    fn copy_in(
+        &self,
+        stream: &Self::Stream,
+        pinned: &Self::Pinned,
+        dst: &mut Self::Bytes,
+        len: usize,
+    ) -> Result<()>;
+    /// Decodes the first `len` bytes of `src` (whole blocks of `ty`) into the
+    /// elements `dst_range` of `dst`.
+    fn decode<O: OutElem>(
+        &self,
+        stream: &Self::Stream,
+        ty: GgmlType,
+        src: &Self::Bytes,
+        len: usize,
+        dst: &mut Self::Out<O>,
+        dst_range: Range<usize>,
+    ) -> Result<()>;
+    /// Copies `src` to the host in `stream`'s order, and waits for the copy.
+    fn copy_out<O: OutElem>(
+        &self,
+        stream: &Self::Stream,
+        src: &Self::Out<O>,
+        dst: &mut [O],
+    ) -> Result<()>;
+    /// An event that completes once `stream`'s operations so far have run.
+    fn record(&self, stream: &Self::Stream) -> Result<Self::Event>;
+    /// Makes `stream`'s later operations wait for `event`.
+    fn wait(&self, stream: &Self::Stream, event: &Self::Event) -> Result<()>;
+    /// Blocks the host until `event` has completed.
+    fn synchronize_event(&self, event: &Self::Event) -> Result<()>;
+    /// Blocks the host until every operation of `stream` has run.
+    fn synchronize(&self, stream: &Self::Stream) -> Result<()>;
+}
+
+/// How a load stages the file.
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    /// Bytes per pinned staging buffer (at least 64 KiB).
+    pub chunk_bytes: usize,
+    /// Staging buffers, one stream each (at least two, for overlap).
+    pub streams: usize,
+    /// Test-only: leave out one of the orderings above, to show that the
+    /// emulated device catches its absence.
+    #[cfg(feature = "fault-injection")]
+    #[doc(hidden)]
+    pub skip: Option<Ordering>,
+}
+
+/// An ordering of the pipeline, to leave out on purpose (tests only, with the
+/// `fault-injection` feature).
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ordering {
+    /// Slot streams do not wait for the allocation of the output.
+    AllocationBeforeDecode,
+    /// The host refills a pinned buffer without waiting for its last copy.
+    CopyBeforeRefill,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            chunk_bytes: 32 << 20,
+            streams: 3,
+            #[cfg(feature = "fault-injection")]
+            skip: None,
+        }
+    }
+}
+
+impl LoadOptions {
+    fn skips(&self, ordering: Ordering) -> bool {
+        #[cfg(feature = "fault-injection")]
+        return self.skip == Some(ordering);
+        #[cfg(not(feature = "fault-injection"))]
+        {
+            let _ = ordering;
+            false
+        }
+    }
+}
+
+/// What a load moved and how long it took.
+#[derive(Clone, Debug)]
+pub struct LoadReport {
+    /// Compressed bytes that crossed the bus.
+    pub compressed_bytes: u64,
+    /// Decoded bytes written in device memory.
+    pub output_bytes: u64,
+    pub seconds: f64,
+}
+
+struct Slot<D: Device> {
+    stream: D::Stream,
+    pinned: D::Pinned,
+    staging: D::Bytes,
+    /// Recorded after the last copy out of `pinned`: refill only once it completes.
+    copied: Option<D::Event>,
+}
+
+/// The staging buffers and streams of loads on one device, made once and
+/// reused by every load (page-locked memory is slow to allocate).
+pub struct Pipeline<D: Device> {
+    slots: Vec<Slot<D>>,
+    chunk: usize,
+    opts: LoadOptions,
+    /// The slot the next chunk goes through.
+    next: usize,
+}
+
+impl<D: Device> Pipeline<D> {
+    /// Allocates the staging buffers on `dev`, with a stream each.
+    pub fn new(dev: &D, opts: &LoadOptions) -> Result<Self> {
+        let chunk = opts.chunk_bytes.max(64 << 10);
+        let slots = (0..opts.streams.max(2))
+            .map(|_| {
+                let stream = dev.new_stream()?;
+                let pinned = dev.alloc_pinned(chunk)?;
+                let staging = dev.alloc_bytes(&stream, chunk)?;
+                Ok(Slot::<D> {
+                    stream,
+                    pinned,
+                    staging,
+                    copied: None,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Pipeline {
+            slots,
+            chunk,
+            opts: opts.clone(),
+            next: 0,
+        })
+    }
+
+    /// Decodes `tensors` of `file` into device memory as `O`, allocating the
+    /// outputs in `alloc_stream`'s order; returns them in order, complete (every
+    /// stream of the load finished). `progress` is called with the compressed
+    /// bytes done so far.
+    pub fn load<O: OutElem>(
+        &mut self,
+        dev: &D,
+        alloc_stream: &D::Stream,
+        file: &GgufFile,
+        tensors: &[&TensorInfo],
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(Vec<D::Out<O>>, LoadReport)> {
+        // Refuse what cannot be decoded before allocating anything.
+        if let Some(t) = tensors.iter().find(|t| !t.ty.is_dequantizable()) {
+            return Err(Error::Unsupported {
+                tensor: Some(t.name.clone()),
+                ty: t.ty,
+            });
+        }
+        let start = Instant::now();
+        let mut outputs = Vec::with_capacity(tensors.len());
+        let (mut done, mut out_bytes) = (0u64, 0u64);
+        for t in tensors {
+            let out = self
+                .load_tensor::<O>(dev, alloc_stream, file, t, &mut |d| progress(done + d))
+                .map_err(|e| e.for_tensor(&t.name))?;
+            done += t.nbytes;
+            out_bytes += t.n_elems * std::mem::size_of::<O>() as u64;
+            outputs.push(out);
+        }
+        self.finish(dev, alloc_stream)?;
+        let report = LoadReport {
+            compressed_bytes: done,
+            output_bytes: out_bytes,
+            seconds: start.elapsed().as_secs_f64(),
+        };
+        Ok((outputs, report))
+    }
+
+    /// Queues one tensor's copies and decodes; its output is complete only
+    /// after [`Pipeline::finish`].
+    fn load_tensor<O: OutElem>(
+        &mut self,
+        dev: &D,
+        alloc_stream: &D::Stream,
+        file: &GgufFile,
+        t: &TensorInfo,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<D::Out<O>> {
+        let data = file.tensor_data(t)?;
+        let n = usize::try_from(t.n_elems)
+            .map_err(|_| Error::Length(format!("{} elements do not fit in memory", t.n_elems)))?;
+        let mut out = dev.alloc_out::<O>(alloc_stream, n)?;
+        let allocated = dev.record(alloc_stream)?;
+        let (qk, bb) = (t.ty.block_elems(), t.ty.block_bytes());
+        let blocks_per_chunk = (self.chunk / bb).max(1);
+        let mut done = 0;
+        for (ci, part) in data.chunks(blocks_per_chunk * bb).enumerate() {
+            let n_slots = self.slots.len();
+            let slot = &mut self.slots[self.next % n_slots];
+            self.next += 1;
+            if let Some(ev) = slot.copied.take() {
+                if !self.opts.skips(Ordering::CopyBeforeRefill) {
+                    dev.synchronize_event(&ev)?;
+                }
+            }
+            dev.fill_pinned(&mut slot.pinned, part)?;
+            dev.copy_in(&slot.stream, &slot.pinned, &mut slot.staging, part.len())?;
+            slot.copied = Some(dev.record(&slot.stream)?);
+            if !self.opts.skips(Ordering::AllocationBeforeDecode) {
+                dev.wait(&slot.stream, &allocated)?;
+            }
+            let e0 = ci * blocks_per_chunk * qk;
+            let e1 = e0 + part.len() / bb * qk;
+            dev.decode(
+                &slot.stream,
+                t.ty,
+                &slot.staging,
+                part.len(),
+                &mut out,
+                e0..e1,
+            )?;
+            done += part.len() as u64;
+            progress(done);
+        }
+        Ok(out)
+    }
+
+    /// Waits for every stream of the loads so far.
+    fn finish(&mut self, dev: &D, alloc_stream: &D::Stream) -> Result<()> {
+        for s in &self.slots {
+            dev.synchronize(&s.stream)?;
+        }
+        dev.synchronize(alloc_stream)
+    }
+}

@@ -1,0 +1,182 @@
+#![cfg(feature = "cuda")]
+//! The loader pipeline (staging, streams, events) on the emulated device, which
+//! runs each stream as late as it may and fails any operation the pipeline did
+//! not order: every tensor of the real-weights fixture and of Qwen- and
+//! Llama-shaped synthetic models, in every output type, with tensors spanning
+//! many staging chunks and slots reused across tensors, to the bit against the
+//! CPU; and each ordering of the pipeline left out on purpose, caught.
+
+mod common;
+
+use common::*;
+use gguf_dequant::emulated::device::EmuDevice;
+use gguf_dequant::gguf::{GgufFile, GgufWriter, TensorInfo};
+use gguf_dequant::pipeline::{Device, LoadOptions, Ordering, Pipeline};
+use gguf_dequant::synth::{preset, random_blocks, Rng};
+use gguf_dequant::{cpu, OutElem};
+use half::{bf16, f16};
+
+/// Small chunks and few slots: many chunks per tensor, slots reused often.
+fn opts(streams: usize) -> LoadOptions {
+    LoadOptions {
+        chunk_bytes: 64 << 10,
+        streams,
+        ..LoadOptions::default()
+    }
+}
+
+/// Loads every tensor of `file` through the pipeline on a fresh emulated
+/// device and checks each against the CPU's decode of it, to the bit.
+fn check_file<O: OutElem + Bits>(file: &GgufFile, opts: &LoadOptions) {
+    let dev = EmuDevice::new();
+    let alloc_stream = dev.new_stream().unwrap();
+    let mut pipeline = Pipeline::new(&dev, opts).unwrap();
+    let tensors: Vec<&TensorInfo> = file.tensors().iter().collect();
+    let mut last = 0;
+    let (outs, report) = pipeline
+        .load::<O>(&dev, &alloc_stream, file, &tensors, &mut |d| last = d)
+        .unwrap();
+    let total: u64 = tensors.iter().map(|t| t.nbytes).sum();
+    assert_eq!((report.compressed_bytes, last), (total, total));
+    for (t, out) in tensors.iter().zip(&outs) {
+        let mut got = vec![O::from_f32(f32::NAN); t.n_elems as usize];
+        dev.copy_out(&alloc_stream, out, &mut got).unwrap();
+        let mut want = vec![O::default(); got.len()];
+        cpu::dequantize(t.ty, file.tensor_data(t).unwrap(), &mut want).unwrap();
+        assert_bits_eq(&format!("{} as {}", t.name, O::OUT), &got, &want);
+    }
+}
+
+fn check_all_outputs(file: &GgufFile) {
+    for streams in [2, 3] {
+        check_file::<f32>(file, &opts(streams));
+        check_file::<f16>(file, &opts(streams));
+        check_file::<bf16>(file, &opts(streams));
+    }
+}
+
+/// A file of random valid blocks with these tensors.
+fn synthetic(plans: &[gguf_dequant::synth::TensorPlan], seed: u64) -> GgufFile {
+    let mut w = GgufWriter::new();
+    let mut rng = Rng(seed);
+    for p in plans {
+        let n: u64 = p.ne.iter().product();
+        let blocks = (n / p.ty.block_elems() as u64) as usize;
+        w.add_tensor(
+            p.name.clone(),
+            p.ty,
+            &p.ne,
+            random_blocks(p.ty, blocks, &mut rng),
+        )
+        .unwrap();
+    }
+    GgufFile::from_bytes(w.to_bytes()).unwrap()
+}
+
+#[test]
+fn every_tensor_of_the_real_weights() {
+    let file = GgufFile::open(fixture("real-weights.gguf")).unwrap();
+    check_all_outputs(&file);
+}
+
+/// The first four layers of the Qwen2.5-0.5B Q4_K_M preset (f32, q5_0, q8_0,
+/// q4_K, q6_K, as in the real file), the embedding left out for time.
+#[test]
+fn a_qwen_shaped_model() {
+    let plans: Vec<_> = preset("qwen2.5-0.5b-q4_k_m")
+        .unwrap()
+        .into_iter()
+        .filter(|p| (0..4).any(|l| p.name.starts_with(&format!("blk.{l}."))))
+        .collect();
+    let file = synthetic(&plans, 1);
+    check_file::<bf16>(&file, &opts(3));
+    check_file::<f32>(&file, &opts(2));
+}
+
+/// Layer 0 of the Llama-3-8B Q4_K_M preset without its largest tensors.
+#[test]
+fn a_llama_shaped_layer() {
+    let plans: Vec<_> = preset("llama-3-8b-q4_k_m")
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.name.starts_with("blk.0.") && p.ne.iter().product::<u64>() <= 1 << 22)
+        .collect();
+    assert!(plans.len() >= 4);
+    let file = synthetic(&plans, 2);
+    check_file::<f16>(&file, &opts(2));
+}
+
+/// Every type, in tensors of odd block counts around the chunk size.
+#[test]
+fn every_type_in_tensors_around_the_chunk_size() {
+    let mut w = GgufWriter::new();
+    let mut rng = Rng(3);
+    for ty in gguf_dequant::GgmlType::dequantizable() {
+        let chunk_blocks = (64 << 10) / ty.block_bytes();
+        for blocks in [1, chunk_blocks - 1, chunk_blocks + 1, 2 * chunk_blocks + 3] {
+            let ne = [(blocks * ty.block_elems()) as u64];
+            w.add_tensor(
+                format!("{ty}.{blocks}"),
+                ty,
+                &ne,
+                random_blocks(ty, blocks, &mut rng),
+            )
+            .unwrap();
+        }
+    }
+    let file = GgufFile::from_bytes(w.to_bytes()).unwrap();
+    check_all_outputs(&file);
+}
+
+/// Without the wait for the output's allocation, a decode runs before it: the
+/// emulated device refuses the load, naming the missing wait.
+#[test]
+fn a_decode_not_ordered_after_the_allocation_fails() {
+    let file = GgufFile::open(fixture("real-weights.gguf")).unwrap();
+    let dev = EmuDevice::new();
+    let alloc_stream = dev.new_stream().unwrap();
+    let opts = LoadOptions {
+        skip: Some(Ordering::AllocationBeforeDecode),
+        ..opts(2)
+    };
+    let mut pipeline = Pipeline::new(&dev, &opts).unwrap();
+    let tensors: Vec<&TensorInfo> = file.tensors().iter().collect();
+    let err = pipeline
+        .load::<f32>(&dev, &alloc_stream, &file, &tensors, &mut |_| {})
+        .expect_err("an unordered decode must fail");
+    assert!(
+        err.to_string().contains("an event wait is missing"),
+        "{err}"
+    );
+}
+
+/// Without the wait for a staging buffer's last copy, the host refills it
+/// before the copy runs: the copy sends later blocks, and the output is wrong.
+#[test]
+fn a_refill_not_ordered_after_the_copy_corrupts_the_output() {
+    let file = GgufFile::open(fixture("real-weights.gguf")).unwrap();
+    let t = file.tensor("minilm.f32").unwrap();
+    assert!(
+        t.nbytes > 3 * (64 << 10),
+        "the tensor must span more chunks than slots"
+    );
+    let dev = EmuDevice::new();
+    let alloc_stream = dev.new_stream().unwrap();
+    let opts = LoadOptions {
+        skip: Some(Ordering::CopyBeforeRefill),
+        ..opts(2)
+    };
+    let mut pipeline = Pipeline::new(&dev, &opts).unwrap();
+    let (outs, _) = pipeline
+        .load::<f32>(&dev, &alloc_stream, &file, &[t], &mut |_| {})
+        .unwrap();
+    let mut got = vec![0f32; t.n_elems as usize];
+    dev.copy_out(&alloc_stream, &outs[0], &mut got).unwrap();
+    let want: Vec<f32> = cpu::dequantize_to_vec(t.ty, file.tensor_data(t).unwrap()).unwrap();
+    let wrong = got
+        .iter()
+        .zip(&want)
+        .filter(|(a, b)| a.to_bits() != b.to_bits())
+        .count();
+    assert!(wrong > 0, "an unordered refill must show in the output");
+}
