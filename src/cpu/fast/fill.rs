@@ -19,32 +19,39 @@ pub fn scalar<O: OutElem>(src: &[u8], out: &mut [O]) {
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::super::x86::{kernel, load32, Isa, Out};
+    use super::super::x86::{kernel, load32, prefetch_ahead, Isa, Out};
 
     kernel!(fast::fill::Fill, |src, out| {
-        // the input, read once: 32 bytes at a time, OR-ed together
-        let mut acc = _mm256_setzero_si256();
+        // The input is read as the decoders read it: 32 bytes at a time,
+        // interleaved with the output at the rate the output consumes it,
+        // prefetched ahead when streaming; the values written depend on it.
         let whole_in = src.len() / 32 * 32;
-        for i in (0..whole_in).step_by(32) {
-            // SAFETY: `i + 32 <= whole_in <= src.len()`: 32 bytes of `src`.
-            acc = _mm256_or_si256(acc, unsafe { load32(src.as_ptr().add(i)) });
-        }
-        let tail = src[whole_in..].iter().fold(0u8, |a, &b| a | b);
-        let acc = _mm256_or_si256(acc, _mm256_set1_epi8(tail as i8));
-        // values that depend on the input, so that none of it is skipped
-        let v = _mm256_cvtepi32_ps(_mm256_and_si256(acc, _mm256_set1_epi32(0xff)));
         let whole = out.len() / 32 * 32;
+        let groups = whole / 32;
         let (body, rest) = out.split_at_mut(whole);
         // SAFETY: `S::out` needs the kernel's features and, with `NT`, an
         // aligned output (`body` starts where `out` does): the kernel's own
         // contract.
         let mut w = unsafe { S::out::<O, NT>(body, whole) };
-        for _ in 0..whole / 32 {
-            // SAFETY: `whole / 32` calls of 32 values: the `whole` promised.
+        let (mut acc, mut at) = (_mm256_setzero_si256(), 0);
+        for g in 0..groups {
+            let until = (g + 1) * whole_in / groups;
+            while at < until {
+                if NT {
+                    prefetch_ahead(src.as_ptr().wrapping_add(at));
+                }
+                // SAFETY: `at < until <= whole_in` and both are multiples of
+                // 32: 32 bytes of `src`.
+                acc = _mm256_or_si256(acc, unsafe { load32(src.as_ptr().add(at)) });
+                at += 32;
+            }
+            let v = _mm256_cvtepi32_ps(_mm256_and_si256(acc, _mm256_set1_epi32(0xff)));
+            // SAFETY: `groups` calls of 32 values: the `whole` promised.
             unsafe { w.f32x32([v; 4]) };
         }
         // SAFETY: all `whole` values have been given.
         unsafe { w.finish() };
-        rest.fill(O::from_f32(_mm256_cvtss_f32(v)));
+        let tail = src[at.min(src.len())..].iter().fold(0u8, |a, &b| a | b);
+        rest.fill(O::from_f32(tail as f32));
     });
 }
