@@ -134,8 +134,13 @@ GDQ_FN bool gdq_aligned(const void *p, uintptr_t n) {
 
 /* ---- output stores ---- */
 
+/* Output types, by a code that a format whose values are already of that type
+   names in its RAW_OUT (see gdq_raw below). */
+enum { GDQ_OUT_F32 = 1, GDQ_OUT_F16 = 2, GDQ_OUT_BF16 = 3 };
+
 struct gdq_out_f32 {
     typedef float T;
+    static constexpr int ID = GDQ_OUT_F32;
     template <int N>
     static GDQ_FN void store(float *dst, const float *v) {
         if (!gdq_aligned(dst, N % 4 == 0 ? 16 : 4)) return;
@@ -156,9 +161,23 @@ struct gdq_out_f32 {
     }
 };
 
-template <uint16_t (*CONV)(float)>
+template <uint16_t (*CONV)(float), int OUT_ID>
 struct gdq_out_16 {
     typedef uint16_t T;
+    static constexpr int ID = OUT_ID;
+    /* N values that are already of the output type: copied bit for bit. */
+    template <int N>
+    static GDQ_FN void copy(uint16_t *dst, const uint16_t *src) {
+        if (N % 8 == 0) {
+            if (!gdq_aligned(dst, 16) || !gdq_aligned(src, 16)) return;
+#pragma unroll
+            for (int i = 0; i < N; i += 8) *(uint4 *)(dst + i) = *(const uint4 *)(src + i);
+        } else {
+            if (!gdq_aligned(dst, 2) || !gdq_aligned(src, 2)) return;
+#pragma unroll
+            for (int i = 0; i < N; i++) dst[i] = src[i];
+        }
+    }
     template <int N>
     static GDQ_FN void store(uint16_t *dst, const float *v) {
         if (!gdq_aligned(dst, N % 8 == 0 ? 16 : 2)) return;
@@ -179,8 +198,20 @@ struct gdq_out_16 {
     }
 };
 
-typedef gdq_out_16<gdq_f32_to_f16> gdq_out_f16;
-typedef gdq_out_16<gdq_f32_to_bf16> gdq_out_bf16;
+typedef gdq_out_16<gdq_f32_to_f16, GDQ_OUT_F16> gdq_out_f16;
+typedef gdq_out_16<gdq_f32_to_bf16, GDQ_OUT_BF16> gdq_out_bf16;
+
+/* A format's RAW_OUT: the output type its blocks already hold (f16 and bf16
+   tensors), or 0. Decoding into that type copies the bits, so that the output
+   is the input exactly (a signalling NaN stays one: widening would quiet it). */
+template <class F, class = void>
+struct gdq_raw {
+    static constexpr int out = 0;
+};
+template <class F>
+struct gdq_raw<F, decltype((void)F::RAW_OUT)> {
+    static constexpr int out = F::RAW_OUT;
+};
 
 /* ---- the kernel body ---- */
 
@@ -198,9 +229,13 @@ GDQ_FN void gdq_run(const uint8_t *__restrict__ src, typename Out::T *__restrict
         const uint64_t ib = t / Fmt::PARTS;
         const int part = (int)(t - ib * Fmt::PARTS);
         if (!gdq_aligned(blocks + ib, alignof(typename Fmt::Block))) return;
-        float v[Fmt::VALS];
-        Fmt::decode(blocks + ib, part, v);
-        Out::template store<Fmt::VALS>(dst + t * Fmt::VALS, v);
+        if constexpr (gdq_raw<Fmt>::out == Out::ID) {
+            Out::template copy<Fmt::VALS>(dst + t * Fmt::VALS, (const uint16_t *)(blocks + ib) + part * Fmt::VALS);
+        } else {
+            float v[Fmt::VALS];
+            Fmt::decode(blocks + ib, part, v);
+            Out::template store<Fmt::VALS>(dst + t * Fmt::VALS, v);
+        }
     }
 }
 

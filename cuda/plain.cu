@@ -30,9 +30,11 @@ struct plain_f32 {
     }
 };
 
-/* 16-bit inputs: WIDEN is gdq_f16_to_f32 or gdq_bf16_to_f32. */
-template <int N, float (*WIDEN)(uint16_t)>
+/* 16-bit inputs: WIDEN is gdq_f16_to_f32 or gdq_bf16_to_f32; RAW the output
+   type the values already are (decoding into it copies them). */
+template <int N, float (*WIDEN)(uint16_t), int RAW>
 struct plain_16 {
+    static constexpr int RAW_OUT = RAW;
     struct alignas(N % 8 == 0 ? 16 : 2) Block {
         uint16_t v[N];
     };
@@ -58,10 +60,10 @@ struct plain_16 {
 
 typedef plain_f32<GDQ_PLAIN_VALS> f32;
 typedef plain_f32<1> f32_tail;
-typedef plain_16<GDQ_PLAIN_VALS, gdq_f16_to_f32> f16;
-typedef plain_16<1, gdq_f16_to_f32> f16_tail;
-typedef plain_16<GDQ_PLAIN_VALS, gdq_bf16_to_f32> bf16;
-typedef plain_16<1, gdq_bf16_to_f32> bf16_tail;
+typedef plain_16<GDQ_PLAIN_VALS, gdq_f16_to_f32, GDQ_OUT_F16> f16;
+typedef plain_16<1, gdq_f16_to_f32, GDQ_OUT_F16> f16_tail;
+typedef plain_16<GDQ_PLAIN_VALS, gdq_bf16_to_f32, GDQ_OUT_BF16> bf16;
+typedef plain_16<1, gdq_bf16_to_f32, GDQ_OUT_BF16> bf16_tail;
 
 GDQ_KERNELS(f32)
 GDQ_KERNELS(f32_tail)

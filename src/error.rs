@@ -58,8 +58,20 @@ impl Error {
 }
 
 impl fmt::Display for Error {
+    /// The message, with any control characters that names and keys from a
+    /// file brought into it escaped (see [`crate::text`]).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
+        let message = Message(self).to_string();
+        f.write_str(&crate::text::escape(&message))
+    }
+}
+
+/// An error's message as it is.
+struct Message<'a>(&'a Error);
+
+impl fmt::Display for Message<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
             Error::Io { context, source } => write!(f, "{context}: {source}"),
             Error::Gguf { offset, message } => {
                 write!(f, "invalid GGUF at byte {offset}: {message}")

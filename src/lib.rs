@@ -46,13 +46,17 @@ pub mod gguf;
 pub mod gpu;
 pub mod kernels;
 pub mod out;
+pub mod output;
 #[cfg(feature = "peers")]
 pub mod peers;
+#[cfg(feature = "cuda-peers")]
+pub mod peers_cuda;
 #[cfg(feature = "cuda")]
 pub mod pipeline;
 pub mod safetensors;
 pub mod synth;
 pub mod tables;
+pub mod text;
 pub mod types;
 
 pub use error::{Error, Result};

@@ -19,7 +19,13 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let args = cli::Cli::parse();
-    let code = match cli::run(args) {
+    let code = match cli::run(args).and_then(|code| {
+        use std::io::Write;
+        std::io::stdout()
+            .flush()
+            .map_err(|e| gguf_dequant::Error::io("writing to standard output", e))?;
+        Ok(code)
+    }) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");

@@ -23,8 +23,17 @@ pub struct TensorSpec {
     pub shape: Vec<u64>,
 }
 
+/// The largest header the reference reader (the `safetensors` package) takes.
+pub const MAX_HEADER_BYTES: usize = 100_000_000;
+
+/// The name safetensors keeps for its metadata: no tensor may have it.
+pub const METADATA_NAME: &str = "__metadata__";
+
 impl TensorSpec {
     pub fn nbytes(&self) -> Result<u64> {
+        if self.shape.contains(&0) {
+            return Ok(0);
+        }
         self.shape
             .iter()
             .try_fold(self.dtype.size() as u64, |acc, &d| acc.checked_mul(d))
@@ -37,9 +46,21 @@ impl TensorSpec {
     }
 }
 
-/// The header bytes, length prefix included.
+/// The header's bytes taken by the tensors' entries (no metadata).
+pub fn header_bytes(specs: &[TensorSpec]) -> Result<usize> {
+    Ok(header(specs, &BTreeMap::new())?.len())
+}
+
+/// The header bytes, length prefix included: an error for a tensor named
+/// `__metadata__` or twice, and for a header past [`MAX_HEADER_BYTES`].
 pub fn header(specs: &[TensorSpec], metadata: &BTreeMap<String, String>) -> Result<Vec<u8>> {
     let mut obj = Map::new();
+    if let Some(s) = specs.iter().find(|s| s.name == METADATA_NAME) {
+        return Err(Error::Invalid(format!(
+            "a tensor is named '{}', the name safetensors reserves for its metadata",
+            s.name
+        )));
+    }
     if !metadata.is_empty() {
         obj.insert("__metadata__".into(), json!(metadata));
     }
@@ -63,6 +84,12 @@ pub fn header(specs: &[TensorSpec], metadata: &BTreeMap<String, String>) -> Resu
     while !text.len().is_multiple_of(8) {
         text.push(b' ');
     }
+    if text.len() > MAX_HEADER_BYTES {
+        return Err(Error::Invalid(format!(
+            "the safetensors header would be {} bytes, past the {MAX_HEADER_BYTES} that readers take",
+            text.len()
+        )));
+    }
     let mut out = (text.len() as u64).to_le_bytes().to_vec();
     out.extend_from_slice(&text);
     Ok(out)
@@ -73,6 +100,8 @@ pub struct Writer<W: Write> {
     w: W,
     specs: Vec<TensorSpec>,
     next: usize,
+    /// Bytes of tensor `next` written so far (by parts).
+    partial: u64,
 }
 
 impl<W: Write> Writer<W> {
@@ -84,11 +113,21 @@ impl<W: Write> Writer<W> {
         let h = header(&specs, metadata)?;
         w.write_all(&h)
             .map_err(|e| Error::io("writing the safetensors header", e))?;
-        Ok(Writer { w, specs, next: 0 })
+        Ok(Writer {
+            w,
+            specs,
+            next: 0,
+            partial: 0,
+        })
     }
 
     /// Writes the next tensor's bytes.
     pub fn write_tensor(&mut self, bytes: &[u8]) -> Result<()> {
+        if self.partial != 0 {
+            return Err(Error::Invalid(
+                "a tensor written in parts is not finished".into(),
+            ));
+        }
         let spec = self
             .specs
             .get(self.next)
@@ -101,10 +140,32 @@ impl<W: Write> Writer<W> {
                 spec.nbytes()?
             )));
         }
+        self.write_part(bytes)
+    }
+
+    /// Writes the next part of the current tensor's bytes: tensors too large
+    /// to hold in memory are written in parts, in order.
+    pub fn write_part(&mut self, bytes: &[u8]) -> Result<()> {
+        let spec = self
+            .specs
+            .get(self.next)
+            .ok_or_else(|| Error::Invalid("more tensors written than declared".into()))?;
+        let total = spec.nbytes()?;
+        let end = self.partial + bytes.len() as u64;
+        if end > total {
+            return Err(Error::Length(format!(
+                "tensor '{}': {end} bytes written, {total} declared",
+                spec.name
+            )));
+        }
         self.w
             .write_all(bytes)
             .map_err(|e| Error::io(format!("writing tensor '{}'", spec.name), e))?;
-        self.next += 1;
+        self.partial = end;
+        if end == total {
+            self.next += 1;
+            self.partial = 0;
+        }
         Ok(())
     }
 

@@ -127,3 +127,26 @@ fn plain_types_into_unaligned_outputs() {
         );
     }
 }
+
+/// The kernels copy f16 into f16 and bf16 into bf16 bit for bit, every
+/// pattern, through the wide and the one-element kernels.
+#[test]
+fn same_type_output_is_a_bit_exact_copy() {
+    let halves: Vec<u8> = (0..=u16::MAX).flat_map(|b| b.to_le_bytes()).collect();
+    let want: Vec<u16> = (0..=u16::MAX).collect();
+    for (start, len) in [(0, want.len()), (1, want.len() - 9)] {
+        let src = &halves[2 * start..2 * (start + len)];
+        let mut h = vec![f16::ZERO; len];
+        emulated::dequantize(GgmlType::F16, src, &mut h).unwrap();
+        assert!(h
+            .iter()
+            .map(|v| v.to_bits())
+            .eq(want[start..start + len].iter().copied()));
+        let mut b = vec![bf16::ZERO; len];
+        emulated::dequantize_with_grid(GgmlType::BF16, src, &mut b, 3).unwrap();
+        assert!(b
+            .iter()
+            .map(|v| v.to_bits())
+            .eq(want[start..start + len].iter().copied()));
+    }
+}

@@ -164,3 +164,32 @@ fn unavailable_levels_are_errors() {
         assert_eq!(r.is_ok(), level.is_available(), "{level:?}");
     }
 }
+
+/// f16 into f16 and bf16 into bf16 copy the bits, every pattern (signalling
+/// NaNs stay signalling), on the reference and at every level.
+#[test]
+fn same_type_output_is_a_bit_exact_copy() {
+    let halves: Vec<u8> = (0..=u16::MAX).flat_map(|b| b.to_le_bytes()).collect();
+    let want: Vec<u16> = (0..=u16::MAX).collect();
+    for level in Level::available() {
+        for streaming in [false, true] {
+            let mut h = vec![f16::ZERO; want.len()];
+            cpu::dequantize_with(level, streaming, GgmlType::F16, &halves, &mut h).unwrap();
+            assert!(
+                h.iter().map(|v| v.to_bits()).eq(want.iter().copied()),
+                "f16 {level:?}"
+            );
+            let mut b = vec![bf16::ZERO; want.len()];
+            cpu::dequantize_with(level, streaming, GgmlType::BF16, &halves, &mut b).unwrap();
+            assert!(
+                b.iter().map(|v| v.to_bits()).eq(want.iter().copied()),
+                "bf16 {level:?}"
+            );
+        }
+    }
+    let mut h = vec![f16::ZERO; want.len()];
+    cpu::dequantize_reference(GgmlType::F16, &halves, &mut h).unwrap();
+    assert!(h.iter().map(|v| v.to_bits()).eq(want.iter().copied()));
+    // a signalling NaN: quiet bit clear, payload set
+    assert_eq!(h[0x7c01].to_bits(), 0x7c01);
+}

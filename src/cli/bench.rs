@@ -144,6 +144,12 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     if args.runs == 0 {
         return Err(Error::Invalid("--runs must be at least 1".into()));
     }
+    check_memory(args.elems, args.dtype)?;
+    if args.peers && args.device == BenchDevice::Cuda && !cfg!(feature = "cuda-peers") {
+        return Err(Error::Invalid(
+            "--device cuda --peers needs a build with the cuda-peers feature (cargo build --release --features cuda-peers; see scripts/gpu-prepare.sh)".into(),
+        ));
+    }
     if args.peers && !cfg!(feature = "peers") {
         return Err(Error::Invalid(
             "--peers needs a build with the peers feature (cargo run --release --features peers -- bench --peers)".into(),
@@ -197,11 +203,32 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         }
     }
     if args.json {
-        print_json(&rows, &peer_rows, level, gpu.as_ref());
+        print_json(&rows, &peer_rows, level, gpu.as_ref())?;
     } else {
-        print_table(&rows, &peer_rows, threads, level, gpu.as_ref());
+        print_table(&rows, &peer_rows, threads, level, gpu.as_ref())?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Refuses `--elems` whose buffers (the input, the output, the fill and the
+/// copy's two) would not fit in the memory available, before allocating any.
+fn check_memory(elems: usize, dtype: OutType) -> Result<()> {
+    let need = (elems as u128) * (4 * dtype.size() as u128 + 5);
+    let available = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            let line = m.lines().find(|l| l.starts_with("MemAvailable:"))?;
+            line.split_whitespace().nth(1)?.parse::<u128>().ok()
+        })
+        .map_or(u128::MAX, |kb| kb * 1024);
+    if need > available {
+        return Err(Error::Invalid(format!(
+            "--elems {elems} needs about {} MB of memory for its buffers; {} MB are available",
+            need / 1_000_000,
+            available / 1_000_000
+        )));
+    }
+    Ok(())
 }
 
 fn select_types(names: &[String]) -> Result<Vec<GgmlType>> {
@@ -312,6 +339,27 @@ impl Ctx<'_> {
         if let Some(g) = gpu {
             let (d, c) = gpu_times::<O>(g, ty, src, runs)?;
             rows.push(row("cuda", "cuda", None, [Some(d), Some(c), None], None));
+            // candle-core's CUDA decoders, on the same blocks in the same
+            // context; a failure of theirs costs their row, not ours.
+            #[cfg(feature = "cuda-peers")]
+            if self.args.peers {
+                use gguf_dequant::peers_cuda;
+                match peers_cuda::time_candle::<O>(g, ty, src, runs) {
+                    Ok(Some(t)) => peer_rows.push(row(
+                        peers_cuda::NAME,
+                        "cuda",
+                        None,
+                        [Some(t.decode_s), Some(c), None],
+                        Some(t.exact),
+                    )),
+                    Ok(None) => {}
+                    Err(e) => eprintln!(
+                        "bench: no {} row for {ty} to {}: {e}",
+                        peers_cuda::NAME,
+                        O::OUT.name()
+                    ),
+                }
+            }
         }
         Ok(())
     }
@@ -434,16 +482,14 @@ fn machine(level: Level, gpu: Option<&Gpu>) -> Value {
     })
 }
 
-fn print_json(rows: &[Row], peers: &[Row], level: Level, gpu: Option<&Gpu>) {
+fn print_json(rows: &[Row], peers: &[Row], level: Level, gpu: Option<&Gpu>) -> Result<()> {
     let results: Vec<Value> = rows
         .iter()
         .map(|r| {
             let mut v = r.json();
-            if r.device == "cpu" {
-                if let Some(best) = best_peer(peers, r) {
-                    v["best_peer"] = json!(best.who);
-                    v["ratio_to_best_peer"] = json!(round(best.decode_s / r.decode_s));
-                }
+            if let Some(best) = best_peer(peers, r) {
+                v["best_peer"] = json!(best.who);
+                v["ratio_to_best_peer"] = json!(round(best.decode_s / r.decode_s));
             }
             v
         })
@@ -460,33 +506,47 @@ fn print_json(rows: &[Row], peers: &[Row], level: Level, gpu: Option<&Gpu>) {
             })
             .collect();
     }
-    println!("{}", serde_json::to_string_pretty(&out).unwrap());
+    outln!("{}", serde_json::to_string_pretty(&out).unwrap());
+    Ok(())
 }
 
-/// The fastest peer on `r`'s type.
+/// The fastest peer on `r`'s type and device.
 fn best_peer<'a>(peers: &'a [Row], r: &Row) -> Option<&'a Row> {
     peers
         .iter()
-        .filter(|p| p.ty == r.ty)
+        .filter(|p| p.ty == r.ty && p.device == r.device)
         .min_by(|a, b| a.decode_s.total_cmp(&b.decode_s))
 }
 
-fn print_table(rows: &[Row], peers: &[Row], threads: usize, level: Level, gpu: Option<&Gpu>) {
+fn print_table(
+    rows: &[Row],
+    peers: &[Row],
+    threads: usize,
+    level: Level,
+    gpu: Option<&Gpu>,
+) -> Result<()> {
     let m = machine(level, gpu);
-    println!(
+    outln!(
         "{} ({} cores, {} kernels), {threads} CPU thread(s){}",
         m["cpu"].as_str().unwrap_or("unknown CPU"),
         m["cores"],
         level.name(),
         gpu.map(|g| format!(", {}", g.name())).unwrap_or_default()
     );
-    println!(
+    outln!(
         "{:<8} {:<6} {:<5} {:>10} {:>8} {:>10} {:>7} {:>10} {:>7}  fastest peer",
-        "type", "device", "dtype", "Melem/s", "GB/s", "copy Me/s", "x copy", "fill Me/s", "x fill"
+        "type",
+        "device",
+        "dtype",
+        "Melem/s",
+        "GB/s",
+        "copy Me/s",
+        "x copy",
+        "fill Me/s",
+        "x fill"
     );
     for r in rows {
         let peer = best_peer(peers, r)
-            .filter(|_| r.device == "cpu")
             .map(|p| {
                 format!(
                     "{} {:.0} Melem/s{}: {:.2}x",
@@ -505,7 +565,7 @@ fn print_table(rows: &[Row], peers: &[Row], threads: usize, level: Level, gpu: O
             v.map(|v| format!("{v:.prec$}"))
                 .unwrap_or_else(|| "-".into())
         };
-        println!(
+        outln!(
             "{:<8} {:<6} {:<5} {:>10.0} {:>8.2} {:>10.0} {:>7.2} {:>10} {:>7}  {peer}",
             r.ty.name(),
             r.device,
@@ -518,4 +578,5 @@ fn print_table(rows: &[Row], peers: &[Row], threads: usize, level: Level, gpu: O
             opt(r.ratio_to_fill(), 2),
         );
     }
+    Ok(())
 }

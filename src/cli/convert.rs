@@ -19,6 +19,7 @@ pub fn run(
     names: &[String],
 ) -> Result<ExitCode> {
     let tensors = select(file, names)?;
+    gguf_dequant::output::remove_on_signal();
     let (backend, note) = Backend::open(device)?;
     if let Some(n) = note {
         eprintln!("{n}");
@@ -32,6 +33,12 @@ pub fn run(
         pb.inc(t.nbytes)
     })?;
     pb.finish_and_clear();
+    if !report.metadata_left_out.is_empty() {
+        eprintln!(
+            "note: GGUF metadata not kept as it is: {}",
+            gguf_dequant::text::escape(&report.metadata_left_out.join("; "))
+        );
+    }
     eprintln!(
         "wrote {} tensors ({} bytes of {dtype}) to {} in {:.2} s on {backend}",
         report.tensors,

@@ -39,7 +39,7 @@ pub fn run() -> Result<ExitCode> {
     }
     let file = GgufFile::from_bytes(w.to_bytes())?;
     let devices = devices::Devices::open();
-    println!(
+    outln!(
         "gguf-dequant: {} tensors of {} elements, one per type, decoded to f32 on the CPU ({} threads){}",
         file.tensors().len(),
         ne[0] * ne[1],
@@ -49,8 +49,8 @@ pub fn run() -> Result<ExitCode> {
             .map(|g| format!(" and {g}"))
             .unwrap_or_default()
     );
-    println!();
-    println!(
+    outln!();
+    outln!(
         "{:<8} {:>6} {:>12} {:>12}  check against the scalar reference",
         "type",
         "bpw",
@@ -92,7 +92,7 @@ pub fn run() -> Result<ExitCode> {
                     .join(", ")
             )
         };
-        println!(
+        outln!(
             "{:<8} {:>6.3} {:>12.0} {:>12}  {verdict}",
             t.ty.name(),
             t.ty.bits_per_weight(),
@@ -100,12 +100,12 @@ pub fn run() -> Result<ExitCode> {
             gpu_rate
         );
     }
-    println!();
+    outln!();
     if all_ok {
-        println!("every type decoded bit-identically on every path");
+        outln!("every type decoded bit-identically on every path");
         Ok(ExitCode::SUCCESS)
     } else {
-        println!("some paths disagree with the reference");
+        outln!("some paths disagree with the reference");
         Ok(ExitCode::FAILURE)
     }
 }

@@ -20,19 +20,19 @@ pub fn run(as_json: bool) -> Result<ExitCode> {
             Err(e) => (Vec::new(), Some(e.to_string())),
         };
         let doc = json!({"kernels_embedded": embedded, "architectures": archs, "devices": list, "error": error});
-        println!("{}", serde_json::to_string_pretty(&doc).expect("JSON"));
+        outln!("{}", serde_json::to_string_pretty(&doc).expect("JSON"));
         return Ok(ExitCode::SUCCESS);
     }
     if embedded {
-        println!("kernels: embedded, for {}", archs.join(", "));
+        outln!("kernels: embedded, for {}", archs.join(", "));
     } else {
-        println!("kernels: not embedded: {}", gpu::NO_KERNELS_HELP);
+        outln!("kernels: not embedded: {}", gpu::NO_KERNELS_HELP);
     }
     match devices {
-        Ok(d) if d.is_empty() => println!("devices: none"),
+        Ok(d) if d.is_empty() => outln!("devices: none"),
         Ok(d) => {
             for d in d {
-                println!(
+                outln!(
                     "device {}: {} (compute capability {}.{}, {:.1} GiB)",
                     d.ordinal,
                     d.name,
@@ -42,7 +42,7 @@ pub fn run(as_json: bool) -> Result<ExitCode> {
                 );
             }
         }
-        Err(e) => println!("devices: none usable ({e})"),
+        Err(e) => outln!("devices: none usable ({e})"),
     }
     Ok(ExitCode::SUCCESS)
 }

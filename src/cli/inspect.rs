@@ -3,7 +3,11 @@
 use std::process::ExitCode;
 
 use gguf_dequant::gguf::GgufFile;
+use gguf_dequant::text::{escape, escape_cut};
 use gguf_dequant::Result;
+
+/// The widest tensor name the table shows whole, in characters.
+const NAME_COLUMN: usize = 64;
 use serde_json::json;
 
 pub fn run(file: &GgufFile, as_json: bool) -> Result<ExitCode> {
@@ -19,10 +23,10 @@ pub fn run(file: &GgufFile, as_json: bool) -> Result<ExitCode> {
             .map(|t| json!({"name": t.name, "type": t.ty.name(), "ne": t.ne, "offset": t.offset, "nbytes": t.nbytes}))
             .collect();
         let doc = json!({"version": file.version(), "alignment": file.alignment(), "metadata": metadata, "tensors": tensors});
-        println!("{}", serde_json::to_string_pretty(&doc).expect("JSON"));
+        outln!("{}", serde_json::to_string_pretty(&doc).expect("JSON"));
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "GGUF v{}, alignment {}, tensor data at byte {}, {} metadata keys, {} tensors",
         file.version(),
         file.alignment(),
@@ -31,29 +35,34 @@ pub fn run(file: &GgufFile, as_json: bool) -> Result<ExitCode> {
         file.tensors().len()
     );
     if !file.metadata().is_empty() {
-        println!("\nmetadata:");
+        outln!("\nmetadata:");
         for (k, v) in file.metadata() {
-            println!("  {k} [{}] = {v}", v.type_name());
+            outln!("  {} [{}] = {v}", escape(k), v.type_name());
         }
     }
     if !file.tensors().is_empty() {
+        // names escaped, and cut past NAME_COLUMN characters (--json has them whole)
         let w = file
             .tensors()
             .iter()
-            .map(|t| t.name.len())
+            .map(|t| escape_cut(&t.name, NAME_COLUMN).chars().count())
             .max()
             .unwrap_or(4)
             .max(4);
-        println!("\ntensors:");
-        println!(
+        outln!("\ntensors:");
+        outln!(
             "  {:<w$}  {:<8} {:<24} {:>14} {:>14}",
-            "name", "type", "ne", "offset", "bytes"
+            "name",
+            "type",
+            "ne",
+            "offset",
+            "bytes"
         );
         for t in file.tensors() {
             let ne = format!("{:?}", t.ne);
-            println!(
+            outln!(
                 "  {:<w$}  {:<8} {:<24} {:>14} {:>14}",
-                t.name,
+                escape_cut(&t.name, NAME_COLUMN),
                 t.ty.name(),
                 ne,
                 t.offset,

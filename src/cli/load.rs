@@ -62,9 +62,9 @@ pub fn run(file: &GgufFile, dtype: OutType, compare: bool, as_json: bool) -> Res
         doc["speedup_vs_cpu_decode"] = json!(cpu_path / report.seconds);
     }
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&doc).expect("JSON"));
+        outln!("{}", serde_json::to_string_pretty(&doc).expect("JSON"));
     } else {
-        println!(
+        outln!(
             "loaded {} tensors onto {} as {dtype}: {:.1} MB compressed -> {:.1} MB in {:.3} s",
             file.tensors().len(),
             gpu.name(),
@@ -72,19 +72,19 @@ pub fn run(file: &GgufFile, dtype: OutType, compare: bool, as_json: bool) -> Res
             report.output_bytes as f64 / 1e6,
             report.seconds
         );
-        println!(
+        outln!(
             "(a) bus limit: {:.3} s at {:.1} GB/s pinned host-to-device: load is {:.2}x the limit",
             limit,
             h2d / 1e9,
             report.seconds / limit
         );
         if compare {
-            println!(
+            outln!(
                 "(b) CPU decode + upload of 16-bit weights: {:.3} s ({:.1}x slower than the GPU load)",
                 doc["cpu_decode_and_upload_16bit_s"].as_f64().unwrap_or(0.0),
                 doc["speedup_vs_cpu_decode"].as_f64().unwrap_or(0.0)
             );
-            println!(
+            outln!(
                 "(c) upload of already-16-bit weights: {:.3} s",
                 doc["upload_16bit_s"].as_f64().unwrap_or(0.0)
             );

@@ -1,5 +1,17 @@
 //! Subcommands of the gguf-dequant binary.
 
+/// `println!` that returns an error (`?`) instead of panicking when standard
+/// output cannot be written (a full disk, `/dev/full`). A closed pipe ends the
+/// process quietly, as other command-line tools (SIGPIPE, see main.rs).
+macro_rules! outln {
+    () => {
+        $crate::cli::write_line(format_args!(""))?
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::write_line(format_args!($($arg)*))?
+    };
+}
+
 mod bench;
 mod convert;
 mod default_job;
@@ -103,6 +115,15 @@ pub enum Command {
     /// Time decoding of random blocks of every type (or those named) on the CPU
     /// and the GPU, against the same run's copy of the output's size.
     Bench(bench::BenchArgs),
+}
+
+/// Writes one line to standard output, or says why it could not.
+pub fn write_line(args: std::fmt::Arguments) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_fmt(args)
+        .and_then(|()| out.write_all(b"\n"))
+        .map_err(|e| gguf_dequant::Error::io("writing to standard output", e))
 }
 
 fn parse_dtype(s: &str) -> std::result::Result<OutType, String> {

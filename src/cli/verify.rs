@@ -15,7 +15,7 @@ pub fn run(file: &GgufFile, device: Device, dtype: OutType) -> Result<ExitCode> 
         ));
     }
     let (backend, _) = Backend::open(device)?;
-    println!(
+    outln!(
         "verifying {} tensors, {dtype} output: CPU against {backend}",
         file.tensors().len()
     );
@@ -31,13 +31,13 @@ pub fn run(file: &GgufFile, device: Device, dtype: OutType) -> Result<ExitCode> 
             Err(e) => (false, format!("error: {e}")),
         };
         failures += usize::from(!ok);
-        println!("  {:<40} {:<8} {text}", t.name, t.ty.name());
+        outln!("  {:<40} {:<8} {text}", t.name, t.ty.name());
     }
     if failures == 0 {
-        println!("all {} tensors bit-identical", file.tensors().len());
+        outln!("all {} tensors bit-identical", file.tensors().len());
         Ok(ExitCode::SUCCESS)
     } else {
-        println!(
+        outln!(
             "{failures} of {} tensors differ or failed",
             file.tensors().len()
         );

@@ -17,7 +17,7 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 pub use crate::out::OutElem;
 pub use crate::types::check_lengths;
-use crate::types::GgmlType;
+use crate::types::{GgmlType, OutType};
 
 pub use fast::Level;
 
@@ -93,9 +93,29 @@ fn decode_blocks<F: Format, O: OutElem>(src: &[u8], out: &mut [O]) {
 
 type DecodeFn<O> = fn(&[u8], &mut [O]);
 
+/// Whether `ty`'s values are already of the output type `O` (f16 into f16,
+/// bf16 into bf16): then decoding copies their bits, so that the output is the
+/// input exactly (widening to f32 and rounding back would quiet a signalling
+/// NaN).
+fn is_copy<O: OutElem>(ty: GgmlType) -> bool {
+    matches!(
+        (ty, O::OUT),
+        (GgmlType::F16, OutType::F16) | (GgmlType::BF16, OutType::BF16)
+    )
+}
+
+/// The bits of `src` into `out` (same type, checked lengths).
+fn copy_bits<O: OutElem>(src: &[u8], out: &mut [O]) {
+    crate::out::as_bytes_mut(out).copy_from_slice(src);
+}
+
 /// The scalar reference: one thread, one block at a time.
 pub fn dequantize_reference<O: OutElem>(ty: GgmlType, src: &[u8], out: &mut [O]) -> Result<()> {
     check_lengths(ty, src.len(), out.len())?;
+    if is_copy::<O>(ty) {
+        copy_bits(src, out);
+        return Ok(());
+    }
     let f = decoder::<O>(ty).ok_or(Error::Unsupported { tensor: None, ty })?;
     f(src, out);
     Ok(())
@@ -131,7 +151,11 @@ pub fn dequantize_with<O: OutElem>(
         )));
     }
     let scalar = decoder::<O>(ty).ok_or(Error::Unsupported { tensor: None, ty })?;
-    let writer = fast::choose_writer(ty, level, streaming, out.as_ptr(), scalar);
+    let writer = if is_copy::<O>(ty) {
+        (copy_bits::<O> as DecodeFn<O>, fast::Write::Cached)
+    } else {
+        fast::choose_writer(ty, level, streaming, out.as_ptr(), scalar)
+    };
     run_chunks(level, writer, ty, src, out);
     Ok(())
 }

@@ -133,6 +133,8 @@ pub struct GgufFile {
     key_index: HashMap<String, usize>,
     tensors: Vec<TensorInfo>,
     tensor_index: HashMap<String, usize>,
+    /// The file it was read from (device, inode), if any.
+    source: Option<crate::output::Identity>,
 }
 
 impl GgufFile {
@@ -141,25 +143,39 @@ impl GgufFile {
         Self::open_with(path, OpenOptions::default())
     }
 
+    /// Opens a file, mapped or read as `opts` says. Only regular files are
+    /// read: a FIFO, a device or a directory is refused at once (opened
+    /// without blocking), and never more than the file's size is read.
     pub fn open_with(path: impl AsRef<Path>, opts: OpenOptions) -> Result<Self> {
+        use std::os::unix::fs::OpenOptionsExt;
         let path = path.as_ref();
         let ctx = |what: &str| format!("{what} {}", path.display());
-        let mut file = File::open(path).map_err(|e| Error::io(ctx("opening"), e))?;
-        if !opts.mmap {
-            let mut buf = Vec::new();
-            file.read_to_end(&mut buf)
-                .map_err(|e| Error::io(ctx("reading"), e))?;
-            return Self::from_bytes(buf);
-        }
+        // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .map_err(|e| Error::io(ctx("opening"), e))?;
         let meta = file.metadata().map_err(|e| Error::io(ctx("stat of"), e))?;
         if !meta.is_file() {
             return Err(Error::io(
-                ctx("mapping"),
+                ctx("reading"),
                 std::io::Error::new(
                     std::io::ErrorKind::InvalidInput,
-                    "not a regular file (open it with mmap: false to read it instead)",
+                    "not a regular file (a GGUF file is read from a regular file only)",
                 ),
             ));
+        }
+        let source = crate::output::identity(&file);
+        if !opts.mmap {
+            let mut buf = Vec::new();
+            (&file)
+                .take(meta.len())
+                .read_to_end(&mut buf)
+                .map_err(|e| Error::io(ctx("reading"), e))?;
+            let mut f = Self::from_bytes(buf)?;
+            f.source = source;
+            return Ok(f);
         }
         if meta.len() == 0 {
             // Empty mappings are an error on some systems; the parser says why it is invalid.
@@ -169,7 +185,9 @@ impl GgufFile {
         // process may still change or truncate the file; `tensor_data` re-checks
         // the length and the module documentation states what remains.
         let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(ctx("mapping"), e))?;
-        Self::from_storage(Bytes::Mapped { map, file })
+        let mut f = Self::from_storage(Bytes::Mapped { map, file })?;
+        f.source = source;
+        Ok(f)
     }
 
     /// Parses a file held in memory.
@@ -191,7 +209,13 @@ impl GgufFile {
             key_index: h.key_index,
             tensors: h.tensors,
             tensor_index: h.tensor_index,
+            source: None,
         })
+    }
+
+    /// The file this was read from, as (device, inode): outputs must not be it.
+    pub fn source_identity(&self) -> Option<crate::output::Identity> {
+        self.source
     }
 
     /// The whole file as it was when opened.

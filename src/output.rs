@@ -1,0 +1,350 @@
+//! Output files written safely: a conversion either leaves its complete output
+//! under the name asked for, or leaves that name as it was, whatever happens
+//! (an error, SIGINT, SIGTERM, SIGKILL), and never writes anywhere else.
+//!
+//! - The target is checked before any work: a directory, a name ending in `/`,
+//!   or the input file itself (also through a hard or symbolic link) is
+//!   refused.
+//! - A target that exists and is not a regular file (a device such as
+//!   `/dev/null`, a FIFO) is written directly, never replaced.
+//! - Otherwise the output is written to a file in the target's directory that
+//!   has no name (Linux's `O_TMPFILE`): if the process dies, it vanishes. Only
+//!   once complete and flushed is it given a name and renamed over the
+//!   target. Where the filesystem has no unnamed files, it is a new file with
+//!   a random name (`.gguf-dequant-<random>.tmp`, created exclusively, so no
+//!   planted file or link is ever opened), removed on failure and, with
+//!   [`remove_on_signal`], on SIGINT and SIGTERM.
+//! - Symbolic links to the target are followed: the file they name is
+//!   replaced, not the link.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicPtr, Ordering};
+
+use crate::error::{Error, Result};
+
+/// An output being written; [`OutputFile::commit`] puts it in place.
+pub struct OutputFile {
+    file: File,
+    target: PathBuf,
+    how: How,
+    committed: bool,
+}
+
+enum How {
+    /// An `O_TMPFILE` file in `dir`: named only at commit.
+    Unnamed { dir: PathBuf },
+    /// A file at this random name beside the target, renamed at commit.
+    Named { temp: PathBuf },
+    /// The target itself (not a regular file).
+    Direct,
+}
+
+/// A file's identity: device and inode.
+pub type Identity = (u64, u64);
+
+/// The identity of an open file.
+pub fn identity(file: &File) -> Option<Identity> {
+    file.metadata().ok().map(|m| (m.dev(), m.ino()))
+}
+
+impl OutputFile {
+    /// Checks `target` and opens the file the output is written to. `input`
+    /// is the identity of the file being read, which must not be the target.
+    pub fn create(target: &Path, input: Option<Identity>) -> Result<OutputFile> {
+        let shown = target.display();
+        if target.as_os_str().as_bytes().ends_with(b"/") || target.file_name().is_none() {
+            return Err(Error::Invalid(format!(
+                "output {shown}: names a directory, not a file"
+            )));
+        }
+        let (target, existing) = match std::fs::metadata(target) {
+            Ok(m) => {
+                // write through symbolic links to the file they name
+                let real = std::fs::canonicalize(target)
+                    .map_err(|e| Error::io(format!("resolving {shown}"), e))?;
+                (real, Some(m))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (target.to_path_buf(), None),
+            Err(e) => return Err(Error::io(format!("checking the output {shown}"), e)),
+        };
+        if let Some(m) = &existing {
+            if m.is_dir() {
+                return Err(Error::Invalid(format!("output {shown} is a directory")));
+            }
+            if input == Some((m.dev(), m.ino())) {
+                return Err(Error::Invalid(format!(
+                    "output {shown} is the input file: refusing to overwrite it"
+                )));
+            }
+            if !m.is_file() {
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&target)
+                    .map_err(|e| Error::io(format!("opening {shown}"), e))?;
+                return Ok(OutputFile {
+                    file,
+                    target,
+                    how: How::Direct,
+                    committed: false,
+                });
+            }
+        }
+        let dir = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        match std::fs::metadata(&dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(Error::Invalid(format!(
+                    "output {shown}: {} is not a directory",
+                    dir.display()
+                )))
+            }
+            Err(e) => return Err(Error::io(format!("output directory {}", dir.display()), e)),
+        }
+        if let Some(file) = open_unnamed(&dir) {
+            return Ok(OutputFile {
+                file,
+                target,
+                how: How::Unnamed { dir },
+                committed: false,
+            });
+        }
+        let (file, temp) = create_random(&dir)?;
+        set_signal_cleanup(Some(&temp));
+        Ok(OutputFile {
+            file,
+            target,
+            how: How::Named { temp },
+            committed: false,
+        })
+    }
+
+    /// Refuses, before any work, an output of `bytes` that the target's
+    /// filesystem has no room for (a device or FIFO target takes anything).
+    pub fn check_space(&self, bytes: u64) -> Result<()> {
+        let dir = match &self.how {
+            How::Direct => return Ok(()),
+            How::Unnamed { dir } => dir.clone(),
+            How::Named { temp } => temp
+                .parent()
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+        };
+        let Some(free) = free_bytes(&dir) else {
+            return Ok(()); // unknown: the writes will say
+        };
+        if bytes > free {
+            return Err(Error::Invalid(format!(
+                "output {}: {bytes} bytes to write and {free} free on its filesystem",
+                self.target.display()
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn file(&mut self) -> &mut File {
+        &mut self.file
+    }
+
+    /// Flushes the output to disk and puts it under the target's name.
+    pub fn commit(mut self) -> Result<()> {
+        let shown = self.target.display().to_string();
+        self.file
+            .flush()
+            .map_err(|e| Error::io(format!("writing {shown}"), e))?;
+        if !matches!(self.how, How::Direct) {
+            self.file
+                .sync_all()
+                .map_err(|e| Error::io(format!("syncing {shown}"), e))?;
+        }
+        match &self.how {
+            How::Direct => {}
+            How::Named { temp } => {
+                std::fs::rename(temp, &self.target)
+                    .map_err(|e| Error::io(format!("renaming into {shown}"), e))?;
+            }
+            How::Unnamed { dir } => {
+                let temp = link_unnamed(&self.file, dir)
+                    .map_err(|e| Error::io(format!("naming the output in {}", dir.display()), e))?;
+                set_signal_cleanup(Some(&temp));
+                let renamed = std::fs::rename(&temp, &self.target);
+                if renamed.is_err() {
+                    let _ = std::fs::remove_file(&temp);
+                }
+                renamed.map_err(|e| Error::io(format!("renaming into {shown}"), e))?;
+            }
+        }
+        set_signal_cleanup(None);
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for OutputFile {
+    fn drop(&mut self) {
+        if !self.committed {
+            if let How::Named { temp } = &self.how {
+                let _ = std::fs::remove_file(temp);
+                set_signal_cleanup(None);
+            }
+        }
+    }
+}
+
+/// Bytes an unprivileged writer may still use on `dir`'s filesystem.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    let c = CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: a zeroed statvfs is a valid out-parameter; the path is
+    // NUL-terminated.
+    let st = unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        (libc::statvfs(c.as_ptr(), &mut st) == 0).then_some(st)?
+    };
+    Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
+
+/// A file without a name in `dir`, where the filesystem has them.
+fn open_unnamed(dir: &Path) -> Option<File> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::FromRawFd;
+        let c = CString::new(dir.as_os_str().as_bytes()).ok()?;
+        // SAFETY: a NUL-terminated path; the descriptor returned, if any, is
+        // owned by nobody else and handed to `File`.
+        let fd = unsafe {
+            libc::open(
+                c.as_ptr(),
+                libc::O_TMPFILE | libc::O_WRONLY | libc::O_CLOEXEC,
+                0o644 as libc::c_uint,
+            )
+        };
+        // SAFETY: `fd` is a fresh descriptor this process owns.
+        (fd >= 0).then(|| unsafe { File::from_raw_fd(fd) })
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = dir;
+        None
+    }
+}
+
+/// Gives the unnamed file a random name in `dir`.
+#[cfg(target_os = "linux")]
+fn link_unnamed(file: &File, dir: &Path) -> std::io::Result<PathBuf> {
+    use std::os::fd::AsRawFd;
+    let proc_path = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
+    for _ in 0..16 {
+        let temp = dir.join(random_name());
+        let c = CString::new(temp.as_os_str().as_bytes())?;
+        // SAFETY: NUL-terminated paths; linkat creates a name for the open
+        // file (AT_SYMLINK_FOLLOW resolves the /proc link to it), failing
+        // rather than replacing anything that exists.
+        let rc = unsafe {
+            libc::linkat(
+                libc::AT_FDCWD,
+                proc_path.as_ptr(),
+                libc::AT_FDCWD,
+                c.as_ptr(),
+                libc::AT_SYMLINK_FOLLOW,
+            )
+        };
+        if rc == 0 {
+            return Ok(temp);
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::AlreadyExists {
+            return Err(e);
+        }
+    }
+    Err(std::io::Error::other("no free temporary name"))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn link_unnamed(_: &File, _: &Path) -> std::io::Result<PathBuf> {
+    unreachable!("unnamed files are only made on Linux")
+}
+
+/// A new file at a random name in `dir`, created exclusively (never an
+/// existing file, FIFO or link).
+fn create_random(dir: &Path) -> Result<(File, PathBuf)> {
+    for _ in 0..16 {
+        let temp = dir.join(random_name());
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+        {
+            Ok(f) => return Ok((f, temp)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(Error::io(
+                    format!("creating a file in {}", dir.display()),
+                    e,
+                ))
+            }
+        }
+    }
+    Err(Error::Invalid(format!(
+        "no free temporary name in {}",
+        dir.display()
+    )))
+}
+
+/// `.gguf-dequant-<16 random hex digits>.tmp`: short, whatever the target's
+/// name, and unpredictable.
+fn random_name() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    format!(".gguf-dequant-{:016x}.tmp", h.finish())
+}
+
+/// The named temporary file to remove on SIGINT/SIGTERM (a leaked C string),
+/// or null.
+static CLEANUP: AtomicPtr<libc::c_char> = AtomicPtr::new(std::ptr::null_mut());
+
+fn set_signal_cleanup(path: Option<&Path>) {
+    let new = path
+        .and_then(|p| CString::new(p.as_os_str().as_bytes()).ok())
+        .map_or(std::ptr::null_mut(), CString::into_raw);
+    // The previous path is leaked, not freed: a handler may be reading it
+    // (a few bytes per output file).
+    CLEANUP.swap(new, Ordering::SeqCst);
+}
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    let path = CLEANUP.load(Ordering::SeqCst);
+    if !path.is_null() {
+        // SAFETY: a NUL-terminated path that is never freed; unlink and _exit
+        // are async-signal-safe.
+        unsafe { libc::unlink(path) };
+    }
+    // SAFETY: _exit is async-signal-safe and ends the process at once.
+    unsafe { libc::_exit(128 + sig) };
+}
+
+/// Makes SIGINT and SIGTERM remove the output being written (if it has a
+/// name yet) and exit with status 128 + the signal (130, 143), as shells
+/// report a process ended by it.
+pub fn remove_on_signal() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: a zeroed sigaction is valid (empty mask, no flags); the
+        // handler only calls async-signal-safe functions.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
+            libc::sigaction(sig, &action, std::ptr::null_mut());
+        }
+    }
+}
