@@ -212,11 +212,15 @@ fn decode_and_write<O: OutElem, W: std::io::Write>(
     let too_large = || Error::Length(format!("{} elements do not fit in memory", t.n_elems));
     let n = usize::try_from(t.n_elems).map_err(|_| too_large())?;
     if matches!(backend, Backend::Cpu) {
-        let src = file.tensor_data(t)?;
+        // read from the file, not a mapping: a file that shrinks is an error
         let (qk, bb) = (t.ty.block_elems(), t.ty.block_bytes());
         let piece_blocks = (PIECE_ELEMS / qk).max(1);
+        let piece_bytes = (piece_blocks * bb) as u64;
         let mut out = alloc::<O>(n.min(piece_blocks * qk)).ok_or_else(too_large)?;
-        for part in src.chunks(piece_blocks * bb) {
+        let mut src = alloc::<u8>(t.nbytes.min(piece_bytes) as usize).ok_or_else(too_large)?;
+        for at in (0..t.nbytes).step_by(piece_bytes as usize) {
+            let part = &mut src[..(t.nbytes - at).min(piece_bytes) as usize];
+            file.read_tensor(t, at, part)?;
             let y = &mut out[..part.len() / bb * qk];
             crate::cpu::dequantize(t.ty, part, y).map_err(|e| e.for_tensor(&t.name))?;
             w.write_part(as_bytes(y))?;
@@ -234,7 +238,7 @@ fn decode_and_write<O: OutElem, W: std::io::Write>(
 }
 
 /// `n` elements, or `None` where memory cannot hold them.
-fn alloc<O: OutElem>(n: usize) -> Option<Vec<O>> {
+fn alloc<O: Copy + Default>(n: usize) -> Option<Vec<O>> {
     let mut v = Vec::new();
     v.try_reserve_exact(n).ok()?;
     v.resize(n, O::default());

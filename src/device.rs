@@ -161,7 +161,7 @@ impl Backend {
         out: &mut [O],
     ) -> Result<()> {
         match self {
-            Backend::Cpu => cpu::dequantize(t.ty, file.tensor_data(t)?, out),
+            Backend::Cpu => cpu::dequantize(t.ty, &file.read_tensor_all(t)?, out),
             #[cfg(feature = "cuda")]
             Backend::Emulated(l) => l.decode_tensor(file, t, out),
             #[cfg(feature = "cuda")]

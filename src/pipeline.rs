@@ -51,8 +51,13 @@ pub trait Device {
     /// Device memory for `n` elements, allocated in `stream`'s order, its
     /// contents undefined until written.
     fn alloc_out<O: OutElem>(&self, stream: &Self::Stream, n: usize) -> Result<Self::Out<O>>;
-    /// Writes `data` at the start of `pinned`, from the host, now.
-    fn fill_pinned(&self, pinned: &mut Self::Pinned, data: &[u8]) -> Result<()>;
+    /// Lets `fill` write the first `len` bytes of `pinned`, from the host, now.
+    fn fill_pinned(
+        &self,
+        pinned: &mut Self::Pinned,
+        len: usize,
+        fill: &mut dyn FnMut(&mut [u8]) -> Result<()>,
+    ) -> Result<()>;
     /// Copies the first `len` bytes of `pinned` to the start of `dst`.
     fn copy_in(
         &self,
@@ -239,7 +244,6 @@ impl<D: Device> Pipeline<D> {
         t: &TensorInfo,
         progress: &mut dyn FnMut(u64),
     ) -> Result<D::Out<O>> {
-        let data = file.tensor_data(t)?;
         let n = usize::try_from(t.n_elems)
             .map_err(|_| Error::Length(format!("{} elements do not fit in memory", t.n_elems)))?;
         let mut out = dev.alloc_out::<O>(alloc_stream, n)?;
@@ -247,7 +251,10 @@ impl<D: Device> Pipeline<D> {
         let (qk, bb) = (t.ty.block_elems(), t.ty.block_bytes());
         let blocks_per_chunk = (self.chunk / bb).max(1);
         let mut done = 0;
-        for (ci, part) in data.chunks(blocks_per_chunk * bb).enumerate() {
+        let chunk_bytes = (blocks_per_chunk * bb) as u64;
+        for ci in 0..t.nbytes.div_ceil(chunk_bytes) {
+            let at = ci * chunk_bytes;
+            let len = (t.nbytes - at).min(chunk_bytes) as usize;
             let n_slots = self.slots.len();
             let slot = &mut self.slots[self.next % n_slots];
             self.next += 1;
@@ -256,23 +263,19 @@ impl<D: Device> Pipeline<D> {
                     dev.synchronize_event(&ev)?;
                 }
             }
-            dev.fill_pinned(&mut slot.pinned, part)?;
-            dev.copy_in(&slot.stream, &slot.pinned, &mut slot.staging, part.len())?;
+            // read from the file, not a mapping: a file that shrinks is an error
+            dev.fill_pinned(&mut slot.pinned, len, &mut |buf| {
+                file.read_tensor(t, at, buf)
+            })?;
+            dev.copy_in(&slot.stream, &slot.pinned, &mut slot.staging, len)?;
             slot.copied = Some(dev.record(&slot.stream)?);
             if !self.opts.skips(Ordering::AllocationBeforeDecode) {
                 dev.wait(&slot.stream, &allocated)?;
             }
-            let e0 = ci * blocks_per_chunk * qk;
-            let e1 = e0 + part.len() / bb * qk;
-            dev.decode(
-                &slot.stream,
-                t.ty,
-                &slot.staging,
-                part.len(),
-                &mut out,
-                e0..e1,
-            )?;
-            done += part.len() as u64;
+            let e0 = ci as usize * blocks_per_chunk * qk;
+            let e1 = e0 + len / bb * qk;
+            dev.decode(&slot.stream, t.ty, &slot.staging, len, &mut out, e0..e1)?;
+            done += len as u64;
             progress(done);
         }
         Ok(out)

@@ -522,3 +522,54 @@ fn huge_outputs_are_refused_up_front() {
         .unwrap();
     refused(&out, "memory");
 }
+
+/// A file truncated while it is read, in the middle of a tensor: an error
+/// naming the tensor and the offset, never SIGBUS, on the CPU path and the
+/// device pipeline, and no output left behind.
+#[test]
+fn a_file_that_shrinks_while_read_is_an_error_not_a_signal() {
+    let (dir, _) = folder("shrink");
+    let input = big_input(&dir);
+    let len = std::fs::metadata(&input).unwrap().len();
+    let mut runs = vec![vec!["convert", "-o", "out.safetensors"]];
+    if cfg!(feature = "cuda") {
+        runs.push(vec!["convert", "-o", "out.safetensors", "--device", "emulated"]);
+        runs.push(vec!["verify", "--device", "emulated"]);
+    }
+    for args in runs {
+        let copy = dir.join("shrinking.gguf");
+        std::fs::copy(&input, &copy).unwrap();
+        let mut cmd = bin();
+        cmd.arg(args[0])
+            .arg(&copy)
+            .args(&args[1..])
+            .current_dir(&*dir);
+        let child = cmd
+            .stderr(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(400));
+        // cut in the middle of the data, while it is being read
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&copy)
+            .unwrap()
+            .set_len(len / 2)
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        // convert says it on stderr, verify in its per-tensor report
+        let err = String::from_utf8_lossy(&out.stderr) + String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{args:?}: {:?} {err}",
+            out.status
+        );
+        assert!(
+            err.contains("shorter than when it was opened") && err.contains("tensor 't"),
+            "{args:?}: {err}"
+        );
+        assert!(!dir.join("out.safetensors").exists());
+    }
+}

@@ -124,7 +124,7 @@ fn cpu_decode_then_upload<O: OutElem>(gpu: &Gpu, file: &GgufFile) -> Result<(f64
     let mut upload = 0.0;
     let mut keep = Vec::new();
     for t in file.tensors() {
-        let v: Vec<O> = cpu::dequantize_to_vec(t.ty, file.tensor_data(t)?)
+        let v: Vec<O> = cpu::dequantize_to_vec(t.ty, &file.read_tensor_all(t)?)
             .map_err(|e| e.for_tensor(&t.name))?;
         let u = Instant::now();
         keep.push(stream.clone_htod(&v).map_err(cuda("upload"))?);

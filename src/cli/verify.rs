@@ -31,7 +31,11 @@ pub fn run(file: &GgufFile, device: Device, dtype: OutType) -> Result<ExitCode> 
             Err(e) => (false, format!("error: {e}")),
         };
         failures += usize::from(!ok);
-        outln!("  {:<40} {:<8} {text}", t.name, t.ty.name());
+        outln!(
+            "  {:<40} {:<8} {text}",
+            gguf_dequant::text::escape_cut(&t.name, 64),
+            t.ty.name()
+        );
     }
     if failures == 0 {
         outln!("all {} tensors bit-identical", file.tensors().len());
@@ -51,10 +55,10 @@ fn compare<O: OutElem + ToBits>(
     t: &TensorInfo,
     backend: &Backend,
 ) -> Result<(bool, String)> {
-    let src = file.tensor_data(t)?;
+    let src = file.read_tensor_all(t)?;
     let n = usize::try_from(t.n_elems).map_err(|_| Error::Length("tensor too large".into()))?;
     let mut want = vec![O::default(); n];
-    cpu::dequantize(t.ty, src, &mut want).map_err(|e| e.for_tensor(&t.name))?;
+    cpu::dequantize(t.ty, &src, &mut want).map_err(|e| e.for_tensor(&t.name))?;
     // Poison the device output so an element the kernel missed cannot pass.
     let mut got = vec![O::from_f32(f32::NAN); n];
     backend.decode_tensor(file, t, &mut got)?;

@@ -300,18 +300,19 @@ impl Device for EmuDevice {
         })
     }
 
-    fn fill_pinned(&self, pinned: &mut EmuPinned, data: &[u8]) -> Result<()> {
+    fn fill_pinned(
+        &self,
+        pinned: &mut EmuPinned,
+        len: usize,
+        fill: &mut dyn FnMut(&mut [u8]) -> Result<()>,
+    ) -> Result<()> {
         let mut st = self.state();
         let p = &mut st.pinned[pinned.0];
-        if data.len() > p.len() {
-            return Err(Error::Length(format!(
-                "{} bytes into a staging buffer of {}",
-                data.len(),
-                p.len()
-            )));
-        }
-        p[..data.len()].copy_from_slice(data);
-        Ok(())
+        let have = p.len();
+        let buf = p
+            .get_mut(..len)
+            .ok_or_else(|| Error::Length(format!("{len} bytes into a staging buffer of {have}")))?;
+        fill(buf)
     }
 
     fn copy_in(

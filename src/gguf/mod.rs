@@ -308,6 +308,71 @@ impl GgufFile {
         }
         Ok(&bytes[range])
     }
+
+    /// All of tensor `t`'s data, read as [`GgufFile::read_tensor`] reads it
+    /// (an error, not an abort, where memory cannot hold it).
+    pub fn read_tensor_all(&self, t: &TensorInfo) -> Result<Vec<u8>> {
+        let n = usize::try_from(t.nbytes).ok();
+        let mut buf = Vec::new();
+        n.and_then(|n| buf.try_reserve_exact(n).ok())
+            .ok_or_else(|| {
+                Error::Length(format!(
+                    "tensor '{}': {} bytes do not fit in memory",
+                    t.name, t.nbytes
+                ))
+            })?;
+        buf.resize(t.nbytes as usize, 0);
+        self.read_tensor(t, 0, &mut buf)?;
+        Ok(buf)
+    }
+
+    /// Reads `buf.len()` bytes of tensor `t`'s data, from byte `at` of it.
+    /// From a mapped file the bytes are read from the file itself (`pread`),
+    /// not through the mapping: a file that shrinks or changes at any moment
+    /// then gives an error naming the tensor and the offset, never SIGBUS.
+    /// This is how the commands read tensors; it costs one copy of the
+    /// compressed bytes, a fraction of the decoded ones.
+    pub fn read_tensor(&self, t: &TensorInfo, at: u64, buf: &mut [u8]) -> Result<()> {
+        let end = at.checked_add(buf.len() as u64).filter(|&e| e <= t.nbytes);
+        let Some(start) = end.and_then(|_| t.offset.checked_add(at)) else {
+            return Err(Error::Length(format!(
+                "tensor '{}': {} bytes at {at} are past its {} bytes",
+                t.name,
+                buf.len(),
+                t.nbytes
+            )));
+        };
+        match &self.bytes {
+            Bytes::Owned(v) => {
+                let src = usize::try_from(start)
+                    .ok()
+                    .and_then(|s| v.get(s..s.checked_add(buf.len())?))
+                    .ok_or_else(|| {
+                        Error::gguf(start, format!("tensor '{}': data outside the file", t.name))
+                    })?;
+                buf.copy_from_slice(src);
+                Ok(())
+            }
+            Bytes::Mapped { file, .. } => {
+                use std::os::unix::fs::FileExt;
+                file.read_exact_at(buf, start).map_err(|e| {
+                    let why = if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                        "the file is shorter than when it was opened".to_string()
+                    } else {
+                        e.to_string()
+                    };
+                    Error::gguf(
+                        start,
+                        format!(
+                            "tensor '{}': reading {} bytes at {start}: {why}",
+                            t.name,
+                            buf.len()
+                        ),
+                    )
+                })
+            }
+        }
+    }
 }
 
 impl fmt::Debug for GgufFile {

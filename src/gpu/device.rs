@@ -46,18 +46,18 @@ impl Device for Gpu {
             .map_err(|e| cuda_err(&format!("allocating {n} output elements"), e))
     }
 
-    fn fill_pinned(&self, pinned: &mut PinnedHostSlice<u8>, data: &[u8]) -> Result<()> {
+    fn fill_pinned(
+        &self,
+        pinned: &mut PinnedHostSlice<u8>,
+        len: usize,
+        fill: &mut dyn FnMut(&mut [u8]) -> Result<()>,
+    ) -> Result<()> {
         let host = pinned.as_mut_slice().map_err(|e| cuda_err("staging", e))?;
-        let len = host.len();
-        host.get_mut(..data.len())
-            .ok_or_else(|| {
-                Error::Length(format!(
-                    "{} bytes into a staging buffer of {len}",
-                    data.len()
-                ))
-            })?
-            .copy_from_slice(data);
-        Ok(())
+        let have = host.len();
+        let buf = host
+            .get_mut(..len)
+            .ok_or_else(|| Error::Length(format!("{len} bytes into a staging buffer of {have}")))?;
+        fill(buf)
     }
 
     fn copy_in(
