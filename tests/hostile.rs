@@ -533,7 +533,13 @@ fn a_file_that_shrinks_while_read_is_an_error_not_a_signal() {
     let len = std::fs::metadata(&input).unwrap().len();
     let mut runs = vec![vec!["convert", "-o", "out.safetensors"]];
     if cfg!(feature = "cuda") {
-        runs.push(vec!["convert", "-o", "out.safetensors", "--device", "emulated"]);
+        runs.push(vec![
+            "convert",
+            "-o",
+            "out.safetensors",
+            "--device",
+            "emulated",
+        ]);
         runs.push(vec!["verify", "--device", "emulated"]);
     }
     for args in runs {
