@@ -77,7 +77,7 @@ pub fn safetensors_metadata(file: &GgufFile, header_rest: usize) -> MetadataMap 
             Value::String(s) => s.clone(),
             Value::F32(x) => float_text(f64::from(*x), x.to_string()),
             Value::F64(x) => float_text(*x, x.to_string()),
-            Value::Array(..) | Value::Bool(_) => {
+            Value::Array(..) | Value::Packed(_) | Value::Bool(_) => {
                 m.left_out.push(format!(
                     "{k}: {} values have no safetensors form",
                     v.type_name()

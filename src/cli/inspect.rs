@@ -1,29 +1,20 @@
 //! `inspect`: what a GGUF file holds.
 
+use std::io::Write;
 use std::process::ExitCode;
 
-use gguf_dequant::gguf::GgufFile;
+use gguf_dequant::gguf::{GgufFile, TensorInfo};
 use gguf_dequant::text::{escape, escape_cut};
 use gguf_dequant::Result;
+use serde::ser::{SerializeMap, SerializeSeq, Serializer};
+use serde::Serialize;
 
 /// The widest tensor name the table shows whole, in characters.
 const NAME_COLUMN: usize = 64;
-use serde_json::json;
 
 pub fn run(file: &GgufFile, as_json: bool) -> Result<ExitCode> {
     if as_json {
-        let metadata: serde_json::Map<String, serde_json::Value> = file
-            .metadata()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.to_json()))
-            .collect();
-        let tensors: Vec<_> = file
-            .tensors()
-            .iter()
-            .map(|t| json!({"name": t.name, "type": t.ty.name(), "ne": t.ne, "offset": t.offset, "nbytes": t.nbytes}))
-            .collect();
-        let doc = json!({"version": file.version(), "alignment": file.alignment(), "metadata": metadata, "tensors": tensors});
-        outln!("{}", serde_json::to_string_pretty(&doc).expect("JSON"));
+        write_json(file)?;
         return Ok(ExitCode::SUCCESS);
     }
     outln!(
@@ -71,4 +62,72 @@ pub fn run(file: &GgufFile, as_json: bool) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the file's description to standard output as one pretty-printed JSON
+/// object, as it goes: the metadata is never built as a JSON tree.
+fn write_json(file: &GgufFile) -> Result<()> {
+    let err = |e| gguf_dequant::Error::io("writing to standard output", e);
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    serde_json::to_writer_pretty(&mut out, &Doc(file)).map_err(|e| err(e.into()))?;
+    out.write_all(b"\n").map_err(err)?;
+    out.flush().map_err(err)
+}
+
+/// The JSON document: `{"alignment", "metadata", "tensors", "version"}`, each
+/// object's keys in sorted order (as a `serde_json::Map` writes them).
+struct Doc<'a>(&'a GgufFile);
+
+impl Serialize for Doc<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let f = self.0;
+        let mut m = s.serialize_map(Some(4))?;
+        m.serialize_entry("alignment", &f.alignment())?;
+        m.serialize_entry("metadata", &Metadata(f))?;
+        m.serialize_entry("tensors", &Tensors(f.tensors()))?;
+        m.serialize_entry("version", &f.version())?;
+        m.end()
+    }
+}
+
+/// The key-value pairs as one object, keys sorted.
+struct Metadata<'a>(&'a GgufFile);
+
+impl Serialize for Metadata<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut kvs: Vec<_> = self.0.metadata().iter().collect();
+        kvs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut m = s.serialize_map(Some(kvs.len()))?;
+        for (k, v) in kvs {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+struct Tensors<'a>(&'a [TensorInfo]);
+
+impl Serialize for Tensors<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for t in self.0 {
+            seq.serialize_element(&Tensor(t))?;
+        }
+        seq.end()
+    }
+}
+
+struct Tensor<'a>(&'a TensorInfo);
+
+impl Serialize for Tensor<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let t = self.0;
+        let mut m = s.serialize_map(Some(5))?;
+        m.serialize_entry("name", &t.name)?;
+        m.serialize_entry("nbytes", &t.nbytes)?;
+        m.serialize_entry("ne", &t.ne)?;
+        m.serialize_entry("offset", &t.offset)?;
+        m.serialize_entry("type", t.ty.name())?;
+        m.end()
+    }
 }

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use super::value::{Value, ValueType};
+use super::value::{Array, Value, ValueType};
 use super::{TensorInfo, DEFAULT_ALIGNMENT, MAX_ALIGNMENT, MAX_ARRAY_DEPTH, MAX_DIMS};
 use crate::error::{Error, Result};
 use crate::types::GgmlType;
@@ -305,16 +305,14 @@ fn read_value(r: &mut Cursor<'_>, ty: ValueType, key: &str, depth: usize) -> Res
                 }
             }
         }
-        // String values are not names: one odd token must not make a whole model
-        // unreadable, so invalid UTF-8 is replaced (U+FFFD) rather than refused.
-        ValueType::String => {
-            Value::String(String::from_utf8_lossy(r.string_bytes(&what)?).into_owned())
-        }
-        ValueType::Array => read_array(r, key, depth)?,
+        ValueType::String => Value::String(read_string_value(r, &what)?),
+        ValueType::Array => Value::Packed(read_array(r, key, depth)?),
     })
 }
 
-fn read_array(r: &mut Cursor<'_>, key: &str, depth: usize) -> Result<Value> {
+/// Reads an array (its element type, length and elements), nested `depth`
+/// arrays deep.
+fn read_array(r: &mut Cursor<'_>, key: &str, depth: usize) -> Result<Array> {
     let at = r.at();
     if depth >= MAX_ARRAY_DEPTH {
         return Err(Error::gguf(
@@ -342,12 +340,69 @@ fn read_array(r: &mut Cursor<'_>, key: &str, depth: usize) -> Result<Value> {
             ),
         ));
     }
-    // Bounded by the bytes left, checked above.
-    let mut items = Vec::with_capacity(len as usize);
-    for _ in 0..len {
-        items.push(read_value(r, ty, key, depth + 1)?);
-    }
-    Ok(Value::Array(ty, items))
+    // Bounded by the bytes left, checked above: for fixed-size elements
+    // len * size bytes are there, and strings and arrays take 24 and 32 bytes
+    // in memory for at least 8 and 12 in the file.
+    let n = len as usize;
+    let what = || format!("key '{key}': {ty} value");
+    // Exact (checked above) for the fixed-size types, whose min_size is their size.
+    let size = len * ty.min_size();
+    Ok(match ty {
+        ValueType::U8 => Array::U8(r.take(size, what)?.to_vec()),
+        ValueType::I8 => Array::I8(r.take(size, what)?.iter().map(|&b| b as i8).collect()),
+        ValueType::U16 => Array::U16(le_items(r.take(size, what)?, u16::from_le_bytes)),
+        ValueType::I16 => Array::I16(le_items(r.take(size, what)?, i16::from_le_bytes)),
+        ValueType::U32 => Array::U32(le_items(r.take(size, what)?, u32::from_le_bytes)),
+        ValueType::I32 => Array::I32(le_items(r.take(size, what)?, i32::from_le_bytes)),
+        ValueType::F32 => Array::F32(le_items(r.take(size, what)?, f32::from_le_bytes)),
+        ValueType::U64 => Array::U64(le_items(r.take(size, what)?, u64::from_le_bytes)),
+        ValueType::I64 => Array::I64(le_items(r.take(size, what)?, i64::from_le_bytes)),
+        ValueType::F64 => Array::F64(le_items(r.take(size, what)?, f64::from_le_bytes)),
+        ValueType::Bool => {
+            let start = r.at();
+            let bytes = r.take(size, what)?;
+            if let Some(i) = bytes.iter().position(|&b| b > 1) {
+                return Err(Error::gguf(
+                    start + i as u64,
+                    format!("key '{key}': bool value {} is neither 0 nor 1", bytes[i]),
+                ));
+            }
+            Array::Bool(bytes.iter().map(|&b| b == 1).collect())
+        }
+        ValueType::String => {
+            let mut items = Vec::with_capacity(n);
+            for _ in 0..len {
+                items.push(read_string_value(r, &what)?);
+            }
+            Array::String(items)
+        }
+        ValueType::Array => {
+            let mut items = Vec::with_capacity(n);
+            for _ in 0..len {
+                items.push(read_array(r, key, depth + 1)?);
+            }
+            Array::Array(items)
+        }
+    })
+}
+
+/// A string value. String values are not names: one odd token must not make a
+/// whole model unreadable, so invalid UTF-8 is replaced (U+FFFD) rather than
+/// refused.
+fn read_string_value(r: &mut Cursor<'_>, what: &dyn Fn() -> String) -> Result<String> {
+    Ok(match String::from_utf8_lossy(r.string_bytes(what)?) {
+        std::borrow::Cow::Borrowed(s) => s.to_owned(),
+        // no spare capacity: the module documentation's bound
+        std::borrow::Cow::Owned(mut s) => {
+            s.shrink_to_fit();
+            s
+        }
+    })
+}
+
+/// Little-endian elements of `N` bytes each (`bytes` holds a whole number of them).
+fn le_items<T, const N: usize>(bytes: &[u8], f: fn([u8; N]) -> T) -> Vec<T> {
+    bytes.as_chunks::<N>().0.iter().map(|&c| f(c)).collect()
 }
 
 fn check_alignment(v: &Value, at: u64) -> Result<u64> {

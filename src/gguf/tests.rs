@@ -274,9 +274,96 @@ fn open_errors_name_the_path() {
 }
 
 #[test]
-fn value_size_is_what_the_module_doc_says() {
-    // The doc bounds metadata memory by 32 bytes per value.
-    assert!(std::mem::size_of::<Value>() <= 32);
+fn metadata_memory_is_what_the_module_doc_says() {
+    assert!(std::mem::size_of::<Value>() <= 40);
+    assert!(std::mem::size_of::<Array>() <= 32);
+    let n = 4096;
+    // (the array, at most this many times its bytes in the file)
+    let cases: Vec<(Value, usize)> = vec![
+        (Array::U8(vec![7; n]).into(), 1),
+        (Array::I8(vec![-7; n]).into(), 1),
+        (Array::Bool(vec![true; n]).into(), 1),
+        (Array::U16(vec![7; n]).into(), 1),
+        (Array::F32(vec![0.5; n]).into(), 1),
+        (Array::U64(vec![7; n]).into(), 1),
+        (Array::F64(vec![0.5; n]).into(), 1),
+        (Array::String(vec![String::new(); n]).into(), 3),
+        (Array::String(vec!["x".into(); n]).into(), 3),
+        (Array::Array(vec![Array::U8(vec![]); n]).into(), 3),
+        (
+            Array::Array(vec![Array::Array(vec![Array::F64(vec![])]); n]).into(),
+            3,
+        ),
+    ];
+    for (v, times) in cases {
+        let mut w = GgufWriter::new();
+        // alignment 1: no padding after the header
+        w.add_kv("general.alignment", Value::U32(1)).unwrap();
+        w.add_kv("k", v.clone()).unwrap();
+        let mut bytes = w.to_bytes();
+        if v == Value::Packed(Array::String(vec!["x".into(); n])) {
+            // invalid UTF-8: each byte becomes a 3-byte U+FFFD
+            bytes
+                .iter_mut()
+                .filter(|b| **b == b'x')
+                .for_each(|b| *b = 0xff);
+        }
+        // the array's bytes in the file: all but the header, the alignment and the key
+        let in_file = bytes.len() - 24 - (8 + 17 + 4 + 4) - (8 + 1 + 4);
+        let f = GgufFile::from_bytes(bytes).unwrap();
+        let held = f.get("k").unwrap().heap_bytes();
+        assert!(held <= times * in_file, "{v}: {held} bytes for {in_file}");
+    }
+}
+
+#[test]
+fn packed_and_element_arrays_agree() {
+    let packed = Value::Packed(Array::U32(vec![1, 2, 3]));
+    let loose = Value::Array(
+        ValueType::U32,
+        vec![Value::U32(1), Value::U32(2), Value::U32(3)],
+    );
+    assert_eq!(packed, loose);
+    assert_eq!(loose, packed);
+    assert_ne!(packed, Value::Array(ValueType::U32, vec![Value::U32(1)]));
+    assert_ne!(packed, Value::Array(ValueType::I32, vec![]));
+    assert_eq!(packed.to_string(), loose.to_string());
+    assert_eq!(packed.to_json(), loose.to_json());
+    let mut a = GgufWriter::new();
+    a.add_kv("k", packed.clone()).unwrap();
+    let mut b = GgufWriter::new();
+    b.add_kv("k", loose).unwrap();
+    assert_eq!(a.to_bytes(), b.to_bytes());
+    let f = GgufFile::from_bytes(a.to_bytes()).unwrap();
+    let got = f.get("k").unwrap().as_array().unwrap();
+    assert_eq!((got.len(), got.item_type()), (3, ValueType::U32));
+    assert_eq!(got.get(2), Some(Value::U32(3)));
+    assert_eq!(got.get(3), None);
+    assert_eq!(got.iter().collect::<Vec<_>>().len(), 3);
+    // An element of the wrong type is refused, nested ones too.
+    let nested = Value::Array(
+        ValueType::Array,
+        vec![Value::Array(ValueType::U8, vec![Value::I8(1)])],
+    );
+    let mut w = GgufWriter::new();
+    let err = w.add_kv("k", nested).err().unwrap().to_string();
+    assert!(err.contains("array of u8 holds a i8 at index 0"), "{err}");
+}
+
+#[test]
+fn bad_bool_in_an_array_names_its_byte() {
+    let mut w = GgufWriter::new();
+    w.add_kv("k", Array::Bool(vec![false, true, false]).into())
+        .unwrap();
+    let mut bytes = w.to_bytes();
+    // header 24, key 8 + 1, type 4, element type 4, length 8: elements at 49
+    assert_eq!(&bytes[49..52], &[0, 1, 0]);
+    bytes[51] = 2;
+    let err = GgufFile::from_bytes(bytes).unwrap_err().to_string();
+    assert!(
+        err.contains("byte 51") && err.contains("bool value 2"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use std::path::Path;
 
 use super::reader::{align_up, MAGIC};
-use super::value::Value;
+use super::value::{Array, Value, ValueType};
 use super::{DEFAULT_ALIGNMENT, MAX_ALIGNMENT, MAX_ARRAY_DEPTH, MAX_DIMS};
 use crate::error::{Error, Result};
 use crate::types::GgmlType;
@@ -114,15 +114,25 @@ impl GgufWriter {
     /// Adds a key-value pair. Refuses a duplicate key, an array whose elements
     /// are not all of its element type, arrays nested too deep, and a
     /// `general.alignment` that is not a u32 power of two up to 1 MiB (which,
-    /// when valid, becomes the alignment of the tensor data).
+    /// when valid, becomes the alignment of the tensor data). An array given
+    /// element by element ([`Value::Array`]) is stored packed ([`Value::Packed`]).
     pub fn add_kv(&mut self, key: impl Into<String>, value: Value) -> Result<&mut Self> {
         let key = key.into();
         let err = |m: String| Err(Error::Invalid(format!("GGUF writer: key '{key}': {m}")));
         if self.kvs.iter().any(|(k, _)| *k == key) {
             return err("duplicate key".into());
         }
-        if let Err(m) = check_value(&value, 0) {
-            return err(m);
+        let value = match value {
+            Value::Array(ty, items) => match Array::from_values(ty, items) {
+                Ok(a) => Value::Packed(a),
+                Err(m) => return err(m),
+            },
+            v => v,
+        };
+        if let Value::Packed(a) = &value {
+            if a.depth() > MAX_ARRAY_DEPTH {
+                return err(format!("arrays nested more than {MAX_ARRAY_DEPTH} deep"));
+            }
         }
         if key == "general.alignment" {
             match value {
@@ -250,27 +260,12 @@ impl GgufWriter {
 
     fn write_raw(&self, w: &mut impl Write, fill: &mut FillTensor<'_>) -> Result<()> {
         let io_err = |e| Error::io("writing GGUF", e);
-        // The header is built in memory (it is small next to the data), then the
-        // data is written tensor by tensor, each padded to the alignment.
-        let mut h = Vec::new();
-        h.extend_from_slice(MAGIC);
-        h.extend_from_slice(&self.version.to_le_bytes());
-        h.extend_from_slice(&(self.tensors.len() as u64).to_le_bytes());
-        h.extend_from_slice(&(self.kvs.len() as u64).to_le_bytes());
-        for (k, v) in &self.kvs {
-            put_str(&mut h, k);
-            h.extend_from_slice(&v.value_type().id().to_le_bytes());
-            put_value(&mut h, v);
-        }
+        // The tensors' offsets first, so that an impossible layout is refused
+        // before anything is written.
+        let mut offsets = Vec::with_capacity(self.tensors.len());
         let mut offset = 0u64;
         for t in &self.tensors {
-            put_str(&mut h, &t.name);
-            h.extend_from_slice(&(t.ne.len() as u32).to_le_bytes());
-            for n in &t.ne {
-                h.extend_from_slice(&n.to_le_bytes());
-            }
-            h.extend_from_slice(&t.ty.id().to_le_bytes());
-            h.extend_from_slice(&offset.to_le_bytes());
+            offsets.push(offset);
             offset = (t.data.len() as u64)
                 .checked_add(offset)
                 .and_then(|end| align_up(end, self.alignment))
@@ -278,13 +273,38 @@ impl GgufWriter {
                     Error::Invalid("GGUF writer: tensor data exceeds 2^64 bytes".into())
                 })?;
         }
-        let zeros = vec![0u8; self.alignment as usize];
-        let pad = |len: usize| {
-            let a = self.alignment as usize;
-            (a - len % a) % a
+        // The header is written as it goes (a large array is not copied), then
+        // the data tensor by tensor, each padded to the alignment.
+        let mut h = Counting { w, n: 0 };
+        let header = |h: &mut Counting<'_, _>| -> io::Result<()> {
+            h.write_all(MAGIC)?;
+            h.write_all(&self.version.to_le_bytes())?;
+            h.write_all(&(self.tensors.len() as u64).to_le_bytes())?;
+            h.write_all(&(self.kvs.len() as u64).to_le_bytes())?;
+            for (k, v) in &self.kvs {
+                put_str(h, k)?;
+                h.write_all(&v.value_type().id().to_le_bytes())?;
+                put_value(h, v)?;
+            }
+            for (t, offset) in self.tensors.iter().zip(&offsets) {
+                put_str(h, &t.name)?;
+                h.write_all(&(t.ne.len() as u32).to_le_bytes())?;
+                for n in &t.ne {
+                    h.write_all(&n.to_le_bytes())?;
+                }
+                h.write_all(&t.ty.id().to_le_bytes())?;
+                h.write_all(&offset.to_le_bytes())?;
+            }
+            Ok(())
         };
-        h.extend_from_slice(&zeros[..pad(h.len())]);
-        w.write_all(&h).map_err(io_err)?;
+        header(&mut h).map_err(io_err)?;
+        let zeros = vec![0u8; self.alignment as usize];
+        let pad = |len: u64| {
+            let a = self.alignment;
+            ((a - len % a) % a) as usize
+        };
+        let header_len = h.n;
+        w.write_all(&zeros[..pad(header_len)]).map_err(io_err)?;
         let mut buf = Vec::new();
         for (i, t) in self.tensors.iter().enumerate() {
             let bytes = match &t.data {
@@ -296,56 +316,84 @@ impl GgufWriter {
                 }
             };
             w.write_all(bytes).map_err(io_err)?;
-            w.write_all(&zeros[..pad(bytes.len())]).map_err(io_err)?;
+            w.write_all(&zeros[..pad(bytes.len() as u64)])
+                .map_err(io_err)?;
         }
         Ok(())
     }
 }
 
-/// Checks an array's elements have its element type, and nesting is bounded.
-fn check_value(v: &Value, depth: usize) -> std::result::Result<(), String> {
-    if let Value::Array(ty, items) = v {
-        if depth >= MAX_ARRAY_DEPTH {
-            return Err(format!("arrays nested more than {MAX_ARRAY_DEPTH} deep"));
-        }
-        for (i, item) in items.iter().enumerate() {
-            if item.value_type() != *ty {
-                return Err(format!(
-                    "array of {ty} holds a {} at index {i}",
-                    item.type_name()
-                ));
-            }
-            check_value(item, depth + 1)?;
-        }
+/// A writer that counts the bytes written through it.
+struct Counting<'a, W: Write> {
+    w: &'a mut W,
+    n: u64,
+}
+
+impl<W: Write> Write for Counting<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let k = self.w.write(buf)?;
+        self.n += k as u64;
+        Ok(k)
     }
-    Ok(())
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.w.flush()
+    }
 }
 
-fn put_str(buf: &mut Vec<u8>, s: &str) {
-    buf.extend_from_slice(&(s.len() as u64).to_le_bytes());
-    buf.extend_from_slice(s.as_bytes());
+fn put_str(w: &mut impl Write, s: &str) -> io::Result<()> {
+    w.write_all(&(s.len() as u64).to_le_bytes())?;
+    w.write_all(s.as_bytes())
 }
 
-fn put_value(buf: &mut Vec<u8>, v: &Value) {
+fn put_value(w: &mut impl Write, v: &Value) -> io::Result<()> {
     match v {
-        Value::U8(x) => buf.push(*x),
-        Value::I8(x) => buf.push(*x as u8),
-        Value::U16(x) => buf.extend_from_slice(&x.to_le_bytes()),
-        Value::I16(x) => buf.extend_from_slice(&x.to_le_bytes()),
-        Value::U32(x) => buf.extend_from_slice(&x.to_le_bytes()),
-        Value::I32(x) => buf.extend_from_slice(&x.to_le_bytes()),
-        Value::F32(x) => buf.extend_from_slice(&x.to_le_bytes()),
-        Value::Bool(x) => buf.push(u8::from(*x)),
-        Value::String(s) => put_str(buf, s),
+        Value::U8(x) => w.write_all(&[*x]),
+        Value::I8(x) => w.write_all(&x.to_le_bytes()),
+        Value::U16(x) => w.write_all(&x.to_le_bytes()),
+        Value::I16(x) => w.write_all(&x.to_le_bytes()),
+        Value::U32(x) => w.write_all(&x.to_le_bytes()),
+        Value::I32(x) => w.write_all(&x.to_le_bytes()),
+        Value::F32(x) => w.write_all(&x.to_le_bytes()),
+        Value::Bool(x) => w.write_all(&[u8::from(*x)]),
+        Value::String(s) => put_str(w, s),
         Value::Array(ty, items) => {
-            buf.extend_from_slice(&ty.id().to_le_bytes());
-            buf.extend_from_slice(&(items.len() as u64).to_le_bytes());
-            for item in items {
-                put_value(buf, item);
-            }
+            put_array_head(w, *ty, items.len())?;
+            items.iter().try_for_each(|item| put_value(w, item))
         }
-        Value::U64(x) => buf.extend_from_slice(&x.to_le_bytes()),
-        Value::I64(x) => buf.extend_from_slice(&x.to_le_bytes()),
-        Value::F64(x) => buf.extend_from_slice(&x.to_le_bytes()),
+        Value::Packed(a) => put_array(w, a),
+        Value::U64(x) => w.write_all(&x.to_le_bytes()),
+        Value::I64(x) => w.write_all(&x.to_le_bytes()),
+        Value::F64(x) => w.write_all(&x.to_le_bytes()),
+    }
+}
+
+/// An array's element type and length.
+fn put_array_head(w: &mut impl Write, ty: ValueType, len: usize) -> io::Result<()> {
+    w.write_all(&ty.id().to_le_bytes())?;
+    w.write_all(&(len as u64).to_le_bytes())
+}
+
+fn put_array(w: &mut impl Write, a: &Array) -> io::Result<()> {
+    put_array_head(w, a.item_type(), a.len())?;
+    macro_rules! le {
+        ($v:expr) => {
+            $v.iter().try_for_each(|x| w.write_all(&x.to_le_bytes()))
+        };
+    }
+    match a {
+        Array::U8(v) => w.write_all(v),
+        Array::I8(v) => le!(v),
+        Array::U16(v) => le!(v),
+        Array::I16(v) => le!(v),
+        Array::U32(v) => le!(v),
+        Array::I32(v) => le!(v),
+        Array::F32(v) => le!(v),
+        Array::U64(v) => le!(v),
+        Array::I64(v) => le!(v),
+        Array::F64(v) => le!(v),
+        Array::Bool(v) => v.iter().try_for_each(|&x| w.write_all(&[u8::from(x)])),
+        Array::String(v) => v.iter().try_for_each(|s| put_str(w, s)),
+        Array::Array(v) => v.iter().try_for_each(|inner| put_array(w, inner)),
     }
 }
