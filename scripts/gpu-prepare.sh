@@ -8,6 +8,15 @@
 #
 # Fails loudly if the build embeds no kernels (no nvcc) or if what travels is
 # over the device tool's 64 MiB. See docs/GPU.md, "Measuring on a lent GPU".
+#
+# Then it builds the same binary with candle-core's CUDA decoders timed beside
+# ours (feature cuda-peers) as .carry/gguf-dequant-peers.xz (46 MB unpacked,
+# mostly candle's kernels; 6 MB packed), which gpu-run.sh unpacks and whose
+# f32 and f16 bench steps run with --peers. candle's cudarc LINKS the CUDA
+# libraries, so that binary is linked here against stubs of them (made in
+# .toolchain/link-stubs from cudarc's own declarations) and finds the real ones
+# on the GPU machine (libcudart travels in .carry/lib). If it cannot be built,
+# the carry goes without it, loudly (GDQ_NO_PEERS=1 skips it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -65,6 +74,100 @@ if "90" not in want:
 print("gpu-prepare: kernels embedded for", ", ".join(d.get("architectures", [])))
 ' "$GDQ_CUDA_ARCHS" || die "the binary is not usable on the GPU machine"
 
+# The cuda-peers binary: candle-core's CUDA decoders beside ours.
+stubs=$root/.toolchain/link-stubs
+# Link stubs of the libraries candle's cudarc links (its `dynamic-linking`):
+# every function cudarc declares for each, with the real library's soname.
+# They are for linking only (and for a no-GPU check here: the driver stub
+# answers CUDA_ERROR_NO_DEVICE); never put them on a GPU machine's path.
+make_link_stubs() {
+    local cudarc_dir
+    cudarc_dir=$(cargo metadata --format-version 1 --features cuda-peers |
+        python3 -c 'import json, os, sys
+for p in json.load(sys.stdin)["packages"]:
+    if p["name"] == "cudarc":
+        print(os.path.dirname(p["manifest_path"]))
+        break') || return 1
+    [ -n "$cudarc_dir" ] || return 1
+    rm -rf "$stubs" && mkdir -p "$stubs/lib" || return 1
+    python3 - "$cudarc_dir/src" "$stubs/lib" <<'PY' || return 1
+import os, re, subprocess, sys
+src, out = sys.argv[1:]
+# module, library, soname, the status its stubs return (a valid value of its enum)
+libs = [("driver", "cuda", "libcuda.so.1", 100),  # CUDA_ERROR_NO_DEVICE
+        ("nvrtc", "nvrtc", "libnvrtc.so.13", 1),
+        ("cublas", "cublas", "libcublas.so.13", 1),
+        ("cublaslt", "cublasLt", "libcublasLt.so.13", 1),
+        ("curand", "curand", "libcurand.so.10", 101)]
+strings = {"cuGetErrorString", "cuGetErrorName"}
+returns_string = re.compile(r"(GetErrorString|GetStatusString|GetStatusName)$")
+for mod, lib, soname, status in libs:
+    text = open(os.path.join(src, mod, "sys", "mod.rs")).read()
+    names = sorted(set(re.findall(r'extern "C" \{\s*(?:#\[[^\]]*\]\s*)*(?:pub )?fn (\w+)\s*\(', text)))
+    if not names:
+        sys.exit("no functions declared in %s/sys/mod.rs" % mod)
+    c = ['/* gguf-dequant link stub of %s: not a CUDA library */' % soname,
+         'static const char msg[] = "stub %s: no CUDA here";' % soname]
+    for n in names:
+        if n in strings:
+            c.append('int %s(int e, const char **s) { (void)e; if (s) *s = msg; return 0; }' % n)
+        elif mod != "driver" and returns_string.search(n):
+            c.append('const char *%s(int e) { (void)e; return msg; }' % n)
+        else:
+            c.append('int %s(void) { return %d; }' % (n, status))
+    cfile = os.path.join(out, lib + ".c")
+    open(cfile, "w").write("\n".join(c) + "\n")
+    so = os.path.join(out, "lib%s.so" % lib)
+    subprocess.run(["cc", "-shared", "-fPIC", "-Wl,-soname," + soname, "-o", so, cfile], check=True)
+    os.symlink("lib%s.so" % lib, os.path.join(out, soname))
+    print("gpu-prepare: link stub %s: %d functions" % (soname, len(names)))
+PY
+    # candle-kernels links libcudart (its MoE kernels): the real one, ours.
+    ln -sf "$root/.toolchain/nvidia/cu13/lib/libcudart.so.13" "$stubs/lib/libcudart.so"
+}
+
+# build_peers: the cuda-peers binary into .carry/gguf-dequant-peers.xz. nvcc
+# compiles candle-kernels (PTX, and the MoE/MMQ library) for CUDA_COMPUTE_CAP;
+# CUDA_ROOT points cudarc's link search at the stubs.
+build_peers() {
+    make_link_stubs || return 1
+    NVCC=$root/.toolchain/nvidia/cu13/bin/nvcc \
+        PATH=$root/.toolchain/nvidia/cu13/bin:$PATH \
+        CUDA_ROOT=$stubs \
+        CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-90} \
+        cargo build --release --bin gguf-dequant --features cuda-peers || return 1
+    local bin=$CARGO_TARGET_DIR/gguf-dequant-peers
+    cp "$CARGO_TARGET_DIR/release/gguf-dequant" "$bin" && strip --strip-debug "$bin" || return 1
+    # Here there is no GPU: with the stubs it starts, and must refuse cleanly.
+    local msg rc
+    msg=$(LD_LIBRARY_PATH=$stubs/lib:$root/.toolchain/nvidia/cu13/lib "$bin" bench --device cuda --peers \
+        --type q4_0 --elems 4096 --runs 1 2>&1)
+    rc=$?
+    if [ "$rc" -eq 0 ] || [ "$rc" -gt 2 ] || echo "$msg" | grep -q panicked; then
+        echo "gpu-prepare: the peers binary without a GPU: exit $rc: $msg" >&2
+        return 1
+    fi
+    echo "gpu-prepare: the peers binary without a GPU refuses cleanly: $msg"
+    # Packed for the carry limit; gpu-run.sh unpacks it.
+    xz -T0 -9 -c "$bin" > .carry/gguf-dequant-peers.xz &&
+        mkdir -p .carry/lib &&
+        cp "$root/.toolchain/nvidia/cu13/lib/libcudart.so.13" .carry/lib/
+}
+
+if [ "${GDQ_NO_PEERS:-0}" = 1 ]; then
+    peers="skipped (GDQ_NO_PEERS=1)"
+elif (echo "gpu-prepare: building the cuda-peers binary (candle-core's CUDA decoders beside ours)"; build_peers); then
+    peers="built: .carry/gguf-dequant-peers.xz ($(du -h .carry/gguf-dequant-peers.xz | cut -f1))"
+else
+    rm -rf .carry/gguf-dequant-peers.xz .carry/lib
+    peers="NOT BUILT: the carry has no peers binary; gpu-run.sh benches without --peers"
+    echo "==================================================================" >&2
+    echo "gpu-prepare: WARNING: the cuda-peers binary did not build or check out (see above):" >&2
+    echo "gpu-prepare: the GPU run will time our kernels alone, with no candle-core-cuda rows" >&2
+    echo "==================================================================" >&2
+fi
+echo "gpu-prepare: peers binary $peers"
+
 # What the tests binary was built against: it reads its fixtures from
 # CARGO_MANIFEST_DIR/tests/fixtures (an absolute path of this checkout), so
 # gpu-run.sh links that path to the carried fixtures where it is missing.
@@ -73,6 +176,7 @@ print("gpu-prepare: kernels embedded for", ", ".join(d.get("architectures", []))
     echo "dirty_files	$(git status --porcelain 2>/dev/null | grep -vc '^??' || true)"
     echo "built	$(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "cuda_archs	$GDQ_CUDA_ARCHS"
+    echo "peers	$peers"
     echo "manifest_dir	$root"
     echo "rustc	$(rustc --version)"
 } > .carry/build-info.tsv

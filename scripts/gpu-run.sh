@@ -16,11 +16,14 @@
 #   log.txt         every text step's stdout+stderr, between ===== banners; the summary last
 #   devices.json    gguf-dequant devices --json
 #   bench-f32.json, bench-f16.json, bench-bf16.json   bench --device cuda --json --runs 5
+#                   (f32 and f16 with --peers, by the carried gguf-dequant-peers.xz where it
+#                   starts: candle-core's CUDA decoders beside ours, "peers" in the JSON)
 #   load-qwen.json, load-llama.json                   load FILE --compare --json
 # scripts/gpu-report.py turns that folder into bench/results/gpu-<date>-<card>.json.
 #
 # Environment: OUT (default /tmp/gdq-out), GDQ_RUN_BUDGET (seconds, default 450),
-# GDQ_SYNTH_DIR (where the synthetic models go, default /tmp/gdq-synth; never $OUT).
+# GDQ_SYNTH_DIR (where the synthetic models go, default /tmp/gdq-synth; never $OUT),
+# GDQ_PEERS_DIR (where the peers binary is unpacked, default /tmp/gdq-peers-bin).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${OUT:-/tmp/gdq-out}
@@ -123,6 +126,39 @@ else
     say "gpu-run: no GPU: gguf-dequant devices --json lists none ($(grep -o '"error": *"[^"]*"' "$out/devices.json" 2>/dev/null || echo 'no output'))"
 fi
 
+# The cuda-peers binary (gpu-prepare.sh builds it where it can): candle's
+# cudarc links the CUDA libraries, so it starts only where they are found:
+# libcudart travels in lib/; cuBLAS, cuRAND and NVRTC come from this image (its
+# CUDA toolkit, or the nvidia-* Python packages PyTorch brings).
+peers_xz=$here/gguf-dequant-peers.xz
+peers_bin=${GDQ_PEERS_DIR:-/tmp/gdq-peers-bin}/gguf-dequant-peers  # unpacked outside the carry and $OUT
+peers_env=()
+if [ ! -f "$peers_xz" ]; then
+    say "gpu-run: no peers binary in the carry: bench steps run without --peers"
+elif ! { mkdir -p "$(dirname "$peers_bin")" &&
+    python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' \
+        "$peers_xz" "$peers_bin"; } >> "$log" 2>&1; then
+    banner "PEERS BINARY NOT UNPACKED: bench steps run without --peers"
+else
+    chmod +x "$peers_bin" 2>/dev/null
+    peers_path=$here/lib
+    for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib /usr/local/cuda-13*/lib64 \
+        $(python3 -c 'import glob, os, site
+for sp in site.getsitepackages() + [site.getusersitepackages()]:
+    for d in sorted(glob.glob(os.path.join(sp, "nvidia", "cu13", "lib")) + glob.glob(os.path.join(sp, "nvidia", "*", "lib"))):
+        print(d)' 2>/dev/null); do
+        [ -d "$d" ] && peers_path=$peers_path:$d
+    done
+    peers_env=(env "LD_LIBRARY_PATH=$peers_path${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" CUDA_CACHE_MAXSIZE=4294967296)
+    if "${peers_env[@]}" "$peers_bin" --version >> "$log" 2>&1; then
+        say "gpu-run: the peers binary starts (LD_LIBRARY_PATH=$peers_path)"
+    else
+        banner "PEERS BINARY DOES NOT START: bench steps run without --peers"
+        "${peers_env[@]}" ldd "$peers_bin" 2>&1 | grep -E 'not found|cuda|cublas|curand|nvrtc' >> "$log"
+        peers_env=()
+    fi
+fi
+
 # 2. Smoke: the fixture (a few MB, several types) through the GPU in f32,
 # compared bit for bit with the CPU. If this fails, the GPU path is broken.
 step smoke 20 log "$bin" verify "$fixture" --device cuda --dtype f32
@@ -170,12 +206,21 @@ done
 
 # 6. Throughput of every type, once per output type (bench also times a
 # device-to-device copy of the output's size in the same run: ratio_to_copy).
+# f32 and f16 also time candle-core's CUDA decoders (--peers) where the peers
+# binary starts: a longer cap, since the driver compiles candle's PTX in the
+# first run (cached for the next, CUDA_CACHE_MAXSIZE); if that step fails, ours
+# alone again, into the same file.
 for d in f32 f16 bf16; do
     if [ "$smoke_rc" -eq 124 ]; then
         skip "bench-$d" "bench-$d.json" "the smoke test timed out: the GPU hangs"
         continue
     fi
-    step "bench-$d" 25 "bench-$d.json" "$bin" bench --device cuda --json --runs 5 --dtype "$d"
+    if [ "${#peers_env[@]}" -gt 0 ] && [ "$d" != bf16 ]; then
+        step "bench-$d" 60 "bench-$d.json" "${peers_env[@]}" "$peers_bin" bench --device cuda --json --runs 5 --dtype "$d" --peers ||
+            step "bench-$d-nopeers" 25 "bench-$d.json" "$bin" bench --device cuda --json --runs 5 --dtype "$d"
+    else
+        step "bench-$d" 25 "bench-$d.json" "$bin" bench --device cuda --json --runs 5 --dtype "$d"
+    fi
 done
 
 # 7. Whole-model loads of two synthetic models (the long ones, last). Never in
@@ -235,6 +280,10 @@ summary=$(mktemp)
     for d in f32 f16 bf16; do
         line=$(section "verify-$d" 'tensors bit-identical|tensors differ|TIMED OUT|^error')
         echo "verify $d: ${line:-no verdict (see log.txt)}"
+    done
+    for d in f32 f16; do
+        n=$(grep -c '"peer": "candle-core-cuda"' "$out/bench-$d.json" 2>/dev/null)
+        echo "peers $d: ${n:-0} candle-core-cuda rows in bench-$d.json$([ "${#peers_env[@]}" -gt 0 ] || echo ' (no peers binary running)')"
     done
     for m in qwen llama; do
         if [ -s "$out/load-$m.json" ]; then

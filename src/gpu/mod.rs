@@ -53,9 +53,18 @@ fn cuda_err(what: &str, e: impl std::fmt::Debug) -> Error {
 }
 
 /// Whether the CUDA driver library can be loaded (cudarc panics where it cannot).
+#[cfg(not(feature = "cuda-peers"))]
 pub fn driver_present() -> bool {
     // SAFETY: only tries to open the library.
     unsafe { cudarc::driver::sys::is_culib_present() }
+}
+
+/// With `cuda-peers`, candle-core's cudarc links libcuda (its `dynamic-linking`
+/// replaces our `dynamic-loading`, and `is_culib_present` with it): a process
+/// that started has the library.
+#[cfg(feature = "cuda-peers")]
+pub fn driver_present() -> bool {
+    true
 }
 
 /// One CUDA device as the driver reports it.
