@@ -144,12 +144,7 @@ pub fn dequantize_with<O: OutElem>(
     out: &mut [O],
 ) -> Result<()> {
     check_lengths(ty, src.len(), out.len())?;
-    if !level.is_available() {
-        return Err(Error::Invalid(format!(
-            "this CPU cannot run the {} kernels",
-            level.name()
-        )));
-    }
+    check_level(level)?;
     let scalar = decoder::<O>(ty).ok_or(Error::Unsupported { tensor: None, ty })?;
     let writer = if is_copy::<O>(ty) {
         (copy_bits::<O> as DecodeFn<O>, fast::Write::Cached)
@@ -157,6 +152,17 @@ pub fn dequantize_with<O: OutElem>(
         fast::choose_writer(ty, level, streaming, out.as_ptr(), scalar)
     };
     run_chunks(level, writer, ty, src, out);
+    Ok(())
+}
+
+/// An error where this CPU cannot run `level`.
+fn check_level(level: Level) -> Result<()> {
+    if !level.is_available() {
+        return Err(Error::Invalid(format!(
+            "this CPU cannot run the {} kernels",
+            level.name()
+        )));
+    }
     Ok(())
 }
 
@@ -172,12 +178,7 @@ pub fn fill_limit<O: OutElem>(
     out: &mut [O],
 ) -> Result<()> {
     check_lengths(ty, src.len(), out.len())?;
-    if !level.is_available() {
-        return Err(Error::Invalid(format!(
-            "this CPU cannot run the {} kernels",
-            level.name()
-        )));
-    }
+    check_level(level)?;
     let writer = fast::choose_fill(level, streaming, out.as_ptr());
     run_chunks(level, writer, ty, src, out);
     Ok(())
