@@ -426,15 +426,23 @@ fn metadata_and_names_are_kept_faithfully() {
     let input = dir.join("meta.gguf");
     std::fs::write(&input, w.to_bytes()).unwrap();
     let output = dir.join("out.safetensors");
-    let out = bin()
-        .args([
-            "convert",
-            input.to_str().unwrap(),
-            "-o",
-            output.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let convert_on = |device: &str| {
+        bin()
+            .args(["convert", input.to_str().unwrap(), "-o"])
+            .args([output.to_str().unwrap(), "--device", device])
+            .output()
+            .unwrap()
+    };
+    if cfg!(feature = "cuda") {
+        // the empty tensor through a device's pipeline too
+        let out = convert_on("emulated");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = convert_on("cpu");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     for key in ["x.huge", "x.flag", "format: kept as 'gguf.format'"] {
