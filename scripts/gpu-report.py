@@ -193,6 +193,9 @@ def bench_rows(out, steps):
                 "gb_per_s": r.get("gb_per_s"),
                 "copy_melem_per_s": r.get("copy_melem_per_s"),
                 "ratio_to_copy": r.get("ratio_to_copy"),
+                # our rate over the fastest GPU peer's (candle-core's CUDA), when timed
+                "best_peer": r.get("best_peer"),
+                "ratio_to_best_peer": r.get("ratio_to_best_peer"),
             }
             # The device-to-device copy of the output's size: bytes read + written.
             cm = r.get("copy_melem_per_s")
@@ -278,6 +281,16 @@ def markdown(report):
             copies.append("%s %s" % (d, ("%.0f GB/s" % c[len(c) // 2]) if c else bench[d]["status"]))
         lines.append("")
         lines.append("Device-to-device copy (median over types): " + ", ".join(copies) + ".")
+        peers = [(t, d, (bench[d].get("rows") or {}).get(t)) for t in types for d in DTYPES]
+        peers = [(t, d, r) for t, d, r in peers if r and r.get("ratio_to_best_peer")]
+        if peers:
+            lines.append("")
+            lines.append("Against the GPU peer (same blocks, same context; >1 is faster than it):")
+            lines.append("")
+            lines.append("| type | dtype | peer | x peer |")
+            lines.append("|---|---|---|---:|")
+            for t, d, r in peers:
+                lines.append("| %s | %s | %s | %s |" % (t, d, r["best_peer"], fmt(r["ratio_to_best_peer"], ".2f")))
     lines.append("")
     lines.append("### Whole-model load (`load --compare`)")
     lines.append("")
