@@ -54,6 +54,7 @@ pub mod peers_cuda;
 #[cfg(feature = "cuda")]
 pub mod pipeline;
 pub mod safetensors;
+pub mod shard;
 pub mod synth;
 pub mod tables;
 pub mod text;

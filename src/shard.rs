@@ -1,0 +1,171 @@
+//! Shards of a tensor, for tensor parallelism: whole rows `[r0, r1)`, and/or
+//! columns `[c0, c1)` of every row, decoded from only their own blocks.
+//!
+//! Rows are in the row-major view: a tensor of ggml `ne = [ne0, ne1, ...]` has
+//! `ne1 * ne2 * ne3` rows of `ne0` elements, the slowest dimensions flattened
+//! (a row shard of a matrix splits its first row-major dimension).
+//!
+//! Columns split `ne0` at block boundaries: `c0` and `c1` must be multiples of
+//! the type's block size (as `ne0` is), since a block's values are only
+//! decodable whole; an unaligned split is an error naming the block size,
+//! never a silent widening. A shard's blocks, gathered row by row, are
+//! themselves whole blocks, so one decode of them gives the shard row-major:
+//! `rows x cols` values, the same bits as slicing the whole decoded tensor.
+
+use std::ops::Range;
+
+use crate::error::{Error, Result};
+use crate::gguf::{GgufFile, TensorInfo};
+use crate::out::OutElem;
+use crate::types::GgmlType;
+
+/// A part of a tensor: rows `rows` (row-major), columns `cols` of each.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Shard {
+    pub rows: Range<u64>,
+    pub cols: Range<u64>,
+}
+
+impl Shard {
+    /// All of tensor `t`.
+    pub fn whole(t: &TensorInfo) -> Shard {
+        let (rows, cols) = dims(&t.ne);
+        Shard {
+            rows: 0..rows,
+            cols: 0..cols,
+        }
+    }
+
+    /// Part `index` of `parts` equal splits of `t`'s rows (the last may be
+    /// shorter; an error where there are fewer rows than parts).
+    pub fn of_rows(t: &TensorInfo, index: u64, parts: u64) -> Result<Shard> {
+        let (rows, cols) = dims(&t.ne);
+        let per = split(rows, index, parts, 1, &t.name, "rows")?;
+        Ok(Shard {
+            rows: per,
+            cols: 0..cols,
+        })
+    }
+
+    /// Part `index` of `parts` splits of `t`'s columns at block boundaries
+    /// (an error where a row has fewer blocks than parts).
+    pub fn of_cols(t: &TensorInfo, index: u64, parts: u64) -> Result<Shard> {
+        let (rows, cols) = dims(&t.ne);
+        let qk = t.ty.block_elems() as u64;
+        let per = split(cols, index, parts, qk, &t.name, "columns")?;
+        Ok(Shard {
+            rows: 0..rows,
+            cols: per,
+        })
+    }
+
+    /// Elements in the shard.
+    pub fn n_elems(&self) -> u64 {
+        (self.rows.end - self.rows.start) * (self.cols.end - self.cols.start)
+    }
+
+    /// Checks the shard against a tensor of type `ty` and dimensions `ne`.
+    pub fn check(&self, name: &str, ty: GgmlType, ne: &[u64]) -> Result<()> {
+        let (rows, cols) = dims(ne);
+        let qk = ty.block_elems() as u64;
+        let bad = |m: String| {
+            Err(Error::Invalid(format!(
+                "tensor '{name}': shard {self:?}: {m}"
+            )))
+        };
+        if self.rows.start > self.rows.end || self.rows.end > rows {
+            return bad(format!("rows outside 0..{rows}"));
+        }
+        if self.cols.start > self.cols.end || self.cols.end > cols {
+            return bad(format!("columns outside 0..{cols}"));
+        }
+        if !self.cols.start.is_multiple_of(qk) || !self.cols.end.is_multiple_of(qk) {
+            return bad(format!(
+                "columns must split rows at {ty} block boundaries (multiples of {qk}): \
+                 a block decodes only whole"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The byte ranges of the shard's blocks in the tensor's data, in order:
+    /// one for whole rows, else one per row.
+    pub fn byte_ranges(&self, ty: GgmlType, ne: &[u64]) -> Vec<Range<u64>> {
+        let (_, cols) = dims(ne);
+        let (qk, bb) = (ty.block_elems() as u64, ty.block_bytes() as u64);
+        let row_bytes = cols / qk * bb;
+        let (b0, b1) = (self.cols.start / qk * bb, self.cols.end.div_ceil(qk) * bb);
+        if b0 == 0 && b1 == row_bytes {
+            // whole rows: one contiguous range
+            return std::iter::once(self.rows.start * row_bytes..self.rows.end * row_bytes)
+                .collect();
+        }
+        self.rows
+            .clone()
+            .map(|r| r * row_bytes + b0..r * row_bytes + b1)
+            .collect()
+    }
+}
+
+/// (rows, columns) of the row-major view of `ne`.
+fn dims(ne: &[u64]) -> (u64, u64) {
+    let cols = ne.first().copied().unwrap_or(1);
+    (ne.iter().skip(1).product(), cols)
+}
+
+/// Part `index` of `parts` of `0..n`, split at multiples of `unit`.
+fn split(n: u64, index: u64, parts: u64, unit: u64, name: &str, what: &str) -> Result<Range<u64>> {
+    let units = n.div_ceil(unit);
+    if parts == 0 || index >= parts || units < parts {
+        return Err(Error::Invalid(format!(
+            "tensor '{name}': part {index} of {parts} of its {n} {what} (in units of {unit})"
+        )));
+    }
+    let per = units.div_ceil(parts);
+    let start = (index * per * unit).min(n);
+    Ok(start..((index + 1) * per * unit).min(n))
+}
+
+/// Decodes shard `shard` of tensor `t` of `file` into `out` (`rows x cols`
+/// values, row-major) with `decode`, reading from the file only the shard's
+/// blocks (with `pread`, as [`GgufFile::read_tensor`]).
+pub fn dequantize_shard_with<O: OutElem>(
+    file: &GgufFile,
+    t: &TensorInfo,
+    shard: &Shard,
+    out: &mut [O],
+    decode: impl FnOnce(GgmlType, &[u8], &mut [O]) -> Result<()>,
+) -> Result<()> {
+    shard.check(&t.name, t.ty, &t.ne)?;
+    if out.len() as u64 != shard.n_elems() {
+        return Err(Error::Length(format!(
+            "tensor '{}': shard {shard:?} has {} elements, the output {}",
+            t.name,
+            shard.n_elems(),
+            out.len()
+        )));
+    }
+    let ranges = shard.byte_ranges(t.ty, &t.ne);
+    let total: u64 = ranges.iter().map(|r| r.end - r.start).sum();
+    let mut blocks = Vec::new();
+    usize::try_from(total)
+        .ok()
+        .and_then(|n| blocks.try_reserve_exact(n).ok())
+        .ok_or_else(|| Error::Length(format!("tensor '{}': shard too large for memory", t.name)))?;
+    for r in ranges {
+        let at = blocks.len();
+        blocks.resize(at + (r.end - r.start) as usize, 0);
+        file.read_tensor(t, r.start, &mut blocks[at..])?;
+    }
+    decode(t.ty, &blocks, out).map_err(|e| e.for_tensor(&t.name))
+}
+
+/// [`dequantize_shard_with`] on the CPU's fast path.
+pub fn dequantize_shard<O: OutElem>(
+    file: &GgufFile,
+    t: &TensorInfo,
+    shard: &Shard,
+    out: &mut [O],
+) -> Result<()> {
+    dequantize_shard_with(file, t, shard, out, crate::cpu::dequantize)
+}

@@ -1,0 +1,134 @@
+//! Shards (rows, columns, both) of a tensor of every type, decoded from their
+//! own blocks on the CPU and the emulated kernels: the same bits as slicing the
+//! whole decoded tensor; unaligned column splits refused with the reason.
+
+mod common;
+
+use common::*;
+use gguf_dequant::gguf::{GgufFile, GgufWriter, TensorInfo};
+#[cfg(feature = "cuda")]
+use gguf_dequant::shard::dequantize_shard_with;
+use gguf_dequant::shard::{dequantize_shard, Shard};
+use gguf_dequant::synth::{random_blocks, Rng};
+use gguf_dequant::{cpu, GgmlType};
+use half::bf16;
+
+/// A file with one tensor of every type: rows of 6 blocks, 5 x 2 rows.
+fn file() -> GgufFile {
+    let mut w = GgufWriter::new();
+    let mut rng = Rng(17);
+    for ty in GgmlType::dequantizable() {
+        let ne = [6 * ty.block_elems() as u64, 5, 2];
+        w.add_tensor(ty.name(), ty, &ne, random_blocks(ty, 60, &mut rng))
+            .unwrap();
+    }
+    GgufFile::from_bytes(w.to_bytes()).unwrap()
+}
+
+/// The shard's values sliced out of the whole tensor's.
+fn slice(whole: &[bf16], t: &TensorInfo, s: &Shard) -> Vec<bf16> {
+    let cols = t.ne[0] as usize;
+    s.rows
+        .clone()
+        .flat_map(|r| {
+            let row = r as usize * cols;
+            whole[row + s.cols.start as usize..row + s.cols.end as usize].to_vec()
+        })
+        .collect()
+}
+
+fn shards(t: &TensorInfo) -> Vec<Shard> {
+    let qk = t.ty.block_elems() as u64;
+    vec![
+        Shard::whole(t),
+        Shard {
+            rows: 3..7,
+            cols: 0..6 * qk,
+        },
+        Shard {
+            rows: 0..10,
+            cols: 2 * qk..5 * qk,
+        },
+        Shard {
+            rows: 9..10,
+            cols: qk..2 * qk,
+        },
+        Shard {
+            rows: 4..4,
+            cols: 0..qk,
+        },
+        Shard::of_rows(t, 2, 3).unwrap(),
+        Shard::of_cols(t, 1, 4).unwrap(),
+    ]
+}
+
+#[test]
+fn every_type_every_shard_on_the_cpu_and_the_emulated_kernels() {
+    let f = file();
+    for t in f.tensors() {
+        let whole: Vec<bf16> = cpu::dequantize_to_vec(t.ty, f.tensor_data(t).unwrap()).unwrap();
+        for s in shards(t) {
+            let want = slice(&whole, t, &s);
+            let mut got = vec![bf16::NAN; want.len()];
+            dequantize_shard(&f, t, &s, &mut got).unwrap();
+            assert_bits_eq(&format!("{} {s:?} cpu", t.name), &got, &want);
+            #[cfg(feature = "cuda")]
+            {
+                let mut emu = vec![bf16::NAN; want.len()];
+                dequantize_shard_with(&f, t, &s, &mut emu, gguf_dequant::emulated::dequantize)
+                    .unwrap();
+                assert_bits_eq(&format!("{} {s:?} emulated", t.name), &emu, &want);
+            }
+        }
+    }
+}
+
+#[test]
+fn unaligned_or_outside_shards_are_refused() {
+    let f = file();
+    let t = f.tensor("q4_K").unwrap();
+    let mut out = vec![bf16::ZERO; 10 * 100];
+    let err = dequantize_shard(
+        &f,
+        t,
+        &Shard {
+            rows: 0..10,
+            cols: 0..100,
+        },
+        &mut out,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("block boundaries (multiples of 256)"),
+        "{err}"
+    );
+    let mut out = vec![bf16::ZERO; 11 * 256];
+    let err = dequantize_shard(
+        &f,
+        t,
+        &Shard {
+            rows: 0..11,
+            cols: 0..256,
+        },
+        &mut out,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("rows outside 0..10"), "{err}");
+    let mut out = vec![bf16::ZERO; 3];
+    assert!(dequantize_shard(
+        &f,
+        t,
+        &Shard {
+            rows: 0..1,
+            cols: 0..256
+        },
+        &mut out
+    )
+    .is_err());
+    assert!(
+        Shard::of_cols(t, 0, 7).is_err(),
+        "6 blocks a row cannot make 7 parts"
+    );
+    assert!(Shard::of_rows(t, 3, 3).is_err());
+}
