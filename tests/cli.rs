@@ -388,11 +388,7 @@ fn peak_rss_kb(args: &[&str]) -> u64 {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{args:?}: {err}");
-    let line = err
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .expect("VmHWM reported");
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    reported_peak_kb(&err)
 }
 
 /// `inspect` reads the header only: a file declaring 8 GiB of tensors (sparse on

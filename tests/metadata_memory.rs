@@ -3,11 +3,14 @@
 //! in the file plus 64 MiB (arrays are held packed, `inspect --json` streams).
 #![cfg(target_os = "linux")]
 
+mod common;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::reported_peak_kb;
 use gguf_dequant::gguf::{Array, GgufFile, GgufWriter, Value};
 use gguf_dequant::GgmlType;
 
@@ -69,11 +72,7 @@ fn run(args: &[&str]) -> Run {
     let time = start.elapsed();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{args:?}: {err}");
-    let line = err
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .expect("VmHWM reported");
-    let peak_kb = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let peak_kb = reported_peak_kb(&err);
     Run {
         peak_kb,
         time,

@@ -142,3 +142,13 @@ impl Rng {
         }
     }
 }
+
+/// The peak resident memory (kB) a run printed on stderr with
+/// `GDQ_REPORT_PEAK_RSS` set (`VmHWM: N kB`).
+pub fn reported_peak_kb(stderr: &str) -> u64 {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .expect("VmHWM reported");
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
