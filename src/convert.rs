@@ -15,6 +15,7 @@ use crate::gguf::{GgufFile, TensorInfo, Value};
 use crate::out::{as_bytes, OutElem};
 use crate::output::OutputFile;
 use crate::safetensors::{TensorSpec, Writer};
+use crate::try_vec;
 use crate::types::OutType;
 
 /// What a conversion wrote.
@@ -216,8 +217,8 @@ fn decode_and_write<O: OutElem, W: std::io::Write>(
         let (qk, bb) = (t.ty.block_elems(), t.ty.block_bytes());
         let piece_blocks = (PIECE_ELEMS / qk).max(1);
         let piece_bytes = (piece_blocks * bb) as u64;
-        let mut out = alloc::<O>(n.min(piece_blocks * qk)).ok_or_else(too_large)?;
-        let mut src = alloc::<u8>(t.nbytes.min(piece_bytes) as usize).ok_or_else(too_large)?;
+        let mut out = try_vec::<O>(n.min(piece_blocks * qk) as u64).ok_or_else(too_large)?;
+        let mut src = try_vec::<u8>(t.nbytes.min(piece_bytes)).ok_or_else(too_large)?;
         for at in (0..t.nbytes).step_by(piece_bytes as usize) {
             let part = &mut src[..(t.nbytes - at).min(piece_bytes) as usize];
             file.read_tensor(t, at, part)?;
@@ -230,17 +231,9 @@ fn decode_and_write<O: OutElem, W: std::io::Write>(
         }
         return Ok((n * std::mem::size_of::<O>()) as u64);
     }
-    let mut out = alloc::<O>(n).ok_or_else(too_large)?;
+    let mut out = try_vec::<O>(n as u64).ok_or_else(too_large)?;
     backend.decode_tensor(file, t, &mut out)?;
     let bytes = as_bytes(&out);
     w.write_tensor(bytes)?;
     Ok(bytes.len() as u64)
-}
-
-/// `n` elements, or `None` where memory cannot hold them.
-fn alloc<O: Copy + Default>(n: usize) -> Option<Vec<O>> {
-    let mut v = Vec::new();
-    v.try_reserve_exact(n).ok()?;
-    v.resize(n, O::default());
-    Some(v)
 }

@@ -26,6 +26,37 @@ extern "C" {
     ) -> i32;
 }
 
+/// Emulated device memory: bytes 16-byte aligned, as a device allocation's
+/// are (256-byte, there; the kernels need 16). Zeroed when made.
+#[derive(Default)]
+struct DeviceBytes {
+    words: Vec<u128>,
+    len: usize,
+}
+
+impl DeviceBytes {
+    fn zeroed(len: usize) -> Self {
+        DeviceBytes {
+            words: vec![0; len.div_ceil(16)],
+            len,
+        }
+    }
+    fn from_slice(src: &[u8]) -> Self {
+        let mut m = Self::zeroed(src.len());
+        m.bytes_mut().copy_from_slice(src);
+        m
+    }
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: `words` holds at least `len` initialized bytes (u128 has no
+        // padding); u8 has no alignment requirement.
+        unsafe { std::slice::from_raw_parts(self.words.as_ptr().cast(), self.len) }
+    }
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `bytes`; any bytes are valid u128s.
+        unsafe { std::slice::from_raw_parts_mut(self.words.as_mut_ptr().cast(), self.len) }
+    }
+}
+
 /// Blocks per emulated launch when a tensor is split across host threads.
 const BLOCKS_PER_LAUNCH: usize = 4096;
 
@@ -61,20 +92,15 @@ pub fn dequantize_with_grid<O: OutElem>(
     if let Some(e) = fault::injected() {
         return Err(e);
     }
-    // The kernels read blocks through typed pointers: give them the alignment a
-    // device allocation has. A mapped file's tensor may sit at any offset.
-    let aligned: Vec<u128>;
+    // The kernels read blocks through typed pointers: as a GPU decoding for the
+    // host does, copy the blocks into (aligned) device memory first. A mapped
+    // file's tensor may sit at any offset.
+    let uploaded;
     let src = if (src.as_ptr() as usize).is_multiple_of(16) {
         src
     } else {
-        let mut v = vec![0u128; src.len().div_ceil(16)];
-        // SAFETY: v holds at least src.len() bytes.
-        let bytes =
-            unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), src.len()) };
-        bytes.copy_from_slice(src);
-        aligned = v;
-        // SAFETY: as above; `aligned` lives to the end of the function.
-        unsafe { std::slice::from_raw_parts(aligned.as_ptr().cast::<u8>(), src.len()) }
+        uploaded = DeviceBytes::from_slice(src);
+        uploaded.bytes()
     };
     let aligned16 = (out.as_ptr() as usize).is_multiple_of(16);
     if !aligned16 && ty.block_elems() > 1 {

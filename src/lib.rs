@@ -61,5 +61,15 @@ pub mod text;
 pub mod types;
 
 pub use error::{Error, Result};
+
+/// `n` default values, or `None` where memory cannot hold them: buffers sized
+/// from a file are allocated fallibly (an error, never an abort).
+pub(crate) fn try_vec<T: Clone + Default>(n: u64) -> Option<Vec<T>> {
+    let n = usize::try_from(n).ok()?;
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).ok()?;
+    v.resize(n, T::default());
+    Some(v)
+}
 pub use out::{as_bytes, to_bits, OutElem};
 pub use types::{GgmlType, OutType};

@@ -147,15 +147,13 @@ pub fn dequantize_shard_with<O: OutElem>(
     }
     let ranges = shard.byte_ranges(t.ty, &t.ne);
     let total: u64 = ranges.iter().map(|r| r.end - r.start).sum();
-    let mut blocks = Vec::new();
-    usize::try_from(total)
-        .ok()
-        .and_then(|n| blocks.try_reserve_exact(n).ok())
+    let mut blocks: Vec<u8> = crate::try_vec(total)
         .ok_or_else(|| Error::Length(format!("tensor '{}': shard too large for memory", t.name)))?;
+    let mut at = 0;
     for r in ranges {
-        let at = blocks.len();
-        blocks.resize(at + (r.end - r.start) as usize, 0);
-        file.read_tensor(t, r.start, &mut blocks[at..])?;
+        let len = (r.end - r.start) as usize;
+        file.read_tensor(t, r.start, &mut blocks[at..at + len])?;
+        at += len;
     }
     decode(t.ty, &blocks, out).map_err(|e| e.for_tensor(&t.name))
 }

@@ -23,7 +23,7 @@ use std::marker::PhantomData;
 use std::ops::Range;
 use std::sync::Mutex;
 
-use super::launch_chunks;
+use super::{launch_chunks, DeviceBytes};
 use crate::error::{Error, Result};
 use crate::kernels::{check_alignment, MAX_GRID};
 use crate::out::OutElem;
@@ -66,24 +66,11 @@ impl<O> EmuOut<O> {
     }
 }
 
-/// One allocation of device memory: 16-byte aligned, as device allocations
-/// are (they are 256-byte aligned; the kernels need 16).
+/// One allocation of device memory.
 struct Region {
-    mem: Vec<u128>,
+    mem: DeviceBytes,
     /// The stream whose allocation of it has not run yet.
     pending_on: Option<usize>,
-}
-
-impl Region {
-    fn bytes(&self) -> &[u8] {
-        // SAFETY: u128 has no padding and every byte of it is initialized; u8
-        // has no alignment requirement and the length is the same memory's.
-        unsafe { std::slice::from_raw_parts(self.mem.as_ptr().cast(), self.mem.len() * 16) }
-    }
-    fn bytes_mut(&mut self) -> &mut [u8] {
-        // SAFETY: as in `bytes`; any bytes are valid u128s.
-        unsafe { std::slice::from_raw_parts_mut(self.mem.as_mut_ptr().cast(), self.mem.len() * 16) }
-    }
 }
 
 enum Op {
@@ -147,15 +134,14 @@ impl EmuDevice {
 
     fn new_region(&self, stream: &EmuStream, bytes: usize) -> usize {
         let mut st = self.state();
+        // the memory itself exists from now on; it is poisoned when the
+        // allocation runs
         st.regions.push(Region {
-            mem: Vec::new(),
+            mem: DeviceBytes::zeroed(bytes),
             pending_on: Some(stream.0),
         });
         let region = st.regions.len() - 1;
         st.streams[stream.0].push_back(Op::Alloc { region });
-        // the memory itself exists from now on (the allocation's size is
-        // known); it is poisoned when the allocation runs
-        st.regions[region].mem = vec![0; bytes.div_ceil(16)];
         region
     }
 }
@@ -186,7 +172,7 @@ impl State {
             Op::Alloc { region } => {
                 let r = &mut self.regions[region];
                 r.pending_on = None;
-                r.mem.fill(u128::MAX);
+                r.mem.bytes_mut().fill(0xff);
             }
             Op::CopyIn {
                 pinned,
@@ -197,7 +183,7 @@ impl State {
                     return Err(unordered("a copy to the device", stream, s));
                 }
                 let (src, r) = (&self.pinned[pinned], &mut self.regions[region]);
-                r.bytes_mut()[..len].copy_from_slice(&src[..len]);
+                r.mem.bytes_mut()[..len].copy_from_slice(&src[..len]);
             }
             Op::Decode { decode: d } => {
                 for region in [d.src, d.dst] {
@@ -206,17 +192,8 @@ impl State {
                     }
                 }
                 let mut dst = std::mem::take(&mut self.regions[d.dst].mem);
-                let dst_bytes = {
-                    // SAFETY: as in `Region::bytes_mut`.
-                    let all = unsafe {
-                        std::slice::from_raw_parts_mut(
-                            dst.as_mut_ptr().cast::<u8>(),
-                            dst.len() * 16,
-                        )
-                    };
-                    &mut all[d.dst_bytes.clone()]
-                };
-                let res = (d.run)(d.ty, &self.regions[d.src].bytes()[..d.len], dst_bytes);
+                let src = &self.regions[d.src].mem.bytes()[..d.len];
+                let res = (d.run)(d.ty, src, &mut dst.bytes_mut()[d.dst_bytes.clone()]);
                 self.regions[d.dst].mem = dst;
                 res?;
             }
@@ -398,7 +375,7 @@ impl Device for EmuDevice {
             return Err(unordered("a copy to the host", stream.0, s));
         }
         let n = std::mem::size_of_val(dst);
-        crate::out::as_bytes_mut(dst).copy_from_slice(&region.bytes()[..n]);
+        crate::out::as_bytes_mut(dst).copy_from_slice(&region.mem.bytes()[..n]);
         Ok(())
     }
 

@@ -318,16 +318,12 @@ impl GgufFile {
     /// All of tensor `t`'s data, read as [`GgufFile::read_tensor`] reads it
     /// (an error, not an abort, where memory cannot hold it).
     pub fn read_tensor_all(&self, t: &TensorInfo) -> Result<Vec<u8>> {
-        let n = usize::try_from(t.nbytes).ok();
-        let mut buf = Vec::new();
-        n.and_then(|n| buf.try_reserve_exact(n).ok())
-            .ok_or_else(|| {
-                Error::Length(format!(
-                    "tensor '{}': {} bytes do not fit in memory",
-                    t.name, t.nbytes
-                ))
-            })?;
-        buf.resize(t.nbytes as usize, 0);
+        let mut buf = crate::try_vec(t.nbytes).ok_or_else(|| {
+            Error::Length(format!(
+                "tensor '{}': {} bytes do not fit in memory",
+                t.name, t.nbytes
+            ))
+        })?;
         self.read_tensor(t, 0, &mut buf)?;
         Ok(buf)
     }
