@@ -32,6 +32,8 @@
     clippy::undocumented_unsafe_blocks
 )]
 pub mod blocks;
+#[cfg(feature = "candle")]
+pub mod candle;
 pub mod convert;
 pub mod cpu;
 pub mod device;
@@ -47,6 +49,8 @@ pub mod gpu;
 pub mod kernels;
 pub mod out;
 pub mod output;
+#[cfg(feature = "cuda")]
+pub mod parallel;
 #[cfg(feature = "peers")]
 pub mod peers;
 #[cfg(feature = "cuda-peers")]

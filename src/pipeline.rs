@@ -27,6 +27,7 @@ use std::time::Instant;
 use crate::error::{Error, Result};
 use crate::gguf::{GgufFile, TensorInfo};
 use crate::out::OutElem;
+use crate::shard::Shard;
 use crate::types::GgmlType;
 
 /// The device operations of the pipeline. Every operation taking a stream is
@@ -58,13 +59,15 @@ pub trait Device {
         len: usize,
         fill: &mut dyn FnMut(&mut [u8]) -> Result<()>,
     ) -> Result<()>;
-    /// Copies the first `len` bytes of `pinned` to the start of `dst`.
+    /// Copies `rows` of `pinned` to the start of `dst`, packed (row `i` of
+    /// `rows.width` bytes from `i * rows.pitch` to `i * rows.width`): one
+    /// strided copy, so only the rows' bytes cross the bus.
     fn copy_in(
         &self,
         stream: &Self::Stream,
         pinned: &Self::Pinned,
         dst: &mut Self::Bytes,
-        len: usize,
+        rows: Rows,
     ) -> Result<()>;
     /// Decodes the first `len` bytes of `src` (whole blocks of `ty`) into the
     /// elements `dst_range` of `dst`.
@@ -92,6 +95,52 @@ pub trait Device {
     fn synchronize_event(&self, event: &Self::Event) -> Result<()>;
     /// Blocks the host until every operation of `stream` has run.
     fn synchronize(&self, stream: &Self::Stream) -> Result<()>;
+}
+
+/// `height` rows of `width` bytes, `pitch` bytes apart, in a staging buffer:
+/// a 2-D copy, or a plain one of `width` bytes where `height` is 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rows {
+    pub pitch: usize,
+    pub width: usize,
+    pub height: usize,
+}
+
+impl Rows {
+    /// `len` contiguous bytes.
+    pub fn plain(len: usize) -> Rows {
+        Rows {
+            pitch: len,
+            width: len,
+            height: 1,
+        }
+    }
+    /// Bytes the rows span in the source: the last row ends at `width`.
+    pub fn span(&self) -> usize {
+        self.height.saturating_sub(1) * self.pitch + self.width
+    }
+    /// Bytes that cross the bus.
+    pub fn packed(&self) -> usize {
+        self.width * self.height
+    }
+    /// An error unless the rows lie within `src` bytes and, packed, fit in
+    /// `dst` bytes, their pitch at least their width.
+    pub fn check(&self, src: usize, dst: usize) -> Result<()> {
+        let span = self.height.checked_sub(1).map_or(Some(0), |h| {
+            h.checked_mul(self.pitch)?.checked_add(self.width)
+        });
+        let packed = self.width.checked_mul(self.height);
+        match (span, packed) {
+            (Some(span), Some(packed))
+                if self.pitch >= self.width && span <= src && packed <= dst =>
+            {
+                Ok(())
+            }
+            _ => Err(Error::Length(format!(
+                "copying {self:?} from a staging buffer of {src} bytes into {dst}"
+            ))),
+        }
+    }
 }
 
 /// How a load stages the file.
@@ -207,23 +256,45 @@ impl<D: Device> Pipeline<D> {
         tensors: &[&TensorInfo],
         progress: &mut dyn FnMut(u64),
     ) -> Result<(Vec<D::Out<O>>, LoadReport)> {
+        let parts: Vec<(&TensorInfo, Shard)> =
+            tensors.iter().map(|t| (*t, Shard::whole(t))).collect();
+        self.load_parts(dev, alloc_stream, file, &parts, progress)
+    }
+
+    /// Decodes a shard of each tensor into device memory as `O` (`rows x
+    /// cols` values, row-major), as [`Pipeline::load`]: only the shards'
+    /// compressed bytes cross the bus; a column shard's rows are read from the
+    /// file whole rows at a time and copied with one strided copy.
+    pub fn load_parts<O: OutElem>(
+        &mut self,
+        dev: &D,
+        alloc_stream: &D::Stream,
+        file: &GgufFile,
+        parts: &[(&TensorInfo, Shard)],
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(Vec<D::Out<O>>, LoadReport)> {
         // Refuse what cannot be decoded before allocating anything.
-        if let Some(t) = tensors.iter().find(|t| !t.ty.is_dequantizable()) {
-            return Err(Error::Unsupported {
-                tensor: Some(t.name.clone()),
-                ty: t.ty,
-            });
+        for (t, shard) in parts {
+            if !t.ty.is_dequantizable() {
+                return Err(Error::Unsupported {
+                    tensor: Some(t.name.clone()),
+                    ty: t.ty,
+                });
+            }
+            shard.check(&t.name, t.ty, &t.ne)?;
         }
         let start = Instant::now();
-        let mut outputs = Vec::with_capacity(tensors.len());
+        let mut outputs = Vec::with_capacity(parts.len());
         let (mut done, mut out_bytes) = (0u64, 0u64);
-        for t in tensors {
-            let out = self
-                .load_tensor::<O>(dev, alloc_stream, file, t, &mut |d| progress(done + d))
+        for (t, shard) in parts {
+            let moved = self
+                .load_part::<O>(dev, alloc_stream, file, t, shard, &mut |d| {
+                    progress(done + d)
+                })
                 .map_err(|e| e.for_tensor(&t.name))?;
-            done += t.nbytes;
-            out_bytes += t.n_elems * std::mem::size_of::<O>() as u64;
-            outputs.push(out);
+            done += moved.1;
+            out_bytes += shard.n_elems() * std::mem::size_of::<O>() as u64;
+            outputs.push(moved.0);
         }
         self.finish(dev, alloc_stream)?;
         let report = LoadReport {
@@ -234,27 +305,25 @@ impl<D: Device> Pipeline<D> {
         Ok((outputs, report))
     }
 
-    /// Queues one tensor's copies and decodes; its output is complete only
-    /// after [`Pipeline::finish`].
-    fn load_tensor<O: OutElem>(
+    /// Queues one shard's copies and decodes; its output is complete only
+    /// after [`Pipeline::finish`]. Returns it and the bytes copied.
+    fn load_part<O: OutElem>(
         &mut self,
         dev: &D,
         alloc_stream: &D::Stream,
         file: &GgufFile,
         t: &TensorInfo,
+        shard: &Shard,
         progress: &mut dyn FnMut(u64),
-    ) -> Result<D::Out<O>> {
-        let n = usize::try_from(t.n_elems)
+    ) -> Result<(D::Out<O>, u64)> {
+        let n = usize::try_from(shard.n_elems())
             .map_err(|_| Error::Length(format!("{} elements do not fit in memory", t.n_elems)))?;
         let mut out = dev.alloc_out::<O>(alloc_stream, n)?;
         let allocated = dev.record(alloc_stream)?;
         let (qk, bb) = (t.ty.block_elems(), t.ty.block_bytes());
-        let blocks_per_chunk = (self.chunk / bb).max(1);
-        let mut done = 0;
-        let chunk_bytes = (blocks_per_chunk * bb) as u64;
-        for ci in 0..t.nbytes.div_ceil(chunk_bytes) {
-            let at = ci * chunk_bytes;
-            let len = (t.nbytes - at).min(chunk_bytes) as usize;
+        let mut done = 0u64;
+        let mut e0 = 0;
+        for (at, rows) in pieces(t, shard, self.chunk)? {
             let n_slots = self.slots.len();
             let slot = &mut self.slots[self.next % n_slots];
             self.next += 1;
@@ -264,21 +333,22 @@ impl<D: Device> Pipeline<D> {
                 }
             }
             // read from the file, not a mapping: a file that shrinks is an error
-            dev.fill_pinned(&mut slot.pinned, len, &mut |buf| {
+            dev.fill_pinned(&mut slot.pinned, rows.span(), &mut |buf| {
                 file.read_tensor(t, at, buf)
             })?;
-            dev.copy_in(&slot.stream, &slot.pinned, &mut slot.staging, len)?;
+            dev.copy_in(&slot.stream, &slot.pinned, &mut slot.staging, rows)?;
             slot.copied = Some(dev.record(&slot.stream)?);
             if !self.opts.skips(Ordering::AllocationBeforeDecode) {
                 dev.wait(&slot.stream, &allocated)?;
             }
-            let e0 = ci as usize * blocks_per_chunk * qk;
+            let len = rows.packed();
             let e1 = e0 + len / bb * qk;
             dev.decode(&slot.stream, t.ty, &slot.staging, len, &mut out, e0..e1)?;
+            e0 = e1;
             done += len as u64;
             progress(done);
         }
-        Ok(out)
+        Ok((out, done))
     }
 
     /// Waits for every stream of the loads so far.
@@ -288,4 +358,46 @@ impl<D: Device> Pipeline<D> {
         }
         dev.synchronize(alloc_stream)
     }
+}
+
+/// The pieces a shard of `t` goes through staging buffers of `chunk` bytes
+/// in: where each starts in the tensor's data, and its rows. Whole rows are
+/// one contiguous range cut into chunks of whole blocks; a column shard is
+/// as many rows as fit a chunk (`pitch` the tensor's row, `width` the
+/// shard's part of it), or, where one row's part does not fit, that part cut
+/// into chunks of whole blocks.
+fn pieces(t: &TensorInfo, shard: &Shard, chunk: usize) -> Result<Vec<(u64, Rows)>> {
+    let as_size = |v: u64| {
+        usize::try_from(v).map_err(|_| Error::Length(format!("{v} bytes do not fit in memory")))
+    };
+    let bb = t.ty.block_bytes() as u64;
+    let chunk = (chunk as u64 / bb).max(1) * bb;
+    let ranges = shard.byte_ranges(t.ty, &t.ne);
+    let row_pitch =
+        t.ty.bytes_for(t.ne.first().copied().unwrap_or(1))
+            .unwrap_or(0);
+    let width = ranges.first().map_or(0, |r| r.end - r.start);
+    let mut out = Vec::new();
+    if ranges.len() > 1 && width > 0 && width <= chunk {
+        // k rows of the shard span (k - 1) * pitch + width bytes
+        let per = ((chunk - width) / row_pitch.max(1) + 1) as usize;
+        for group in ranges.chunks(per) {
+            let rows = Rows {
+                pitch: as_size(row_pitch)?,
+                width: as_size(width)?,
+                height: group.len(),
+            };
+            out.push((group[0].start, rows));
+        }
+    } else {
+        for r in ranges {
+            let mut at = r.start;
+            while at < r.end {
+                let len = (r.end - at).min(chunk);
+                out.push((at, Rows::plain(as_size(len)?)));
+                at += len;
+            }
+        }
+    }
+    Ok(out)
 }

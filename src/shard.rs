@@ -59,6 +59,29 @@ impl Shard {
         })
     }
 
+    /// Whether the shard is all of a tensor of dimensions `ne`.
+    pub fn is_whole(&self, ne: &[u64]) -> bool {
+        let (rows, cols) = dims(ne);
+        self.rows == (0..rows) && self.cols == (0..cols)
+    }
+
+    /// The row-major shape of the shard of a tensor of dimensions `ne`: the
+    /// tensor's own shape when the shard is all of it, `[cols]` for a vector,
+    /// else `[rows, cols]` (the slow dimensions flattened, as rows are).
+    pub fn shape(&self, ne: &[u64]) -> Vec<u64> {
+        let (nr, nc) = (
+            self.rows.end - self.rows.start,
+            self.cols.end - self.cols.start,
+        );
+        if self.is_whole(ne) {
+            ne.iter().rev().copied().collect()
+        } else if ne.len() <= 1 {
+            vec![nc]
+        } else {
+            vec![nr, nc]
+        }
+    }
+
     /// Elements in the shard.
     pub fn n_elems(&self) -> u64 {
         (self.rows.end - self.rows.start) * (self.cols.end - self.cols.start)

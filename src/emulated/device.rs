@@ -27,7 +27,7 @@ use super::{launch_chunks, DeviceBytes};
 use crate::error::{Error, Result};
 use crate::kernels::{check_alignment, MAX_GRID};
 use crate::out::OutElem;
-use crate::pipeline::Device;
+use crate::pipeline::{Device, Rows};
 use crate::types::{check_lengths, GgmlType};
 
 /// A stream of the emulated device.
@@ -80,7 +80,7 @@ enum Op {
     CopyIn {
         pinned: usize,
         region: usize,
-        len: usize,
+        rows: Rows,
     },
     Decode {
         decode: DecodeOp,
@@ -111,6 +111,8 @@ struct State {
     events: Vec<(usize, bool)>,
     regions: Vec<Region>,
     pinned: Vec<Vec<u8>>,
+    /// Bytes copied to the device so far.
+    copied_in: u64,
 }
 
 /// The emulated device (see the module documentation).
@@ -122,6 +124,11 @@ pub struct EmuDevice {
 impl EmuDevice {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Bytes copied from the host to the device so far (by copies that ran).
+    pub fn bytes_copied_in(&self) -> u64 {
+        self.state().copied_in
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -177,13 +184,18 @@ impl State {
             Op::CopyIn {
                 pinned,
                 region,
-                len,
+                rows,
             } => {
                 if let Some(s) = self.regions[region].pending_on {
                     return Err(unordered("a copy to the device", stream, s));
                 }
                 let (src, r) = (&self.pinned[pinned], &mut self.regions[region]);
-                r.mem.bytes_mut()[..len].copy_from_slice(&src[..len]);
+                let dst = r.mem.bytes_mut();
+                for i in 0..rows.height {
+                    let (from, to) = (i * rows.pitch, i * rows.width);
+                    dst[to..to + rows.width].copy_from_slice(&src[from..from + rows.width]);
+                }
+                self.copied_in += rows.packed() as u64;
             }
             Op::Decode { decode: d } => {
                 for region in [d.src, d.dst] {
@@ -297,20 +309,16 @@ impl Device for EmuDevice {
         stream: &EmuStream,
         pinned: &EmuPinned,
         dst: &mut EmuBytes,
-        len: usize,
+        rows: Rows,
     ) -> Result<()> {
-        if len > dst.len || len > self.state().pinned[pinned.0].len() {
-            return Err(Error::Length(format!(
-                "copying {len} bytes through buffers of {}",
-                dst.len
-            )));
-        }
+        let have = self.state().pinned[pinned.0].len();
+        rows.check(have, dst.len)?;
         self.enqueue(
             stream,
             Op::CopyIn {
                 pinned: pinned.0,
                 region: dst.region,
-                len,
+                rows,
             },
         );
         Ok(())

@@ -4,12 +4,12 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use cudarc::driver::{CudaEvent, CudaSlice, CudaStream, PinnedHostSlice};
+use cudarc::driver::{sys, CudaEvent, CudaSlice, CudaStream, DevicePtrMut, PinnedHostSlice};
 
 use super::{cuda_err, Gpu};
 use crate::error::{Error, Result};
 use crate::out::OutElem;
-use crate::pipeline::Device;
+use crate::pipeline::{Device, Rows};
 use crate::types::GgmlType;
 
 impl Device for Gpu {
@@ -65,20 +65,46 @@ impl Device for Gpu {
         stream: &Arc<CudaStream>,
         pinned: &PinnedHostSlice<u8>,
         dst: &mut CudaSlice<u8>,
-        len: usize,
+        rows: Rows,
     ) -> Result<()> {
         let host = pinned.as_slice().map_err(|e| cuda_err("staging", e))?;
-        let (Some(src), true) = (host.get(..len), len <= dst.len()) else {
-            return Err(Error::Length(format!(
-                "copying {len} bytes through buffers of {}",
-                dst.len()
-            )));
-        };
+        rows.check(host.len(), dst.len())?;
         // From page-locked memory the copy is asynchronous: the pipeline
         // refills `pinned` only after an event recorded after this copy.
-        stream
-            .memcpy_htod(src, &mut dst.slice_mut(..len))
-            .map_err(|e| cuda_err("copying blocks to the device", e))
+        if rows.height <= 1 {
+            return stream
+                .memcpy_htod(&host[..rows.width], &mut dst.slice_mut(..rows.width))
+                .map_err(|e| cuda_err("copying blocks to the device", e));
+        }
+        let (dst_ptr, _record) = dst.device_ptr_mut(stream);
+        let copy = sys::CUDA_MEMCPY2D {
+            srcXInBytes: 0,
+            srcY: 0,
+            srcMemoryType: sys::CUmemorytype::CU_MEMORYTYPE_HOST,
+            srcHost: host.as_ptr().cast(),
+            srcDevice: 0,
+            srcArray: std::ptr::null_mut(),
+            srcPitch: rows.pitch,
+            dstXInBytes: 0,
+            dstY: 0,
+            dstMemoryType: sys::CUmemorytype::CU_MEMORYTYPE_DEVICE,
+            dstHost: std::ptr::null_mut(),
+            dstDevice: dst_ptr,
+            dstArray: std::ptr::null_mut(),
+            dstPitch: rows.width,
+            WidthInBytes: rows.width,
+            Height: rows.height,
+        };
+        self.ctx
+            .bind_to_thread()
+            .map_err(|e| cuda_err("binding the context", e))?;
+        // SAFETY: `rows.check` keeps the source rows inside `host` (page-locked,
+        // alive until the event the pipeline records after this copy has
+        // completed) and the packed rows inside `dst`; `dst`'s pointer was
+        // taken for `stream`, which orders the copy after its earlier uses.
+        unsafe { sys::cuMemcpy2DAsync_v2(&copy, stream.cu_stream()) }
+            .result()
+            .map_err(|e| cuda_err("copying shard rows to the device", e))
     }
 
     fn decode<O: OutElem>(

@@ -8,19 +8,13 @@ use super::Gpu;
 use crate::error::Result;
 use crate::gguf::{GgufFile, TensorInfo};
 use crate::out::OutElem;
+use crate::parallel::Loaded;
 use crate::pipeline::Pipeline;
 pub use crate::pipeline::{LoadOptions, LoadReport};
-use crate::types::GgmlType;
+use crate::shard::Shard;
 
-/// One decoded tensor in device memory.
-pub struct DeviceTensor<O> {
-    pub name: String,
-    /// The type it was stored in.
-    pub source_type: GgmlType,
-    /// Row-major shape (ggml's ne reversed).
-    pub shape: Vec<u64>,
-    pub data: CudaSlice<O>,
-}
+/// One decoded tensor (or shard of one) in device memory.
+pub type DeviceTensor<O> = Loaded<CudaSlice<O>>;
 
 /// Every tensor of a file, decoded on the device.
 pub struct DeviceModel<O> {
@@ -46,6 +40,7 @@ impl Gpu {
             .map(|(t, data)| DeviceTensor {
                 name: t.name.clone(),
                 source_type: t.ty,
+                shard: Shard::whole(t),
                 shape: t.shape_row_major(),
                 data,
             })

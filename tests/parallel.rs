@@ -1,0 +1,274 @@
+#![cfg(feature = "cuda")]
+//! Shards through the loader pipeline, and tensor-parallel loads over several
+//! emulated devices: each device receives only its shards' compressed bytes
+//! (counted by the emulated device), decodes them, and the ranks' parts put
+//! back together equal the whole tensor decoded on the CPU, to the bit.
+
+mod common;
+
+use common::*;
+use gguf_dequant::emulated::device::{EmuDevice, EmuOut, EmuStream};
+use gguf_dequant::gguf::{GgufFile, GgufWriter, TensorInfo};
+use gguf_dequant::parallel::{ModelLoad, RankLoad, Split};
+use gguf_dequant::pipeline::{Device, LoadOptions, Pipeline};
+use gguf_dequant::shard::Shard;
+use gguf_dequant::synth::{random_blocks, Rng};
+use gguf_dequant::{cpu, GgmlType, OutElem};
+use half::{bf16, f16};
+
+/// Small staging buffers: a column shard's rows take several strided copies.
+fn opts() -> LoadOptions {
+    LoadOptions {
+        chunk_bytes: 64 << 10,
+        streams: 2,
+        ..LoadOptions::default()
+    }
+}
+
+/// One tensor of every type (rows of 6 blocks, 150 x 2 rows), and an f32
+/// tensor whose half row is larger than a staging buffer.
+fn file() -> GgufFile {
+    let mut w = GgufWriter::new();
+    let mut rng = Rng(23);
+    for ty in GgmlType::dequantizable() {
+        let ne = [6 * ty.block_elems() as u64, 150, 2];
+        w.add_tensor(ty.name(), ty, &ne, random_blocks(ty, 6 * 300, &mut rng))
+            .unwrap();
+    }
+    let wide = [1u64 << 16, 3];
+    w.add_tensor(
+        "wide",
+        GgmlType::F32,
+        &wide,
+        random_blocks(GgmlType::F32, 3 << 16, &mut rng),
+    )
+    .unwrap();
+    GgufFile::from_bytes(w.to_bytes()).unwrap()
+}
+
+fn whole<O: OutElem>(f: &GgufFile, t: &TensorInfo) -> Vec<O> {
+    cpu::dequantize_to_vec(t.ty, f.tensor_data(t).unwrap()).unwrap()
+}
+
+/// The shard's values sliced out of the whole tensor's.
+fn slice<O: OutElem>(whole: &[O], t: &TensorInfo, s: &Shard) -> Vec<O> {
+    let cols = t.ne[0] as usize;
+    s.rows
+        .clone()
+        .flat_map(|r| {
+            let row = r as usize * cols;
+            whole[row + s.cols.start as usize..row + s.cols.end as usize].to_vec()
+        })
+        .collect()
+}
+
+/// Bytes of the shard's blocks: what should cross the bus.
+fn shard_bytes(t: &TensorInfo, s: &Shard) -> u64 {
+    s.byte_ranges(t.ty, &t.ne)
+        .iter()
+        .map(|r| r.end - r.start)
+        .sum()
+}
+
+fn copy_out<O: OutElem>(dev: &EmuDevice, stream: &EmuStream, out: &EmuOut<O>) -> Vec<O> {
+    let mut got = vec![O::from_f32(f32::NAN); out.len()];
+    dev.copy_out(stream, out, &mut got).unwrap();
+    got
+}
+
+fn shards(t: &TensorInfo) -> Vec<Shard> {
+    let qk = t.ty.block_elems() as u64;
+    let (rows, cols) = (t.ne[1..].iter().product::<u64>(), t.ne[0]);
+    let mut v = vec![
+        Shard::whole(t),
+        Shard {
+            rows: 3..rows / 2 + 7,
+            cols: 0..cols,
+        },
+        Shard {
+            rows: 0..rows,
+            cols: 2 * qk..5 * qk,
+        },
+        Shard {
+            rows: 1..2,
+            cols: qk..2 * qk,
+        },
+        Shard::of_rows(t, 2, 3).unwrap(),
+        Shard::of_cols(t, 1, 2).unwrap(),
+    ];
+    v.retain(|s| s.check(&t.name, t.ty, &t.ne).is_ok());
+    v
+}
+
+/// Every type, each shard loaded alone through the pipeline: the values of
+/// the sliced whole tensor, and only the shard's bytes copied to the device.
+fn check_shards<O: OutElem + Bits>() {
+    let f = file();
+    for t in f.tensors() {
+        let all: Vec<O> = whole(&f, t);
+        for s in shards(t) {
+            let dev = EmuDevice::new();
+            let stream = dev.new_stream().unwrap();
+            let mut pipeline = Pipeline::new(&dev, &opts()).unwrap();
+            let (outs, report) = pipeline
+                .load_parts::<O>(&dev, &stream, &f, &[(t, s.clone())], &mut |_| {})
+                .unwrap();
+            let what = format!("{} {s:?} as {}", t.name, O::OUT);
+            assert_bits_eq(
+                &what,
+                &copy_out(&dev, &stream, &outs[0]),
+                &slice(&all, t, &s),
+            );
+            let want = shard_bytes(t, &s);
+            let moved = (dev.bytes_copied_in(), report.compressed_bytes);
+            assert_eq!(moved, (want, want), "{what}");
+        }
+    }
+}
+
+#[test]
+fn every_type_every_shard_through_the_pipeline_f32() {
+    check_shards::<f32>();
+}
+
+#[test]
+fn every_type_every_shard_through_the_pipeline_bf16() {
+    check_shards::<bf16>();
+}
+
+/// A Llama-shaped layer (hidden 768, ffn 1536, the types of a Q4_K_M file)
+/// split Megatron-style over `world` emulated devices: q/k/v/gate/up by rows,
+/// attn_output/ffn_down by columns (3 and 6 blocks a row: uneven over 2
+/// ranks), norms replicated.
+fn check_world<O: OutElem + Bits>(world: usize) {
+    let (h, ffn) = (768, 1536);
+    let layer: [(&str, GgmlType, [u64; 2]); 9] = [
+        ("attn_norm", GgmlType::F32, [h, 1]),
+        ("attn_q", GgmlType::Q4_K, [h, h]),
+        ("attn_k", GgmlType::Q4_K, [h, 256]),
+        ("attn_v", GgmlType::Q6_K, [h, 256]),
+        ("attn_output", GgmlType::Q4_K, [h, h]),
+        ("ffn_norm", GgmlType::F32, [h, 1]),
+        ("ffn_gate", GgmlType::Q4_K, [h, ffn]),
+        ("ffn_up", GgmlType::Q4_K, [h, ffn]),
+        ("ffn_down", GgmlType::Q6_K, [ffn, h]),
+    ];
+    let mut w = GgufWriter::new();
+    let mut rng = Rng(5);
+    for (name, ty, ne) in layer {
+        let blocks = (ne[0] * ne[1]) as usize / ty.block_elems();
+        let ne: &[u64] = if ne[1] == 1 { &ne[..1] } else { &ne };
+        w.add_tensor(
+            format!("blk.0.{name}.weight"),
+            ty,
+            ne,
+            random_blocks(ty, blocks, &mut rng),
+        )
+        .unwrap();
+    }
+    let f = GgufFile::from_bytes(w.to_bytes()).unwrap();
+    let split = |t: &TensorInfo| match t.name.rsplit('.').nth(1) {
+        Some("attn_q" | "attn_k" | "attn_v" | "ffn_gate" | "ffn_up") => Split::Rows,
+        Some("attn_output" | "ffn_down") => Split::Cols,
+        _ => Split::Replicate,
+    };
+    let kinds: Vec<Split> = f.tensors().iter().map(split).collect();
+    assert!(
+        kinds.contains(&Split::Rows) && kinds.contains(&Split::Cols),
+        "{kinds:?}"
+    );
+    let devs: Vec<EmuDevice> = (0..world).map(|_| EmuDevice::new()).collect();
+    let streams: Vec<EmuStream> = devs.iter().map(|d| d.new_stream().unwrap()).collect();
+    let pairs: Vec<(&EmuDevice, &EmuStream)> = devs.iter().zip(&streams).collect();
+    let load = ModelLoad::new(&f)
+        .split(split)
+        .world_size(world)
+        .options(opts());
+    let plan = load.plan().unwrap();
+    let loads = load.run::<O, EmuDevice>(&pairs).unwrap();
+    let ranks: Vec<(RankLoad<EmuOut<O>>, Vec<O>)> = loads
+        .into_iter()
+        .enumerate()
+        .map(|(r, l)| {
+            let values = l
+                .tensors
+                .iter()
+                .flat_map(|t| copy_out(&devs[r], &streams[r], &t.data))
+                .collect::<Vec<O>>();
+            (l, values)
+        })
+        .collect();
+    for (r, (l, _)) in ranks.iter().enumerate() {
+        let want: u64 = plan[r].iter().map(|(t, s)| shard_bytes(t, s)).sum();
+        assert_eq!(devs[r].bytes_copied_in(), want, "rank {r} of {world}");
+        assert_eq!(l.report.compressed_bytes, want);
+    }
+    for (i, t) in f.tensors().iter().enumerate() {
+        let all: Vec<O> = whole(&f, t);
+        if kinds[i] == Split::Replicate {
+            for (l, values) in &ranks {
+                assert_bits_eq(&format!("{} replicated", t.name), part(l, values, i), &all);
+            }
+            continue;
+        }
+        let together = gather(t, &ranks, i);
+        assert_bits_eq(&format!("{} over {world} ranks", t.name), &together, &all);
+    }
+}
+
+/// Tensor `i`'s values among a rank's values (its tensors' one after another).
+fn part<'a, O: OutElem>(l: &RankLoad<EmuOut<O>>, values: &'a [O], i: usize) -> &'a [O] {
+    let start: u64 = l.tensors[..i].iter().map(|x| x.shard.n_elems()).sum();
+    &values[start as usize..(start + l.tensors[i].shard.n_elems()) as usize]
+}
+
+/// Puts the ranks' parts of tensor `i` back together, row-major.
+fn gather<O: OutElem>(t: &TensorInfo, ranks: &[(RankLoad<EmuOut<O>>, Vec<O>)], i: usize) -> Vec<O> {
+    let (rows, cols) = (t.ne[1..].iter().product::<u64>() as usize, t.ne[0] as usize);
+    let mut out = vec![O::from_f32(f32::NAN); rows * cols];
+    for (l, values) in ranks {
+        let (s, values) = (&l.tensors[i].shard, part(l, values, i));
+        let width = (s.cols.end - s.cols.start) as usize;
+        for (k, r) in s.rows.clone().enumerate() {
+            let at = r as usize * cols + s.cols.start as usize;
+            out[at..at + width].copy_from_slice(&values[k * width..(k + 1) * width]);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_llama_layer_over_one_two_and_three_devices() {
+    check_world::<f16>(1);
+    check_world::<bf16>(2);
+    check_world::<f32>(3);
+}
+
+/// What cannot be planned is refused before anything is loaded, by name.
+#[test]
+fn impossible_plans_are_errors() {
+    let f = file();
+    let q4 = |t: &TensorInfo| t.ty == GgmlType::Q4_K;
+    let err = |load: ModelLoad| load.plan().err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err(ModelLoad::new(&f).world_size(0)).contains("0 ranks"));
+    // 6 blocks a row cannot go to 7 ranks
+    let seven = err(ModelLoad::new(&f)
+        .tensors(q4)
+        .split(|_| Split::Cols)
+        .world_size(7));
+    assert!(
+        seven.contains("tensor 'q4_K'") && seven.contains("part"),
+        "{seven}"
+    );
+    let two = ModelLoad::new(&f)
+        .tensors(q4)
+        .split(|_| Split::Rows)
+        .world_size(2);
+    assert_eq!(two.plan().unwrap().len(), 2);
+    let dev = EmuDevice::new();
+    let stream = dev.new_stream().unwrap();
+    let one_device = two.run::<f32, EmuDevice>(&[(&dev, &stream)]);
+    let msg = one_device.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(msg.contains("2 ranks loaded on 1 devices"), "{msg}");
+    assert_eq!(dev.bytes_copied_in(), 0);
+}
