@@ -12,7 +12,9 @@
 # Then it builds the same binary with candle-core's CUDA decoders timed beside
 # ours (feature cuda-peers) as .carry/gguf-dequant-peers.xz (46 MB unpacked,
 # mostly candle's kernels; 6 MB packed), which gpu-run.sh unpacks and whose
-# f32 and f16 bench steps run with --peers. candle's cudarc LINKS the CUDA
+# f32 and f16 bench steps run with --peers; and the GPU suite with the same
+# features (.carry/gpu-tests-candle.xz), whose candle test puts our decoded
+# tensors on candle's CUDA device. candle's cudarc LINKS the CUDA
 # libraries, so that binary is linked here against stubs of them (made in
 # .toolchain/link-stubs from cudarc's own declarations) and finds the real ones
 # on the GPU machine (libcudart travels in .carry/lib). If it cannot be built,
@@ -38,17 +40,20 @@ die() {
 
 echo "gpu-prepare: building for sm_${GDQ_CUDA_ARCHS} (override with GDQ_CUDA_ARCHS)"
 cargo build --release --bin gguf-dequant
-# The test binary's path comes from cargo's JSON messages (stdout); build
-# errors still reach stderr.
-test_bin=$(cargo test --release --test gpu --no-run --message-format=json |
-    python3 -c 'import json,sys
+# gpu_test_binary [CARGO ARGS]: builds the GPU test binary and prints its
+# path, from cargo's JSON messages (stdout); build errors still reach stderr.
+gpu_test_binary() {
+    cargo test --release --test gpu --no-run --message-format=json "$@" |
+        python3 -c 'import json,sys
 for l in sys.stdin:
     try:
         m = json.loads(l)
     except ValueError:
         continue
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "gpu":
-        print(m["executable"])')
+        print(m["executable"])'
+}
+test_bin=$(gpu_test_binary)
 [ -n "$test_bin" ] && [ -x "$test_bin" ] || die "no GPU test binary found (cargo test --test gpu --no-run)"
 
 rm -rf .carry
@@ -136,6 +141,16 @@ build_peers() {
         CUDA_ROOT=$stubs \
         CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-90} \
         cargo build --release --bin gguf-dequant --features cuda-peers || return 1
+    # The GPU suite with candle's CUDA device too (the candle interop test).
+    local candle_tests
+    candle_tests=$(NVCC=$root/.toolchain/nvidia/cu13/bin/nvcc \
+        PATH=$root/.toolchain/nvidia/cu13/bin:$PATH \
+        CUDA_ROOT=$stubs \
+        CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-90} \
+        gpu_test_binary --features cuda-peers) || return 1
+    [ -n "$candle_tests" ] && [ -x "$candle_tests" ] || return 1
+    cp "$candle_tests" "$CARGO_TARGET_DIR/gpu-tests-candle" &&
+        strip --strip-debug "$CARGO_TARGET_DIR/gpu-tests-candle" || return 1
     local bin=$CARGO_TARGET_DIR/gguf-dequant-peers
     cp "$CARGO_TARGET_DIR/release/gguf-dequant" "$bin" && strip --strip-debug "$bin" || return 1
     # Here there is no GPU: with the stubs it starts, and must refuse cleanly.
@@ -150,6 +165,7 @@ build_peers() {
     echo "gpu-prepare: the peers binary without a GPU refuses cleanly: $msg"
     # Packed for the carry limit; gpu-run.sh unpacks it.
     xz -T0 -9 -c "$bin" > .carry/gguf-dequant-peers.xz &&
+        xz -T0 -9 -c "$CARGO_TARGET_DIR/gpu-tests-candle" > .carry/gpu-tests-candle.xz &&
         mkdir -p .carry/lib &&
         cp "$root/.toolchain/nvidia/cu13/lib/libcudart.so.13" .carry/lib/
 }
@@ -159,7 +175,7 @@ if [ "${GDQ_NO_PEERS:-0}" = 1 ]; then
 elif (echo "gpu-prepare: building the cuda-peers binary (candle-core's CUDA decoders beside ours)"; build_peers); then
     peers="built: .carry/gguf-dequant-peers.xz ($(du -h .carry/gguf-dequant-peers.xz | cut -f1))"
 else
-    rm -rf .carry/gguf-dequant-peers.xz .carry/lib
+    rm -rf .carry/gguf-dequant-peers.xz .carry/gpu-tests-candle.xz .carry/lib
     peers="NOT BUILT: the carry has no peers binary; gpu-run.sh benches without --peers"
     echo "==================================================================" >&2
     echo "gpu-prepare: WARNING: the cuda-peers binary did not build or check out (see above):" >&2

@@ -178,6 +178,24 @@ fi
 # 3. The GPU suite: with GDQ_REQUIRE_GPU=1 a missing GPU fails instead of skipping.
 step gpu-tests 60 log env GDQ_REQUIRE_GPU=1 GDQ_FIXTURES="$here/tests/fixtures" "$tests" --test-threads 1
 
+# 3b. candle interop: the GPU suite built with candle's CUDA device (the
+# cuda-peers build), its candle test: our decoded tensors as candle's CUDA
+# tensors in candle's own context and stream. Starts where the peers binary does.
+candle_xz=$here/gpu-tests-candle.xz
+candle_tests=${GDQ_PEERS_DIR:-/tmp/gdq-peers-bin}/gpu-tests-candle
+if [ ! -f "$candle_xz" ]; then
+    skip candle-cuda log "no candle test binary in the carry (gpu-prepare.sh could not build it)"
+elif [ "${#peers_env[@]}" -eq 0 ]; then
+    skip candle-cuda log "the peers binary did not start here: the candle test binary links the same libraries"
+elif ! python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' \
+    "$candle_xz" "$candle_tests" >> "$log" 2>&1; then
+    skip candle-cuda log "the candle test binary did not unpack"
+else
+    chmod +x "$candle_tests"
+    step candle-cuda 60 log "${peers_env[@]}" GDQ_REQUIRE_GPU=1 GDQ_FIXTURES="$here/tests/fixtures" \
+        "$candle_tests" candle --test-threads 1
+fi
+
 # 4. compute-sanitizer over one quick test (every type and output, random blocks).
 sanitizer=$(command -v compute-sanitizer 2>/dev/null)
 if [ -z "$sanitizer" ]; then
@@ -225,10 +243,15 @@ done
 
 # 7. Whole-model loads of two synthetic models (the long ones, last). Never in
 # $OUT (the llama file is 4.9 GB); llama needs 8 GB free.
-load_one() { # name preset synth-cap load-cap
+load_one() { # name preset synth-cap load-cap [world: also a tensor-parallel load of that many ranks on GPU 0]
     local name=$1 like=$2 file=$synth_dir/$1.gguf
     if step "synth-$name" "$3" log "$bin" synth --like "$like" "$file"; then
         step "load-$name" "$4" "load-$name.json" "$bin" load "$file" --compare --json
+        if [ -n "${5:-}" ]; then
+            local devs
+            devs=$(python3 -c "print(','.join(['0'] * $5))")
+            step "load-$name-world$5" "$4" log "$bin" load "$file" --world "$5" --devices "$devs"
+        fi
     else
         skip "load-$name" "load-$name.json" "synth failed"
     fi
@@ -245,7 +268,7 @@ elif [ "$smoke_rc" -eq 124 ]; then
     done
 else
     mkdir -p "$synth_dir"
-    load_one qwen qwen2.5-0.5b-q4_k_m 15 25
+    load_one qwen qwen2.5-0.5b-q4_k_m 15 25 2
     free_kb=$(df -Pk "$synth_dir" | awk 'NR == 2 {print $4}')
     say "gpu-run: $((free_kb / 1048576)) GiB free in $synth_dir"
     if [ "${free_kb:-0}" -lt $((8 << 20)) ]; then

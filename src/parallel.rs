@@ -44,18 +44,8 @@ use crate::gguf::{GgufFile, TensorInfo};
 use crate::out::OutElem;
 use crate::pipeline::{Device, LoadOptions, LoadReport, Pipeline};
 use crate::shard::Shard;
+pub use crate::shard::Split;
 use crate::types::GgmlType;
-
-/// How one tensor is spread over the ranks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Split {
-    /// Each rank its range of the rows ([`Shard::of_rows`]).
-    Rows,
-    /// Each rank its range of every row's columns ([`Shard::of_cols`]).
-    Cols,
-    /// Every rank the whole tensor.
-    Replicate,
-}
 
 /// One decoded tensor (or shard of one) in a device's memory.
 pub struct Loaded<B> {
@@ -161,14 +151,7 @@ impl<'f> ModelLoad<'f> {
             .map(|rank| {
                 chosen
                     .iter()
-                    .map(|&t| {
-                        let shard = match (self.split)(t) {
-                            Split::Replicate => Shard::whole(t),
-                            Split::Rows => Shard::of_rows(t, rank, self.world)?,
-                            Split::Cols => Shard::of_cols(t, rank, self.world)?,
-                        };
-                        Ok((t, shard))
-                    })
+                    .map(|&t| Ok((t, (self.split)(t).shard(t, rank, self.world)?)))
                     .collect()
             })
             .collect()

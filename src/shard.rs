@@ -36,8 +36,9 @@ impl Shard {
         }
     }
 
-    /// Part `index` of `parts` equal splits of `t`'s rows (the last may be
-    /// shorter; an error where there are fewer rows than parts).
+    /// Part `index` of `parts` splits of `t`'s rows, as even as they go (the
+    /// first parts one row more; an error where there are fewer rows than
+    /// parts, so no part is empty).
     pub fn of_rows(t: &TensorInfo, index: u64, parts: u64) -> Result<Shard> {
         let (rows, cols) = dims(&t.ne);
         let per = split(rows, index, parts, 1, &t.name, "rows")?;
@@ -47,8 +48,9 @@ impl Shard {
         })
     }
 
-    /// Part `index` of `parts` splits of `t`'s columns at block boundaries
-    /// (an error where a row has fewer blocks than parts).
+    /// Part `index` of `parts` splits of `t`'s columns at block boundaries, as
+    /// even as whole blocks go (6 blocks over 4 parts: 2, 2, 1, 1; an error
+    /// where a row has fewer blocks than parts, so no part is empty).
     pub fn of_cols(t: &TensorInfo, index: u64, parts: u64) -> Result<Shard> {
         let (rows, cols) = dims(&t.ne);
         let qk = t.ty.block_elems() as u64;
@@ -130,6 +132,47 @@ impl Shard {
     }
 }
 
+/// How one tensor is spread over the ranks of a tensor-parallel group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Split {
+    /// Each rank its range of the rows ([`Shard::of_rows`]).
+    Rows,
+    /// Each rank its range of every row's columns ([`Shard::of_cols`]).
+    Cols,
+    /// Every rank the whole tensor.
+    Replicate,
+}
+
+impl Split {
+    /// Megatron-style tensor parallelism over llama.cpp's tensor names: the
+    /// projections whose outputs a rank computes alone (`attn_q`, `attn_k`,
+    /// `attn_v`, `attn_qkv`, `ffn_gate`, `ffn_up`) by rows, the ones that
+    /// reduce over those outputs (`attn_output`, `ffn_down`) by columns,
+    /// everything else (norms, embeddings, the output head) replicated.
+    pub fn megatron(t: &TensorInfo) -> Split {
+        let role = t
+            .name
+            .strip_suffix(".weight")
+            .and_then(|n| n.rsplit('.').next());
+        match role {
+            Some("attn_q" | "attn_k" | "attn_v" | "attn_qkv" | "ffn_gate" | "ffn_up") => {
+                Split::Rows
+            }
+            Some("attn_output" | "ffn_down") => Split::Cols,
+            _ => Split::Replicate,
+        }
+    }
+
+    /// Rank `rank`'s shard of `t` in a group of `world` ranks.
+    pub fn shard(self, t: &TensorInfo, rank: u64, world: u64) -> Result<Shard> {
+        match self {
+            Split::Replicate => Ok(Shard::whole(t)),
+            Split::Rows => Shard::of_rows(t, rank, world),
+            Split::Cols => Shard::of_cols(t, rank, world),
+        }
+    }
+}
+
 /// (rows, columns) of the row-major view of `ne`.
 fn dims(ne: &[u64]) -> (u64, u64) {
     let cols = ne.first().copied().unwrap_or(1);
@@ -144,9 +187,11 @@ fn split(n: u64, index: u64, parts: u64, unit: u64, name: &str, what: &str) -> R
             "tensor '{name}': part {index} of {parts} of its {n} {what} (in units of {unit})"
         )));
     }
-    let per = units.div_ceil(parts);
-    let start = (index * per * unit).min(n);
-    Ok(start..((index + 1) * per * unit).min(n))
+    // as even as whole units go, the first ranks one unit more: 6 over 4 is
+    // 2, 2, 1, 1; none empty
+    let (base, extra) = (units / parts, units % parts);
+    let first = |i: u64| i * base + i.min(extra);
+    Ok((first(index) * unit).min(n)..(first(index + 1) * unit).min(n))
 }
 
 /// Decodes shard `shard` of tensor `t` of `file` into `out` (`rows x cols`

@@ -181,3 +181,93 @@ fn no_gpu_is_an_error_not_a_panic() {
     let err = Gpu::new(1 << 20).err().expect("device 2^20 must not open");
     assert!(err.to_string().contains("CUDA"), "{err}");
 }
+
+/// Tensor-parallel loads on the one GPU: a world of 1, and of 2 ranks as two
+/// `Gpu`s on device 0 (each its own streams and pinned staging), loading at
+/// once; the gathered shards equal the CPU's decode of each whole tensor.
+#[test]
+fn sharded_loads_as_one_and_two_ranks_on_one_gpu() {
+    use gguf_dequant::parallel::{ModelLoad, Split};
+    let Some(g) = gpu("sharded loads") else {
+        return;
+    };
+    let f = shards::llama_layer();
+    for world in [1, 2] {
+        let mut gpus = vec![g.context().clone()];
+        gpus.resize(world, g.context().clone());
+        let gpus: Vec<Gpu> = gpus
+            .into_iter()
+            .map(|c| Gpu::from_context(c).unwrap())
+            .collect();
+        let load = ModelLoad::new(&f).split(Split::megatron).world_size(world);
+        let ranks = load.run_gpus::<bf16>(&gpus).unwrap();
+        let host: Vec<Vec<Vec<bf16>>> = ranks
+            .iter()
+            .zip(&gpus)
+            .map(|(r, g)| {
+                r.tensors
+                    .iter()
+                    .map(|t| g.stream().clone_dtoh(&t.data).unwrap())
+                    .collect()
+            })
+            .collect();
+        for (i, t) in f.tensors().iter().enumerate() {
+            let want: Vec<bf16> = cpu::dequantize_to_vec(t.ty, f.tensor_data(t).unwrap()).unwrap();
+            let parts: Vec<_> = ranks
+                .iter()
+                .zip(&host)
+                .map(|(r, h)| (&r.tensors[i].shard, &h[i][..]))
+                .collect();
+            if Split::megatron(t) == Split::Replicate {
+                for (_, p) in &parts {
+                    assert_bits_eq(&format!("{} replicated", t.name), p, &want);
+                }
+            } else {
+                let got = shards::gather(t, &parts);
+                assert_bits_eq(&format!("{} over {world}", t.name), &got, &want);
+            }
+        }
+        let sent: u64 = ranks.iter().map(|r| r.report.compressed_bytes).sum();
+        println!("world {world}: {sent} compressed bytes sent");
+    }
+}
+
+/// candle tensors on candle's CUDA device, decoded by our kernels in its
+/// context and stream: every tensor of the fixture in each dtype equals the
+/// CPU decode, and candle computes with them.
+#[cfg(feature = "candle-cuda")]
+#[test]
+fn candle_tensors_on_the_gpu() {
+    use candle_core::{DType, Device};
+    if gpu("candle tensors").is_none() {
+        return;
+    }
+    let dev = Device::new_cuda(0).unwrap();
+    let file = GgufFile::open(fixture("real-weights.gguf")).unwrap();
+    for dtype in [DType::F32, DType::F16, DType::BF16] {
+        let loaded = gguf_dequant::candle::load(&file, &dev, dtype, |_| true).unwrap();
+        for t in file.tensors() {
+            let got = loaded[&t.name].to_dtype(DType::F32).unwrap();
+            let want: Vec<f32> =
+                cpu::dequantize_to_vec(t.ty, file.tensor_data(t).unwrap()).unwrap();
+            let want = candle_core::Tensor::from_vec(want, got.shape(), &Device::Cpu)
+                .unwrap()
+                .to_dtype(dtype)
+                .unwrap()
+                .to_dtype(DType::F32)
+                .unwrap();
+            let (g, w) = (
+                got.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                want.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            );
+            assert_bits_eq(&format!("candle {} as {dtype:?}", t.name), &g, &w);
+            // candle computes with it on the device
+            let sum = loaded[&t.name]
+                .to_dtype(DType::F32)
+                .unwrap()
+                .sum_all()
+                .unwrap();
+            assert!(sum.to_scalar::<f32>().unwrap().is_finite());
+        }
+    }
+}

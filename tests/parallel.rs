@@ -50,18 +50,6 @@ fn whole<O: OutElem>(f: &GgufFile, t: &TensorInfo) -> Vec<O> {
     cpu::dequantize_to_vec(t.ty, f.tensor_data(t).unwrap()).unwrap()
 }
 
-/// The shard's values sliced out of the whole tensor's.
-fn slice<O: OutElem>(whole: &[O], t: &TensorInfo, s: &Shard) -> Vec<O> {
-    let cols = t.ne[0] as usize;
-    s.rows
-        .clone()
-        .flat_map(|r| {
-            let row = r as usize * cols;
-            whole[row + s.cols.start as usize..row + s.cols.end as usize].to_vec()
-        })
-        .collect()
-}
-
 /// Bytes of the shard's blocks: what should cross the bus.
 fn shard_bytes(t: &TensorInfo, s: &Shard) -> u64 {
     s.byte_ranges(t.ty, &t.ne)
@@ -76,7 +64,7 @@ fn copy_out<O: OutElem>(dev: &EmuDevice, stream: &EmuStream, out: &EmuOut<O>) ->
     got
 }
 
-fn shards(t: &TensorInfo) -> Vec<Shard> {
+fn some_shards(t: &TensorInfo) -> Vec<Shard> {
     let qk = t.ty.block_elems() as u64;
     let (rows, cols) = (t.ne[1..].iter().product::<u64>(), t.ne[0]);
     let mut v = vec![
@@ -106,7 +94,7 @@ fn check_shards<O: OutElem + Bits>() {
     let f = file();
     for t in f.tensors() {
         let all: Vec<O> = whole(&f, t);
-        for s in shards(t) {
+        for s in some_shards(t) {
             let dev = EmuDevice::new();
             let stream = dev.new_stream().unwrap();
             let mut pipeline = Pipeline::new(&dev, &opts()).unwrap();
@@ -117,7 +105,7 @@ fn check_shards<O: OutElem + Bits>() {
             assert_bits_eq(
                 &what,
                 &copy_out(&dev, &stream, &outs[0]),
-                &slice(&all, t, &s),
+                &shards::slice(&all, t, &s),
             );
             let want = shard_bytes(t, &s);
             let moved = (dev.bytes_copied_in(), report.compressed_bytes);
@@ -136,43 +124,11 @@ fn every_type_every_shard_through_the_pipeline_bf16() {
     check_shards::<bf16>();
 }
 
-/// A Llama-shaped layer (hidden 768, ffn 1536, the types of a Q4_K_M file)
-/// split Megatron-style over `world` emulated devices: q/k/v/gate/up by rows,
-/// attn_output/ffn_down by columns (3 and 6 blocks a row: uneven over 2
-/// ranks), norms replicated.
+/// A Llama-shaped layer split Megatron-style over `world` emulated devices
+/// (columns of 3 blocks a row: uneven over 2 ranks).
 fn check_world<O: OutElem + Bits>(world: usize) {
-    let (h, ffn) = (768, 1536);
-    let layer: [(&str, GgmlType, [u64; 2]); 9] = [
-        ("attn_norm", GgmlType::F32, [h, 1]),
-        ("attn_q", GgmlType::Q4_K, [h, h]),
-        ("attn_k", GgmlType::Q4_K, [h, 256]),
-        ("attn_v", GgmlType::Q6_K, [h, 256]),
-        ("attn_output", GgmlType::Q4_K, [h, h]),
-        ("ffn_norm", GgmlType::F32, [h, 1]),
-        ("ffn_gate", GgmlType::Q4_K, [h, ffn]),
-        ("ffn_up", GgmlType::Q4_K, [h, ffn]),
-        ("ffn_down", GgmlType::Q6_K, [ffn, h]),
-    ];
-    let mut w = GgufWriter::new();
-    let mut rng = Rng(5);
-    for (name, ty, ne) in layer {
-        let blocks = (ne[0] * ne[1]) as usize / ty.block_elems();
-        let ne: &[u64] = if ne[1] == 1 { &ne[..1] } else { &ne };
-        w.add_tensor(
-            format!("blk.0.{name}.weight"),
-            ty,
-            ne,
-            random_blocks(ty, blocks, &mut rng),
-        )
-        .unwrap();
-    }
-    let f = GgufFile::from_bytes(w.to_bytes()).unwrap();
-    let split = |t: &TensorInfo| match t.name.rsplit('.').nth(1) {
-        Some("attn_q" | "attn_k" | "attn_v" | "ffn_gate" | "ffn_up") => Split::Rows,
-        Some("attn_output" | "ffn_down") => Split::Cols,
-        _ => Split::Replicate,
-    };
-    let kinds: Vec<Split> = f.tensors().iter().map(split).collect();
+    let f = shards::llama_layer();
+    let kinds: Vec<Split> = f.tensors().iter().map(Split::megatron).collect();
     assert!(
         kinds.contains(&Split::Rows) && kinds.contains(&Split::Cols),
         "{kinds:?}"
@@ -181,7 +137,7 @@ fn check_world<O: OutElem + Bits>(world: usize) {
     let streams: Vec<EmuStream> = devs.iter().map(|d| d.new_stream().unwrap()).collect();
     let pairs: Vec<(&EmuDevice, &EmuStream)> = devs.iter().zip(&streams).collect();
     let load = ModelLoad::new(&f)
-        .split(split)
+        .split(Split::megatron)
         .world_size(world)
         .options(opts());
     let plan = load.plan().unwrap();
@@ -211,7 +167,11 @@ fn check_world<O: OutElem + Bits>(world: usize) {
             }
             continue;
         }
-        let together = gather(t, &ranks, i);
+        let parts: Vec<_> = ranks
+            .iter()
+            .map(|(l, values)| (&l.tensors[i].shard, part(l, values, i)))
+            .collect();
+        let together = shards::gather(t, &parts);
         assert_bits_eq(&format!("{} over {world} ranks", t.name), &together, &all);
     }
 }
@@ -220,21 +180,6 @@ fn check_world<O: OutElem + Bits>(world: usize) {
 fn part<'a, O: OutElem>(l: &RankLoad<EmuOut<O>>, values: &'a [O], i: usize) -> &'a [O] {
     let start: u64 = l.tensors[..i].iter().map(|x| x.shard.n_elems()).sum();
     &values[start as usize..(start + l.tensors[i].shard.n_elems()) as usize]
-}
-
-/// Puts the ranks' parts of tensor `i` back together, row-major.
-fn gather<O: OutElem>(t: &TensorInfo, ranks: &[(RankLoad<EmuOut<O>>, Vec<O>)], i: usize) -> Vec<O> {
-    let (rows, cols) = (t.ne[1..].iter().product::<u64>() as usize, t.ne[0] as usize);
-    let mut out = vec![O::from_f32(f32::NAN); rows * cols];
-    for (l, values) in ranks {
-        let (s, values) = (&l.tensors[i].shard, part(l, values, i));
-        let width = (s.cols.end - s.cols.start) as usize;
-        for (k, r) in s.rows.clone().enumerate() {
-            let at = r as usize * cols + s.cols.start as usize;
-            out[at..at + width].copy_from_slice(&values[k * width..(k + 1) * width]);
-        }
-    }
-    out
 }
 
 #[test]

@@ -25,18 +25,6 @@ fn file() -> GgufFile {
     GgufFile::from_bytes(w.to_bytes()).unwrap()
 }
 
-/// The shard's values sliced out of the whole tensor's.
-fn slice(whole: &[bf16], t: &TensorInfo, s: &Shard) -> Vec<bf16> {
-    let cols = t.ne[0] as usize;
-    s.rows
-        .clone()
-        .flat_map(|r| {
-            let row = r as usize * cols;
-            whole[row + s.cols.start as usize..row + s.cols.end as usize].to_vec()
-        })
-        .collect()
-}
-
 fn shards(t: &TensorInfo) -> Vec<Shard> {
     let qk = t.ty.block_elems() as u64;
     vec![
@@ -68,7 +56,7 @@ fn every_type_every_shard_on_the_cpu_and_the_emulated_kernels() {
     for t in f.tensors() {
         let whole: Vec<bf16> = cpu::dequantize_to_vec(t.ty, f.tensor_data(t).unwrap()).unwrap();
         for s in shards(t) {
-            let want = slice(&whole, t, &s);
+            let want = shards::slice(&whole, t, &s);
             let mut got = vec![bf16::NAN; want.len()];
             dequantize_shard(&f, t, &s, &mut got).unwrap();
             assert_bits_eq(&format!("{} {s:?} cpu", t.name), &got, &want);
@@ -131,4 +119,44 @@ fn unaligned_or_outside_shards_are_refused() {
         "6 blocks a row cannot make 7 parts"
     );
     assert!(Shard::of_rows(t, 3, 3).is_err());
+}
+
+/// The Megatron rule by llama.cpp's names: output projections by rows, the
+/// ones reducing over them by columns, the rest whole.
+#[test]
+fn megatron_splits_by_role() {
+    use gguf_dequant::shard::Split;
+    let f = shards::llama_layer();
+    let split = |n: &str| Split::megatron(f.tensor(&format!("blk.0.{n}.weight")).unwrap());
+    for (role, want) in [
+        ("attn_q", Split::Rows),
+        ("attn_v", Split::Rows),
+        ("ffn_up", Split::Rows),
+        ("attn_output", Split::Cols),
+        ("ffn_down", Split::Cols),
+        ("attn_norm", Split::Replicate),
+    ] {
+        assert_eq!(split(role), want, "{role}");
+    }
+}
+
+/// Splits are as even as whole blocks go, the first parts larger, none
+/// empty, and together cover the row exactly once.
+#[test]
+fn splits_are_even_in_whole_blocks() {
+    let mut w = GgufWriter::new();
+    let ty = GgmlType::Q4_K;
+    w.add_tensor("t", ty, &[6 * 256, 5], random_blocks(ty, 30, &mut Rng(1)))
+        .unwrap();
+    let f = GgufFile::from_bytes(w.to_bytes()).unwrap();
+    let t = f.tensor("t").unwrap();
+    let cols: Vec<_> = (0..4)
+        .map(|i| Shard::of_cols(t, i, 4).unwrap().cols)
+        .collect();
+    assert_eq!(cols, [0..512, 512..1024, 1024..1280, 1280..1536]);
+    let rows: Vec<_> = (0..3)
+        .map(|i| Shard::of_rows(t, i, 3).unwrap().rows)
+        .collect();
+    assert_eq!(rows, [0..2, 2..4, 4..5]);
+    assert!(Shard::of_cols(t, 0, 7).is_err() && Shard::of_rows(t, 5, 5).is_err());
 }

@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use gguf_dequant::gguf::GgufFile;
-use gguf_dequant::gpu::{Gpu, LoadOptions};
+use gguf_dequant::gpu::{Gpu, LoadOptions, LoadReport};
+use gguf_dequant::parallel::{ModelLoad, Split};
 use gguf_dequant::OutElem;
 use gguf_dequant::{cpu, Error, OutType, Result};
 use half::{bf16, f16};
@@ -87,6 +88,86 @@ pub fn run(file: &GgufFile, dtype: OutType, compare: bool, as_json: bool) -> Res
             outln!(
                 "(c) upload of already-16-bit weights: {:.3} s",
                 doc["upload_16bit_s"].as_f64().unwrap_or(0.0)
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `load --world N`: the file tensor-parallel over `world` ranks, rank `r` on
+/// GPU `devices[r]` (default `r`), all at once; each rank's bytes and time.
+pub fn run_parallel(
+    file: &GgufFile,
+    dtype: OutType,
+    world: usize,
+    devices: &[usize],
+    as_json: bool,
+) -> Result<ExitCode> {
+    let world = world.max(devices.len()).max(1);
+    let ordinals: Vec<usize> = (0..world)
+        .map(|r| devices.get(r).copied().unwrap_or(r))
+        .collect();
+    let gpus = ordinals
+        .iter()
+        .map(|&o| Gpu::new(o))
+        .collect::<Result<Vec<_>>>()?;
+    let load = ModelLoad::new(file)
+        .split(Split::megatron)
+        .world_size(world);
+    let start = Instant::now();
+    let reports: Vec<LoadReport> = match dtype {
+        OutType::F32 => load
+            .run_gpus::<f32>(&gpus)?
+            .into_iter()
+            .map(|r| r.report)
+            .collect(),
+        OutType::F16 => load
+            .run_gpus::<f16>(&gpus)?
+            .into_iter()
+            .map(|r| r.report)
+            .collect(),
+        OutType::BF16 => load
+            .run_gpus::<bf16>(&gpus)?
+            .into_iter()
+            .map(|r| r.report)
+            .collect(),
+    };
+    let seconds = start.elapsed().as_secs_f64();
+    let whole: u64 = file.tensors().iter().map(|t| t.nbytes).sum();
+    let ranks: Vec<_> = reports
+        .iter()
+        .zip(&ordinals)
+        .map(|(r, o)| {
+            json!({
+                "device": o,
+                "compressed_bytes": r.compressed_bytes,
+                "output_bytes": r.output_bytes,
+                "load_s": r.seconds,
+            })
+        })
+        .collect();
+    if as_json {
+        let doc = json!({
+            "device": gpus[0].name(),
+            "dtype": dtype.name(),
+            "world": world,
+            "file_compressed_bytes": whole,
+            "load_s": seconds,
+            "ranks": ranks,
+        });
+        outln!("{}", serde_json::to_string_pretty(&doc).expect("JSON"));
+    } else {
+        outln!(
+            "loaded {} tensors over {world} ranks as {dtype} in {seconds:.3} s ({:.1} MB compressed in the file)",
+            file.tensors().len(),
+            whole as f64 / 1e6
+        );
+        for (rank, (r, o)) in reports.iter().zip(&ordinals).enumerate() {
+            outln!(
+                "  rank {rank} on GPU {o}: {:.1} MB compressed -> {:.1} MB in {:.3} s",
+                r.compressed_bytes as f64 / 1e6,
+                r.output_bytes as f64 / 1e6,
+                r.seconds
             );
         }
     }

@@ -97,6 +97,14 @@ pub enum Command {
         compare: bool,
         #[arg(long)]
         json: bool,
+        /// Load tensor-parallel over this many ranks (Megatron-style split by
+        /// llama.cpp's tensor names), each rank only its shards, all at once.
+        #[arg(long, default_value_t = 1)]
+        world: usize,
+        /// The GPU of each rank, comma-separated (default: rank i on GPU i;
+        /// a GPU may be listed more than once).
+        #[arg(long, value_delimiter = ',')]
+        devices: Vec<usize>,
     },
     /// Write a model-shaped GGUF file of random valid blocks.
     Synth {
@@ -167,13 +175,24 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             dtype,
             compare,
             json,
+            world,
+            devices,
         }) => {
             if device != Device::Cuda {
                 return Err(gguf_dequant::Error::Invalid(
                     "load runs on --device cuda only".into(),
                 ));
             }
-            load::run(&GgufFile::open(&file)?, dtype, compare, json)
+            let file = GgufFile::open(&file)?;
+            if world > 1 || !devices.is_empty() {
+                if compare {
+                    return Err(gguf_dequant::Error::Invalid(
+                        "--compare is for a load onto one device (no --world or --devices)".into(),
+                    ));
+                }
+                return load::run_parallel(&file, dtype, world, &devices, json);
+            }
+            load::run(&file, dtype, compare, json)
         }
     }
 }

@@ -152,3 +152,71 @@ pub fn reported_peak_kb(stderr: &str) -> u64 {
         .expect("VmHWM reported");
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
+
+/// Shards in tests: slicing whole tensors, putting parts back together, and
+/// a Llama-shaped layer to split.
+pub mod shards {
+    use gguf_dequant::gguf::{GgufFile, GgufWriter, TensorInfo};
+    use gguf_dequant::shard::Shard;
+    use gguf_dequant::synth::{random_blocks, Rng};
+    use gguf_dequant::{GgmlType, OutElem};
+
+    /// (rows, columns) of a tensor's row-major view.
+    fn dims(t: &TensorInfo) -> (usize, usize) {
+        (t.ne[1..].iter().product::<u64>() as usize, t.ne[0] as usize)
+    }
+
+    /// The shard's values sliced out of the whole tensor's.
+    pub fn slice<O: OutElem>(whole: &[O], t: &TensorInfo, s: &Shard) -> Vec<O> {
+        let cols = dims(t).1;
+        s.rows
+            .clone()
+            .flat_map(|r| {
+                let row = r as usize * cols;
+                whole[row + s.cols.start as usize..row + s.cols.end as usize].to_vec()
+            })
+            .collect()
+    }
+
+    /// Puts shards of `t` (each with its values) back together, row-major;
+    /// what no shard covers stays NaN.
+    pub fn gather<O: OutElem>(t: &TensorInfo, parts: &[(&Shard, &[O])]) -> Vec<O> {
+        let (rows, cols) = dims(t);
+        let mut out = vec![O::from_f32(f32::NAN); rows * cols];
+        for (s, values) in parts {
+            let width = (s.cols.end - s.cols.start) as usize;
+            for (k, r) in s.rows.clone().enumerate() {
+                let at = r as usize * cols + s.cols.start as usize;
+                out[at..at + width].copy_from_slice(&values[k * width..(k + 1) * width]);
+            }
+        }
+        out
+    }
+
+    /// A Llama-shaped layer (hidden 768, ffn 1536, the types of a Q4_K_M
+    /// file): 3 and 6 blocks a row, so that columns split unevenly over 2.
+    pub fn llama_layer() -> GgufFile {
+        let (h, ffn) = (768, 1536);
+        let layer: [(&str, GgmlType, [u64; 2]); 9] = [
+            ("attn_norm", GgmlType::F32, [h, 1]),
+            ("attn_q", GgmlType::Q4_K, [h, h]),
+            ("attn_k", GgmlType::Q4_K, [h, 256]),
+            ("attn_v", GgmlType::Q6_K, [h, 256]),
+            ("attn_output", GgmlType::Q4_K, [h, h]),
+            ("ffn_norm", GgmlType::F32, [h, 1]),
+            ("ffn_gate", GgmlType::Q4_K, [h, ffn]),
+            ("ffn_up", GgmlType::Q4_K, [h, ffn]),
+            ("ffn_down", GgmlType::Q6_K, [ffn, h]),
+        ];
+        let mut w = GgufWriter::new();
+        let mut rng = Rng(5);
+        for (name, ty, ne) in layer {
+            let blocks = (ne[0] * ne[1]) as usize / ty.block_elems();
+            let ne: &[u64] = if ne[1] == 1 { &ne[..1] } else { &ne };
+            let data = random_blocks(ty, blocks, &mut rng);
+            w.add_tensor(format!("blk.0.{name}.weight"), ty, ne, data)
+                .unwrap();
+        }
+        GgufFile::from_bytes(w.to_bytes()).unwrap()
+    }
+}
