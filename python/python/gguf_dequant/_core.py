@@ -1,0 +1,620 @@
+"""The file, shard and decode API shared by `gguf_dequant.numpy` and `gguf_dequant.torch`."""
+
+from __future__ import annotations
+
+import operator
+import os
+import sys
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
+
+import numpy as np
+
+from . import _native
+from ._native import GGUFError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+__all__ = [
+    "GGUFError",
+    "GGUFFile",
+    "GGMLType",
+    "GGML_TYPES",
+    "Shard",
+    "ShardSpec",
+    "TPShard",
+    "TensorInfo",
+    "dequantize",
+    "tp_shard",
+]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+#: One bound of a shard: ``None`` (all of it), a ``slice`` with step 1
+#: (Python's slicing rules: negative indices count from the end, bounds are
+#: clamped), or an exact ``(start, stop)`` pair (checked: out of range is an
+#: error).
+Range = Union[None, slice, range, Tuple[Optional[int], Optional[int]]]
+
+#: What a shard argument gives for one tensor: ``None`` (the whole tensor),
+#: a :class:`Shard`, or a ``(rows, cols)`` pair of :data:`Range`.
+ShardSpec = Union[None, "Shard", Tuple[Range, Range]]
+
+#: The ``shard=`` argument of the loaders.
+ShardArg = Union[
+    None,
+    Mapping[str, ShardSpec],
+    Callable[[str, Tuple[int, ...]], ShardSpec],
+    "TPShard",
+]
+
+# ----------------------------------------------------------------- types
+
+
+@dataclass(frozen=True)
+class GGMLType:
+    """A ggml storage type: its name, id and block geometry.
+
+    ``block_size`` elements are stored in ``block_bytes`` bytes; a row's
+    length (``ne0``, the last row-major dimension) is a multiple of
+    ``block_size``. ``decodable`` is False for the types ggml itself cannot
+    dequantize (q8_1, q8_K, the integer types, f64).
+    """
+
+    name: str
+    id: int
+    block_size: int
+    block_bytes: int
+    decodable: bool
+
+
+#: Every ggml type by name (``"q4_K"``, ``"iq2_xxs"``, ``"bf16"``, ...).
+GGML_TYPES: Dict[str, GGMLType] = {
+    name: GGMLType(name, id_, size, nbytes, ok)
+    for (name, id_, size, nbytes, ok) in _native.ggml_types()
+}
+_TYPES_BY_ID: Dict[int, GGMLType] = {t.id: t for t in GGML_TYPES.values()}
+
+# ----------------------------------------------------------------- dtypes
+
+_DTYPE_ALIASES = {
+    "float32": "float32",
+    "f32": "float32",
+    "float": "float32",
+    "float16": "float16",
+    "f16": "float16",
+    "half": "float16",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+}
+
+_BF16_UNSET = object()
+_bf16_dtype: Any = _BF16_UNSET
+
+
+def _bfloat16_numpy_dtype() -> Optional[np.dtype]:
+    """``ml_dtypes.bfloat16`` as a numpy dtype, or None without ml_dtypes."""
+    global _bf16_dtype
+    if _bf16_dtype is _BF16_UNSET:
+        try:
+            import ml_dtypes
+
+            _bf16_dtype = np.dtype(ml_dtypes.bfloat16)
+        except ImportError:
+            _bf16_dtype = None
+    return _bf16_dtype  # type: ignore[no-any-return]
+
+
+def _dtype_name(dtype: Any) -> str:
+    """``"float32"``, ``"float16"`` or ``"bfloat16"`` from a name, a numpy
+    dtype (or scalar type, ``ml_dtypes.bfloat16`` included) or a torch dtype."""
+    if isinstance(dtype, str):
+        key = dtype.lower()
+    elif type(dtype).__module__.split(".")[0] == "torch":
+        key = str(dtype).rsplit(".", 1)[-1]  # torch.bfloat16 -> "bfloat16"
+    else:
+        try:
+            key = np.dtype(dtype).name
+        except TypeError:
+            raise TypeError(
+                f"dtype {dtype!r}: expected 'float32', 'float16' or 'bfloat16' "
+                "(a name, a numpy dtype or a torch dtype)"
+            ) from None
+    name = _DTYPE_ALIASES.get(key)
+    if name is None:
+        raise ValueError(
+            f"dtype {dtype!r}: gguf-dequant decodes into float32, float16 or bfloat16 only"
+        )
+    return name
+
+
+def _as_numpy(raw: np.ndarray, dtype: str) -> np.ndarray:
+    """A decoded array (float32, or uint16 bits) viewed as ``dtype`` (no copy)."""
+    if dtype == "float32":
+        return raw
+    if dtype == "float16":
+        return raw.view(np.float16)
+    bf16 = _bfloat16_numpy_dtype()
+    return raw if bf16 is None else raw.view(bf16)
+
+
+def _as_torch(raw: np.ndarray, dtype: str) -> "torch.Tensor":
+    """A decoded array as a CPU torch tensor sharing its memory (no copy)."""
+    import torch
+
+    if dtype == "float32":
+        return torch.from_numpy(raw)
+    # 16-bit values travel as int16 (which every torch takes from numpy) and
+    # are viewed as their own dtype: a reinterpretation, not a conversion.
+    t = torch.from_numpy(raw.view(np.int16))
+    return t.view(torch.float16 if dtype == "float16" else torch.bfloat16)
+
+
+def _is_torch_tensor(x: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+# ----------------------------------------------------------------- shards
+
+
+@dataclass(frozen=True)
+class Shard:
+    """A part of a tensor: rows ``rows`` and, of each row, columns ``cols``.
+
+    Rows are those of the tensor's row-major view with its slow dimensions
+    flattened: a tensor of row-major shape ``(a, b, c)`` has ``a * b`` rows of
+    ``c`` columns (``c`` is ggml's ``ne0``). Each bound is ``None`` (all),
+    an exact ``(start, stop)`` pair, or a ``slice`` with step 1 (Python's
+    rules: negative indices, clamped bounds).
+
+    Columns split rows at **block boundaries only**: ``start`` and ``stop``
+    must be multiples of the type's block size (32 for q4_0, 256 for q4_K,
+    ...), since a block decodes only whole. An unaligned split raises
+    :class:`GGUFError` naming the block size; it is never silently widened.
+
+    The decoded shard has the tensor's own shape when it is the whole
+    tensor, ``(cols,)`` for a vector, and ``(rows, cols)`` otherwise, with
+    the same bits as slicing the whole decoded tensor reshaped to
+    ``(-1, ne0)``. Only the shard's blocks are read from the file.
+
+    >>> Shard(rows=(0, 2048))                   # the first 2048 rows, every column
+    >>> Shard(cols=(0, 1024))                   # every row, columns [0, 1024)
+    >>> Shard(rows=slice(-8, None))             # the last 8 rows
+    """
+
+    rows: Range = None
+    cols: Range = None
+
+
+def _bounds(spec: Range, n: int, what: str, name: str) -> Tuple[int, int]:
+    if spec is None:
+        return (0, n)
+    if isinstance(spec, slice):
+        start, stop, step = spec.indices(n)
+        if step != 1:
+            raise ValueError(f"shard of tensor {name!r}: {what} {spec!r} has a step; shards are contiguous")
+        return (start, max(start, stop))
+    if isinstance(spec, range):
+        if spec.step != 1:
+            raise ValueError(f"shard of tensor {name!r}: {what} {spec!r} has a step; shards are contiguous")
+        start, stop = spec.start, spec.stop
+    elif isinstance(spec, (tuple, list)) and len(spec) == 2:
+        start = 0 if spec[0] is None else operator.index(spec[0])
+        stop = n if spec[1] is None else operator.index(spec[1])
+    else:
+        raise TypeError(
+            f"shard of tensor {name!r}: {what} must be None, a slice or a (start, stop) pair, got {spec!r}"
+        )
+    if start < 0 or stop < 0:
+        raise ValueError(
+            f"shard of tensor {name!r}: {what} ({start}, {stop}) is negative "
+            "(a slice takes Python's negative indices; a pair is exact)"
+        )
+    return (start, stop)
+
+
+def _normalize(spec: Any, info: "TensorInfo") -> Optional[Tuple[int, int, int, int]]:
+    """A shard spec as ``(r0, r1, c0, c1)``, or None for the whole tensor."""
+    if spec is None:
+        return None
+    if isinstance(spec, Shard):
+        rows, cols = spec.rows, spec.cols
+    elif isinstance(spec, (tuple, list)) and len(spec) == 2:
+        rows, cols = spec
+    else:
+        raise TypeError(
+            f"shard of tensor {info.name!r}: expected None, a Shard or a (rows, cols) pair, got {spec!r}"
+        )
+    r = _bounds(rows, info.rows, "rows", info.name)
+    c = _bounds(cols, info.cols, "cols", info.name)
+    return (r[0], r[1], c[0], c[1])
+
+
+class TPShard:
+    """The tensor-parallel rule of rank ``rank`` in a group of ``world`` ranks.
+
+    Made by :func:`tp_shard`. Called as ``rule(name, shape)`` (or
+    ``rule(name, shape, ggml_type)``) it gives the rank's :class:`Shard` of
+    that tensor, or ``None`` where every rank takes the whole tensor. The
+    loaders pass it the tensor's ggml type, which column splits need (they
+    split at block boundaries).
+    """
+
+    def __init__(
+        self,
+        rank: int,
+        world: int,
+        split: Union[str, Callable[[str, Tuple[int, ...]], str]] = "megatron",
+    ) -> None:
+        self.rank = operator.index(rank)
+        self.world = operator.index(world)
+        if self.world < 1 or not 0 <= self.rank < self.world:
+            raise ValueError(f"tp_shard: rank {rank} of world {world}: need 0 <= rank < world")
+        if isinstance(split, str):
+            if split not in ("megatron", "rows", "cols", "replicate"):
+                raise ValueError(
+                    f"tp_shard: split {split!r}: expected 'megatron', 'rows', 'cols', "
+                    "'replicate' or a callable (name, shape) -> one of those"
+                )
+        elif not callable(split):
+            raise TypeError(f"tp_shard: split must be a str or a callable, got {split!r}")
+        self.split = split
+
+    def __call__(
+        self, name: str, shape: Sequence[int], ggml_type: Union[str, int, None] = None
+    ) -> Optional[Shard]:
+        shape = tuple(operator.index(d) for d in shape)
+        how = self.split if isinstance(self.split, str) else self.split(name, shape)
+        r = _native.tp_shard(name, list(reversed(shape)), ggml_type, self.rank, self.world, how)
+        return None if r is None else Shard(rows=(r[0], r[1]), cols=(r[2], r[3]))
+
+    def __repr__(self) -> str:
+        return f"tp_shard(rank={self.rank}, world={self.world}, split={self.split!r})"
+
+
+def tp_shard(
+    rank: int,
+    world: int,
+    split: Union[str, Callable[[str, Tuple[int, ...]], str]] = "megatron",
+) -> TPShard:
+    """The shard rule of one rank of a tensor-parallel group, for ``shard=``.
+
+    ``split`` says how each tensor is spread over the ``world`` ranks:
+
+    - ``"megatron"`` (default): Megatron-style tensor parallelism over
+      llama.cpp's tensor names. The projections whose outputs a rank
+      computes alone (``attn_q``, ``attn_k``, ``attn_v``, ``attn_qkv``,
+      ``ffn_gate``, ``ffn_up``) split by rows, the ones that reduce over
+      those outputs (``attn_output``, ``ffn_down``) by columns, everything
+      else (norms, embeddings, the output head) is whole on every rank;
+    - ``"rows"``, ``"cols"``, ``"replicate"``: every tensor that way;
+    - a callable ``(name, shape) -> "rows" | "cols" | "replicate"``.
+
+    Splits are as even as whole rows (or whole blocks, for columns) go: the
+    first ranks get one more where they do not divide (6 blocks over 4 ranks:
+    2, 2, 1, 1). A tensor with fewer rows (or blocks per row) than ranks is
+    an error, so that no rank's part is empty. This is the Rust crate's
+    ``Split::megatron`` and ``Split::shard``.
+
+    >>> from gguf_dequant.torch import load_file
+    >>> part = load_file("model.gguf", shard=tp_shard(rank, world))
+    """
+    return TPShard(rank, world, split)
+
+
+def _shard_spec(shard: Any, info: "TensorInfo") -> Optional[Tuple[int, int, int, int]]:
+    if shard is None:
+        return None
+    if isinstance(shard, Mapping):
+        return _normalize(shard.get(info.name), info)
+    if isinstance(shard, TPShard):
+        return _normalize(shard(info.name, info.shape, info.type), info)
+    if callable(shard):
+        return _normalize(shard(info.name, info.shape), info)
+    raise TypeError(
+        f"shard must be None, a dict name -> shard, a callable (name, shape) -> shard "
+        f"or tp_shard(...), got {shard!r}"
+    )
+
+
+# ----------------------------------------------------------------- the file
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One tensor as the GGUF file describes it.
+
+    ``shape`` is row-major (numpy's and torch's order: ggml's ``ne``
+    reversed); ``ne`` is ggml's order, fastest dimension first. ``offset``
+    is the absolute byte offset of the tensor's blocks in the file, and
+    ``nbytes`` their size.
+    """
+
+    name: str
+    type: str
+    type_id: int
+    shape: Tuple[int, ...]
+    ne: Tuple[int, ...]
+    offset: int
+    nbytes: int
+    n_elements: int
+
+    @property
+    def ggml_type(self) -> GGMLType:
+        """The ggml type's name, id and block geometry."""
+        return _TYPES_BY_ID[self.type_id]
+
+    @property
+    def rows(self) -> int:
+        """Rows of the row-major view (every dimension but the last, flattened)."""
+        n = 1
+        for d in self.ne[1:]:
+            n *= d
+        return n
+
+    @property
+    def cols(self) -> int:
+        """Elements per row (the last row-major dimension, ggml's ``ne0``)."""
+        return self.ne[0] if self.ne else 1
+
+
+class GGUFFile:
+    """An open GGUF file: its metadata, its tensors, their raw blocks, decoded
+    tensors.
+
+    The file is parsed and checked when opened (a malformed file raises
+    :class:`GGUFError` naming the field and byte offset) and mapped into
+    memory (``mmap=True``) or read whole (``mmap=False``). Use it as a
+    context manager, or call :meth:`close`::
+
+        with GGUFFile("model.gguf") as f:
+            print(f.metadata["general.architecture"])
+            for name, info in f.tensors.items():
+                print(name, info.type, info.shape)
+            w = f.get_tensor("blk.0.attn_q.weight", dtype="bfloat16")
+
+    Decoded tensors are read from the file with ``pread``, not through the
+    mapping: a file truncated by someone else meanwhile gives an error, never
+    a crash. Only :meth:`raw` hands out views of the mapping itself.
+    """
+
+    def __init__(self, path: PathLike, *, mmap: bool = True) -> None:
+        self._f = _native.GGUFFile(os.fspath(path), mmap)
+        self._tensors: Optional[Dict[str, TensorInfo]] = None
+        self._metadata: Optional[Dict[str, Any]] = None
+
+    # -- facts
+
+    @property
+    def path(self) -> str:
+        """The path the file was opened from."""
+        return self._f.path
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._f.closed
+
+    @property
+    def version(self) -> int:
+        """The GGUF version (2 or 3)."""
+        return self._f.version
+
+    @property
+    def alignment(self) -> int:
+        """The alignment of tensor data (``general.alignment``, default 32)."""
+        return self._f.alignment
+
+    @property
+    def data_offset(self) -> int:
+        """The absolute offset of the tensor data section."""
+        return self._f.data_offset
+
+    @property
+    def metadata(self) -> Dict[str, Any]:
+        """The key-value pairs, in file order.
+
+        Integers and floats become ``int`` and ``float``, booleans ``bool``,
+        strings ``str``; arrays of numbers (or booleans) become 1-D numpy
+        arrays of their own dtype (``uint32``, ``float32``, ...), arrays of
+        strings lists of ``str``, arrays of arrays lists. Each key's GGUF
+        type is in :attr:`metadata_types`. A new dict each time.
+        """
+        self._check_open()
+        if self._metadata is None:
+            self._metadata = self._f.metadata()
+        return dict(self._metadata)
+
+    @property
+    def metadata_types(self) -> Dict[str, str]:
+        """Each key's GGUF value type: ``u8`` ... ``u64``, ``i8`` ... ``i64``,
+        ``f32``, ``f64``, ``bool``, ``string``, or ``array[<item type>]``."""
+        return self._f.metadata_types()
+
+    @property
+    def tensors(self) -> Mapping[str, TensorInfo]:
+        """The tensors by name, in file order (a read-only mapping)."""
+        return MappingProxyType(self._infos())
+
+    def _infos(self) -> Dict[str, TensorInfo]:
+        self._check_open()
+        if self._tensors is None:
+            self._tensors = {
+                name: TensorInfo(
+                    name=name,
+                    type=type_name,
+                    type_id=type_id,
+                    shape=tuple(reversed(ne)),
+                    ne=tuple(ne),
+                    offset=offset,
+                    nbytes=nbytes,
+                    n_elements=n,
+                )
+                for (name, type_name, type_id, ne, offset, nbytes, n) in self._f.tensor_infos()
+            }
+        return self._tensors
+
+    def keys(self) -> List[str]:
+        """The tensor names, in file order."""
+        return list(self._infos())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._infos()
+
+    def __len__(self) -> int:
+        return len(self._infos())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
+
+    # -- data
+
+    def raw(self, name: str) -> np.ndarray:
+        """Tensor ``name``'s blocks: a read-only 1-D ``uint8`` array viewing
+        the file's mapping (no copy), ``info.nbytes`` long.
+
+        The array keeps the mapping alive, even after :meth:`close`. Decode
+        it with :func:`dequantize` (``dequantize(f.raw(n), info.type,
+        info.shape)``). The file's length is checked first; but a file that
+        another process truncates *while* such a view is in use makes the
+        process crash on access (SIGBUS), as with any mapping: open files
+        that others may change with ``mmap=False`` (read into memory).
+        """
+        return self._f.raw(name)
+
+    def get_tensor(self, name: str, dtype: Any = "float32", shard: ShardSpec = None) -> np.ndarray:
+        """Tensor ``name`` (or the shard ``shard`` of it: a :class:`Shard` or
+        a ``(rows, cols)`` pair) decoded into a numpy array of ``dtype``:
+        see :func:`gguf_dequant.numpy.load_file` for the dtypes."""
+        return self.load(dtype, [name], {name: shard})[name]
+
+    def load(
+        self,
+        dtype: Any = "float32",
+        tensors: Optional[Sequence[str]] = None,
+        shard: ShardArg = None,
+    ) -> Dict[str, np.ndarray]:
+        """Every tensor (or those named in ``tensors``) decoded into numpy
+        arrays: what :func:`gguf_dequant.numpy.load_file` returns."""
+        name = _dtype_name(dtype)
+        return {k: _as_numpy(v, name) for k, v in self._load_raw(name, tensors, shard).items()}
+
+    def _load_raw(
+        self, dtype: str, tensors: Optional[Sequence[str]], shard: ShardArg
+    ) -> Dict[str, np.ndarray]:
+        """Decoded arrays (float32, or uint16 bits for 16-bit dtypes)."""
+        infos = self._infos()
+        if isinstance(tensors, str):
+            tensors = [tensors]
+        names = list(infos) if tensors is None else list(tensors)
+        for n in names:
+            if n not in infos:
+                raise GGUFError(f"no tensor named {n!r} in the file")
+        if isinstance(shard, Mapping):
+            unknown = [k for k in shard if k not in infos]
+            if unknown:
+                raise GGUFError(f"shard names tensors the file does not hold: {unknown!r}")
+        items = [(n, _shard_spec(shard, infos[n])) for n in names]
+        arrays = self._f.load(items, dtype)
+        return dict(zip(names, arrays))
+
+    # -- lifetime
+
+    def _check_open(self) -> None:
+        if self._f.closed:
+            raise ValueError(f"GGUF file {self.path} is closed")
+
+    def close(self) -> None:
+        """Closes the file (arrays from :meth:`raw` keep its mapping until they go)."""
+        self._f.close()
+
+    def __enter__(self) -> "GGUFFile":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        if self.closed:
+            return f"<GGUFFile {self.path!r} (closed)>"
+        return f"<GGUFFile {self.path!r}: GGUF v{self.version}, {len(self)} tensors>"
+
+
+# ----------------------------------------------------------------- dequantize
+
+
+def dequantize(
+    blocks: Union[np.ndarray, "torch.Tensor", bytes, bytearray, memoryview],
+    ggml_type: Union[str, int],
+    shape: Union[int, Sequence[int]],
+    dtype: Any = "float32",
+) -> Any:
+    """Decodes raw ggml blocks into values of row-major shape ``shape``.
+
+    ``blocks`` is a ``uint8`` numpy array (any shape, e.g. from
+    :meth:`GGUFFile.raw` or gguf-py's ``ReaderTensor.data``), a CPU torch
+    ``uint8`` tensor, or a bytes-like object; it must hold exactly the
+    blocks of ``prod(shape)`` elements. ``ggml_type`` is a type name
+    (``"q4_K"``, case-insensitive) or id (``12``; gguf-py's
+    ``GGMLQuantizationType`` works). ``dtype`` is ``"float32"``,
+    ``"float16"`` or ``"bfloat16"`` (or the numpy/torch dtype).
+
+    Returns a numpy array, or a torch tensor when ``blocks`` is one (CPU;
+    CUDA tensors are not supported in this build). The values are ggml's
+    own ``dequantize_row_*`` output to the bit in float32, rounded to
+    nearest even in float16 and bfloat16. The decode runs on all cores with
+    the GIL released; do not write to ``blocks`` from another thread
+    meanwhile.
+
+    Raises :class:`GGUFError` when the length does not match the shape and
+    type, or the type cannot be decoded (q8_1, q8_K, integer types).
+    """
+    name = _dtype_name(dtype)
+    torch_in = _is_torch_tensor(blocks)
+    if torch_in:
+        t: Any = blocks
+        if t.device.type != "cpu":
+            raise NotImplementedError(
+                f"dequantize on a {t.device} tensor: only CPU tensors in this build of "
+                "gguf-dequant (the CUDA path is not in this build); pass a CPU tensor and "
+                "move the result with .to(device)"
+            )
+        import torch
+
+        if t.dtype != torch.uint8:
+            raise TypeError(f"blocks must be a uint8 tensor, got {t.dtype}")
+        arr = t.detach().contiguous().numpy()
+    elif isinstance(blocks, np.ndarray):
+        if blocks.dtype != np.uint8:
+            raise TypeError(f"blocks must be a uint8 array, got {blocks.dtype}")
+        arr = blocks
+    elif isinstance(blocks, (bytes, bytearray, memoryview)):
+        arr = np.frombuffer(blocks, dtype=np.uint8)
+    else:
+        raise TypeError(
+            f"blocks must be a uint8 numpy array, a uint8 torch tensor or bytes, got {type(blocks).__name__}"
+        )
+    arr = np.ascontiguousarray(arr).reshape(-1)
+    if isinstance(shape, (int, np.integer)):
+        dims = [operator.index(shape)]
+    else:
+        dims = [operator.index(d) for d in shape]
+    if any(d < 0 for d in dims):
+        raise ValueError(f"shape {tuple(dims)} has a negative dimension")
+    raw = _native.dequantize(arr, ggml_type, dims, name)
+    return _as_torch(raw, name) if torch_in else _as_numpy(raw, name)

@@ -1,0 +1,604 @@
+//! `gguf_dequant._native`: the Rust half of the Python package `gguf_dequant`.
+//!
+//! The pure-Python modules (`python/python/gguf_dequant/`) are the public
+//! API; this module gives them a GGUF file (`GGUFFile`: metadata, tensor
+//! infos, zero-copy raw blocks, decoding of whole tensors or shards), a
+//! decoder of raw blocks (`dequantize`) and the tensor-parallel rule
+//! (`tp_shard`). Decoded values come back as numpy arrays that own the
+//! buffer Rust decoded into (no copy): `float32` arrays, or `uint16` arrays
+//! holding f16 or bf16 bits, which the Python side views as its dtype.
+//!
+//! Every decode runs with the GIL released, on the crate's CPU fast path.
+//! Errors are Python exceptions carrying the crate's messages: `OSError` for
+//! I/O, `gguf_dequant.GGUFError` (a `ValueError`) for everything else the
+//! crate reports; a panic, which would be a bug, is caught and raised as a
+//! `GGUFError` too, never unwinding into the interpreter.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use gguf_dequant::gguf::{Array, GgufFile, OpenOptions, TensorInfo, Value};
+use gguf_dequant::shard::{self, Shard, Split};
+use gguf_dequant::types::TYPES;
+use gguf_dequant::{cpu, Error, GgmlType, OutType};
+use numpy::ndarray::{ArrayView1, IxDyn};
+use numpy::{PyArray, PyArray1, PyArrayMethods, PyReadonlyArray1};
+use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyList, PyString};
+
+pyo3::create_exception!(
+    gguf_dequant,
+    GGUFError,
+    PyValueError,
+    "An error gguf-dequant reports: a malformed GGUF file (with the byte offset), \
+     a type that cannot be decoded, lengths that do not fit the type, an unknown \
+     tensor, an invalid shard. I/O errors are OSError instead."
+);
+
+/// The crate's error as a Python exception.
+fn py_err(e: Error) -> PyErr {
+    let message = e.to_string();
+    match &e {
+        Error::Io { source, .. } => match source.raw_os_error() {
+            // OSError(errno, message) picks the subclass (FileNotFoundError, ...)
+            Some(code) => PyOSError::new_err((code, message)),
+            None => PyOSError::new_err(message),
+        },
+        _ => GGUFError::new_err(message),
+    }
+}
+
+/// `Result<T, Error>` into `PyResult<T>`.
+trait OrRaise<T> {
+    fn or_raise(self) -> PyResult<T>;
+}
+
+impl<T> OrRaise<T> for Result<T, Error> {
+    fn or_raise(self) -> PyResult<T> {
+        self.map_err(py_err)
+    }
+}
+
+/// Runs `f`, turning a panic (a bug) into an error instead of unwinding
+/// through the interpreter.
+fn guarded<T>(f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|p: Box<dyn Any + Send>| {
+        let what = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".to_string());
+        Err(Error::Invalid(format!(
+            "internal error in gguf-dequant (please report it): {what}"
+        )))
+    })
+}
+
+/// The output type of a dtype name, as the Python side passes it.
+fn out_type(dtype: &str) -> PyResult<OutType> {
+    match dtype {
+        "float32" | "f32" => Ok(OutType::F32),
+        "float16" | "f16" => Ok(OutType::F16),
+        "bfloat16" | "bf16" => Ok(OutType::BF16),
+        other => Err(PyValueError::new_err(format!(
+            "dtype {other:?}: expected \"float32\", \"float16\" or \"bfloat16\""
+        ))),
+    }
+}
+
+/// A ggml type given by name (`"q4_K"`, any case) or by id (`12`).
+fn ggml_type(ob: &Bound<'_, PyAny>) -> PyResult<GgmlType> {
+    if ob.is_instance_of::<PyString>() {
+        let name: String = ob.extract()?;
+        return GgmlType::from_name(&name)
+            .ok_or_else(|| PyValueError::new_err(format!("unknown ggml type {name:?}")));
+    }
+    if let Ok(id) = ob.extract::<i64>() {
+        return u32::try_from(id)
+            .ok()
+            .and_then(GgmlType::from_id)
+            .ok_or_else(|| PyValueError::new_err(format!("unknown ggml type id {id}")));
+    }
+    Err(PyTypeError::new_err(
+        "ggml_type must be a type name such as \"q4_K\" or a type id such as 12",
+    ))
+}
+
+/// Decoded values: f32, or the bits of f16 or bf16.
+enum Decoded {
+    F32(Vec<f32>),
+    U16(Vec<u16>),
+}
+
+/// `n` zeroed values, or an error where memory cannot hold them (never an
+/// abort). Zeroed memory comes from the allocator as such (no pass over it).
+fn zeroed<T: bytemuck::Zeroable>(n: u64, what: &str) -> Result<Vec<T>, Error> {
+    usize::try_from(n)
+        .ok()
+        .and_then(|n| bytemuck::allocation::try_zeroed_slice_box::<T>(n).ok())
+        .map(|b| b.into_vec())
+        .ok_or_else(|| {
+            Error::Length(format!(
+                "{what}: {n} values of {} bytes do not fit in memory",
+                std::mem::size_of::<T>()
+            ))
+        })
+}
+
+/// Allocates `n` values of `out` and fills them with `decode`.
+fn decode_into(out: OutType, n: u64, what: &str, decode: impl DecodeAny) -> Result<Decoded, Error> {
+    Ok(match out {
+        OutType::F32 => {
+            let mut v = zeroed::<f32>(n, what)?;
+            decode.f32(&mut v)?;
+            Decoded::F32(v)
+        }
+        OutType::F16 => {
+            let mut v = zeroed::<u16>(n, what)?;
+            decode.f16(bytemuck::cast_slice_mut(&mut v))?;
+            Decoded::U16(v)
+        }
+        OutType::BF16 => {
+            let mut v = zeroed::<u16>(n, what)?;
+            decode.bf16(bytemuck::cast_slice_mut(&mut v))?;
+            Decoded::U16(v)
+        }
+    })
+}
+
+/// A decode into any of the three output types.
+trait DecodeAny {
+    fn f32(self, out: &mut [f32]) -> Result<(), Error>;
+    fn f16(self, out: &mut [half::f16]) -> Result<(), Error>;
+    fn bf16(self, out: &mut [half::bf16]) -> Result<(), Error>;
+}
+
+/// Blocks in memory.
+struct Blocks<'a>(GgmlType, &'a [u8]);
+
+impl DecodeAny for Blocks<'_> {
+    fn f32(self, out: &mut [f32]) -> Result<(), Error> {
+        cpu::dequantize(self.0, self.1, out)
+    }
+    fn f16(self, out: &mut [half::f16]) -> Result<(), Error> {
+        cpu::dequantize(self.0, self.1, out)
+    }
+    fn bf16(self, out: &mut [half::bf16]) -> Result<(), Error> {
+        cpu::dequantize(self.0, self.1, out)
+    }
+}
+
+/// A shard of a tensor of a file, read with `pread` (never through the
+/// mapping: a file that shrinks meanwhile is an error, not SIGBUS).
+struct FileShard<'a>(&'a GgufFile, &'a TensorInfo, &'a Shard);
+
+impl DecodeAny for FileShard<'_> {
+    fn f32(self, out: &mut [f32]) -> Result<(), Error> {
+        shard::dequantize_shard(self.0, self.1, self.2, out)
+    }
+    fn f16(self, out: &mut [half::f16]) -> Result<(), Error> {
+        shard::dequantize_shard(self.0, self.1, self.2, out)
+    }
+    fn bf16(self, out: &mut [half::bf16]) -> Result<(), Error> {
+        shard::dequantize_shard(self.0, self.1, self.2, out)
+    }
+}
+
+/// Decoded values as a numpy array of row-major shape `shape`, owning the
+/// buffer they were decoded into (no copy).
+fn to_numpy<'py>(py: Python<'py>, d: Decoded, shape: &[u64]) -> PyResult<Bound<'py, PyAny>> {
+    let dims = shape
+        .iter()
+        .map(|&d| usize::try_from(d))
+        .collect::<Result<Vec<usize>, _>>()
+        .map_err(|_| GGUFError::new_err(format!("shape {shape:?} does not fit in memory")))?;
+    let bad = |e: numpy::ndarray::ShapeError| {
+        GGUFError::new_err(format!("internal error: shape {shape:?}: {e}"))
+    };
+    Ok(match d {
+        Decoded::F32(v) => {
+            let a = numpy::ndarray::Array::from_shape_vec(IxDyn(&dims), v).map_err(bad)?;
+            PyArray::from_owned_array(py, a).into_any()
+        }
+        Decoded::U16(v) => {
+            let a = numpy::ndarray::Array::from_shape_vec(IxDyn(&dims), v).map_err(bad)?;
+            PyArray::from_owned_array(py, a).into_any()
+        }
+    })
+}
+
+/// A GGUF value as a Python object: ints, floats, bools, strings; arrays of
+/// numbers or booleans as 1-D numpy arrays of their own type, arrays of
+/// strings and of arrays as lists.
+fn value_to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match v {
+        Value::U8(x) => x.into_pyobject(py)?.into_any(),
+        Value::I8(x) => x.into_pyobject(py)?.into_any(),
+        Value::U16(x) => x.into_pyobject(py)?.into_any(),
+        Value::I16(x) => x.into_pyobject(py)?.into_any(),
+        Value::U32(x) => x.into_pyobject(py)?.into_any(),
+        Value::I32(x) => x.into_pyobject(py)?.into_any(),
+        Value::U64(x) => x.into_pyobject(py)?.into_any(),
+        Value::I64(x) => x.into_pyobject(py)?.into_any(),
+        Value::F32(x) => f64::from(*x).into_pyobject(py)?.into_any(),
+        Value::F64(x) => x.into_pyobject(py)?.into_any(),
+        Value::Bool(x) => PyBool::new(py, *x).to_owned().into_any(),
+        Value::String(s) => PyString::new(py, s).into_any(),
+        Value::Array(_, items) => {
+            let items = items
+                .iter()
+                .map(|v| value_to_py(py, v))
+                .collect::<PyResult<Vec<_>>>()?;
+            PyList::new(py, items)?.into_any()
+        }
+        Value::Packed(a) => array_to_py(py, a)?,
+    })
+}
+
+fn array_to_py<'py>(py: Python<'py>, a: &Array) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match a {
+        Array::U8(v) => PyArray1::from_slice(py, v).into_any(),
+        Array::I8(v) => PyArray1::from_slice(py, v).into_any(),
+        Array::U16(v) => PyArray1::from_slice(py, v).into_any(),
+        Array::I16(v) => PyArray1::from_slice(py, v).into_any(),
+        Array::U32(v) => PyArray1::from_slice(py, v).into_any(),
+        Array::I32(v) => PyArray1::from_slice(py, v).into_any(),
+        Array::U64(v) => PyArray1::from_slice(py, v).into_any(),
+        Array::I64(v) => PyArray1::from_slice(py, v).into_any(),
+        Array::F32(v) => PyArray1::from_slice(py, v).into_any(),
+        Array::F64(v) => PyArray1::from_slice(py, v).into_any(),
+        Array::Bool(v) => PyArray1::from_slice(py, v).into_any(),
+        Array::String(v) => PyList::new(py, v)?.into_any(),
+        Array::Array(v) => {
+            let items = v
+                .iter()
+                .map(|a| array_to_py(py, a))
+                .collect::<PyResult<Vec<_>>>()?;
+            PyList::new(py, items)?.into_any()
+        }
+    })
+}
+
+/// A GGUF value's type as gguf-dequant names it (`u32`, `string`,
+/// `array[f32]`, `array[array]`, ...).
+fn value_type_name(v: &Value) -> String {
+    match v {
+        Value::Packed(a) => format!("array[{}]", a.item_type().name()),
+        Value::Array(t, _) => format!("array[{}]", t.name()),
+        other => other.type_name().to_string(),
+    }
+}
+
+/// Keeps a file (its mapping or its bytes) alive for as long as a numpy
+/// array viewing its bytes: the array's `base`.
+#[pyclass(frozen, module = "gguf_dequant._native")]
+struct FileBytes {
+    _file: Arc<GgufFile>,
+}
+
+/// An open GGUF file (native half of `gguf_dequant.GGUFFile`).
+#[pyclass(frozen, name = "GGUFFile", module = "gguf_dequant._native")]
+struct File {
+    path: String,
+    inner: Mutex<Option<Arc<GgufFile>>>,
+}
+
+impl File {
+    /// The open file, or an error once closed.
+    fn file(&self) -> PyResult<Arc<GgufFile>> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner
+            .clone()
+            .ok_or_else(|| PyValueError::new_err(format!("GGUF file {} is closed", self.path)))
+    }
+}
+
+#[pymethods]
+impl File {
+    /// Opens and parses a GGUF file: mapped (`mmap=True`) or read into memory.
+    #[new]
+    #[pyo3(signature = (path, mmap = true))]
+    fn new(py: Python<'_>, path: PathBuf, mmap: bool) -> PyResult<Self> {
+        let file = py
+            .detach(|| guarded(|| GgufFile::open_with(&path, OpenOptions { mmap })))
+            .or_raise()?;
+        Ok(File {
+            path: path.display().to_string(),
+            inner: Mutex::new(Some(Arc::new(file))),
+        })
+    }
+
+    #[getter]
+    fn path(&self) -> &str {
+        &self.path
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none()
+    }
+
+    #[getter]
+    fn version(&self) -> PyResult<u32> {
+        Ok(self.file()?.version())
+    }
+
+    #[getter]
+    fn alignment(&self) -> PyResult<u64> {
+        Ok(self.file()?.alignment())
+    }
+
+    #[getter]
+    fn data_offset(&self) -> PyResult<u64> {
+        Ok(self.file()?.data_offset())
+    }
+
+    #[getter]
+    fn file_size(&self) -> PyResult<u64> {
+        Ok(self.file()?.file_len())
+    }
+
+    #[getter]
+    fn mapped(&self) -> PyResult<bool> {
+        Ok(self.file()?.is_mapped())
+    }
+
+    /// The key-value pairs, in file order, as a dict.
+    fn metadata<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let file = self.file()?;
+        let d = PyDict::new(py);
+        for (k, v) in file.metadata() {
+            d.set_item(k, value_to_py(py, v)?)?;
+        }
+        Ok(d)
+    }
+
+    /// Each key's GGUF value type, in file order, as a dict.
+    fn metadata_types<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let file = self.file()?;
+        let d = PyDict::new(py);
+        for (k, v) in file.metadata() {
+            d.set_item(k, value_type_name(v))?;
+        }
+        Ok(d)
+    }
+
+    /// The tensors in file order: (name, type name, type id, ne (ggml order),
+    /// absolute offset, bytes, elements).
+    #[allow(clippy::type_complexity)]
+    fn tensor_infos(&self) -> PyResult<Vec<(String, &'static str, u32, Vec<u64>, u64, u64, u64)>> {
+        let file = self.file()?;
+        Ok(file
+            .tensors()
+            .iter()
+            .map(|t| {
+                (
+                    t.name.clone(),
+                    t.ty.name(),
+                    t.ty.id(),
+                    t.ne.clone(),
+                    t.offset,
+                    t.nbytes,
+                    t.n_elems,
+                )
+            })
+            .collect())
+    }
+
+    /// Tensor `name`'s blocks as a read-only uint8 array viewing the file's
+    /// mapping (or its bytes in memory), which the array keeps alive.
+    fn raw<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyArray1<u8>>> {
+        let file = self.file()?;
+        let t = file
+            .tensor(name)
+            .ok_or_else(|| Error::NoSuchTensor(name.to_string()))
+            .or_raise()?;
+        let data = file.tensor_data(t).or_raise()?;
+        let view = ArrayView1::from(data);
+        let keep = Bound::new(
+            py,
+            FileBytes {
+                _file: Arc::clone(&file),
+            },
+        )?;
+        // SAFETY: `data` lies in the bytes of the `GgufFile` that `keep`
+        // holds an `Arc` of: its mapping (or its vector) is never changed,
+        // moved or freed while that `Arc` lives, and `keep` becomes the
+        // array's base, which numpy keeps alive as long as the array (and
+        // any view of it). The bytes are never written: the array is made
+        // read-only below before it is returned, and numpy refuses to make
+        // it writeable again, as its base exports no writeable buffer.
+        let array = unsafe { PyArray1::borrow_from_array(&view, keep.into_any()) };
+        array.readwrite().make_nonwriteable();
+        Ok(array)
+    }
+
+    /// Decodes tensors, each whole (`None`) or a shard `(r0, r1, c0, c1)`:
+    /// rows `[r0, r1)` of the row-major view and columns `[c0, c1)` of each
+    /// row. All items are checked before any is decoded; each decode runs
+    /// with the GIL released. Returns arrays of f32, or of u16 holding f16 or
+    /// bf16 bits.
+    #[allow(clippy::type_complexity)]
+    fn load<'py>(
+        &self,
+        py: Python<'py>,
+        items: Vec<(String, Option<(u64, u64, u64, u64)>)>,
+        dtype: &str,
+    ) -> PyResult<Vec<Bound<'py, PyAny>>> {
+        let out = out_type(dtype)?;
+        let file = self.file()?;
+        let mut jobs = Vec::with_capacity(items.len());
+        for (name, spec) in items {
+            let t = file
+                .tensor(&name)
+                .ok_or(Error::NoSuchTensor(name))
+                .or_raise()?;
+            let shard = match spec {
+                None => Shard::whole(t),
+                Some((r0, r1, c0, c1)) => Shard {
+                    rows: r0..r1,
+                    cols: c0..c1,
+                },
+            };
+            shard.check(&t.name, t.ty, &t.ne).or_raise()?;
+            if !t.ty.is_dequantizable() {
+                return Err(py_err(Error::Unsupported {
+                    tensor: Some(t.name.clone()),
+                    ty: t.ty,
+                }));
+            }
+            jobs.push((t, shard));
+        }
+        let mut arrays = Vec::with_capacity(jobs.len());
+        for (t, shard) in jobs {
+            let what = format!("tensor '{}'", t.name);
+            let decoded = py
+                .detach(|| {
+                    guarded(|| {
+                        decode_into(out, shard.n_elems(), &what, FileShard(&file, t, &shard))
+                    })
+                })
+                .or_raise()?;
+            arrays.push(to_numpy(py, decoded, &shard.shape(&t.ne))?);
+            // Ctrl-C between tensors
+            py.check_signals()?;
+        }
+        Ok(arrays)
+    }
+
+    /// Closes the file. Arrays from `raw` keep its bytes alive until they go.
+    fn close(&self) {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+}
+
+/// Decodes raw blocks (a contiguous 1-D uint8 array) of `ggml_type` into an
+/// array of row-major shape `shape`, with the GIL released.
+#[pyfunction]
+#[pyo3(signature = (blocks, ggml_type, shape, dtype = "float32"))]
+fn dequantize<'py>(
+    py: Python<'py>,
+    blocks: PyReadonlyArray1<'py, u8>,
+    ggml_type: &Bound<'py, PyAny>,
+    shape: Vec<u64>,
+    dtype: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    let ty = self::ggml_type(ggml_type)?;
+    let out = out_type(dtype)?;
+    let src = blocks
+        .as_slice()
+        .map_err(|_| PyValueError::new_err("blocks must be a contiguous uint8 array"))?;
+    if !ty.is_dequantizable() {
+        return Err(py_err(Error::Unsupported { tensor: None, ty }));
+    }
+    let n = shape
+        .iter()
+        .try_fold(1u64, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| PyValueError::new_err(format!("shape {shape:?} is too large")))?;
+    if ty.bytes_for(n) != Some(src.len() as u64) {
+        let (qk, bb) = (ty.block_elems(), ty.block_bytes());
+        let need = match ty.bytes_for(n) {
+            Some(b) => format!("{b} bytes"),
+            None => format!("a multiple of {qk} elements"),
+        };
+        return Err(py_err(Error::Length(format!(
+            "{} bytes of {ty} blocks for shape {shape:?} ({n} elements): {ty} stores {qk} \
+             elements in {bb} bytes, so that shape needs {need}",
+            src.len()
+        ))));
+    }
+    let decoded = py
+        .detach(|| guarded(|| decode_into(out, n, "the output", Blocks(ty, src))))
+        .or_raise()?;
+    to_numpy(py, decoded, &shape)
+}
+
+/// Rank `rank`'s shard of a tensor of `world` ranks under `split`
+/// (`megatron`, `rows`, `cols` or `replicate`), by the crate's
+/// `Split::shard`: `None` for the whole tensor, else `(r0, r1, c0, c1)`.
+/// `ne` is in ggml order; `ggml_type` is needed only to split columns.
+#[pyfunction]
+#[pyo3(signature = (name, ne, ggml_type, rank, world, split = "megatron"))]
+fn tp_shard(
+    name: String,
+    ne: Vec<u64>,
+    ggml_type: Option<&Bound<'_, PyAny>>,
+    rank: u64,
+    world: u64,
+    split: &str,
+) -> PyResult<Option<(u64, u64, u64, u64)>> {
+    let ty = ggml_type.map(self::ggml_type).transpose()?;
+    let n_elems = ne
+        .iter()
+        .try_fold(1u64, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| PyValueError::new_err(format!("shape {ne:?} is too large")))?;
+    let t = TensorInfo {
+        name,
+        ty: ty.unwrap_or(GgmlType::F32),
+        nbytes: ty.and_then(|ty| ty.bytes_for(n_elems)).unwrap_or(0),
+        ne,
+        offset: 0,
+        n_elems,
+    };
+    let how = match split {
+        "megatron" => Split::megatron(&t),
+        "rows" => Split::Rows,
+        "cols" | "columns" => Split::Cols,
+        "replicate" => Split::Replicate,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "split {other:?}: expected \"megatron\", \"rows\", \"cols\" or \"replicate\""
+            )))
+        }
+    };
+    if how == Split::Replicate {
+        return Ok(None);
+    }
+    if how == Split::Cols && ty.is_none() {
+        return Err(PyTypeError::new_err(format!(
+            "tensor '{}' splits by columns, at block boundaries: its ggml type is needed",
+            t.name
+        )));
+    }
+    let s = how.shard(&t, rank, world).or_raise()?;
+    Ok(Some((s.rows.start, s.rows.end, s.cols.start, s.cols.end)))
+}
+
+/// Every ggml type: (name, id, elements per block, bytes per block, decodable).
+#[pyfunction]
+fn ggml_types() -> Vec<(&'static str, u32, usize, usize, bool)> {
+    TYPES
+        .iter()
+        .map(|t| {
+            (
+                t.name,
+                t.ty.id(),
+                t.block_elems,
+                t.block_bytes,
+                t.dequantizable,
+            )
+        })
+        .collect()
+}
+
+#[pymodule]
+#[pyo3(name = "_native")]
+fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("GGUFError", m.py().get_type::<GGUFError>())?;
+    m.add_class::<File>()?;
+    m.add_class::<FileBytes>()?;
+    m.add_function(wrap_pyfunction!(dequantize, m)?)?;
+    m.add_function(wrap_pyfunction!(tp_shard, m)?)?;
+    m.add_function(wrap_pyfunction!(ggml_types, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Runs every test: the Rust suite (`cargo test`), then the Python package
+# (python/, PyO3 + maturin) built as a wheel, installed into the virtual
+# environment .venv/ and tested with pytest (python/tests/).
+#
+#   scripts/test.sh              # everything
+#   scripts/test.sh --rust       # cargo test only
+#   scripts/test.sh --python     # the wheel and pytest only (extra arguments go to pytest)
+#
+# .venv is made on first use with the pinned python/requirements-test.txt
+# (torch included: about 5 GB and a few minutes the first time) and reused
+# afterwards. PYTHON picks the interpreter that makes it (default python3,
+# 3.11 or later); GDQ_VENV another place for it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+rust=1 python=1
+case "${1:-}" in
+    --rust) python=0; shift ;;
+    --python) rust=0; shift ;;
+esac
+
+if [ "$rust" = 1 ]; then
+    echo "== Rust: cargo test"
+    cargo test
+    echo "(cargo test: done at ${SECONDS} s)"
+fi
+
+if [ "$python" = 1 ]; then
+    venv=$(realpath -m "${GDQ_VENV:-.venv}")
+    reqs=python/requirements-test.txt
+    echo "== Python: $venv (pinned: $reqs)"
+    if [ ! -x "$venv/bin/python" ]; then
+        "${PYTHON:-python3}" -m venv "$venv"
+    fi
+    # Already satisfied (the usual case): a second or two, nothing fetched.
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$reqs"
+    echo "(venv ready at ${SECONDS} s)"
+
+    echo "== Python: build the wheel (maturin, release) and install it"
+    wheels=target/python-wheels
+    rm -rf "$wheels"
+    "$venv/bin/maturin" build --release --quiet -m python/Cargo.toml --out "$wheels"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+        --force-reinstall --no-deps "$wheels"/gguf_dequant-*.whl
+    echo "(wheel installed at ${SECONDS} s)"
+
+    echo "== Python: pytest"
+    # pytest exits 5 when it collects no test: a failure here, as any non-zero.
+    (cd python && "$venv/bin/python" -m pytest -p no:cacheprovider "$@" tests)
+    echo "(pytest: done at ${SECONDS} s)"
+fi
