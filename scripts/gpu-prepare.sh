@@ -66,6 +66,17 @@ cp tests/fixtures/real-weights.gguf tests/fixtures/real-weights.expected.gguf \
     tests/fixtures/manifest.json .carry/tests/fixtures/
 cp scripts/gpu-run.sh .carry/gpu-run.sh
 
+# The Python package's wheel (abi3, kernels for GDQ_CUDA_ARCHS) and its CUDA
+# checks, for torch on the GPU machine: built with the maturin of .venv
+# (scripts/test.sh makes it); without it the carry goes without, loudly.
+if [ -x .venv/bin/maturin ] && .venv/bin/maturin build --release --quiet -m python/Cargo.toml --out .carry/wheels; then
+    cp python/tests/test_cuda.py .carry/test_cuda.py
+    echo "gpu-prepare: Python wheel $(ls .carry/wheels)"
+else
+    rm -rf .carry/wheels
+    echo "gpu-prepare: WARNING: no Python wheel in the carry (run scripts/test.sh --python once to make .venv)" >&2
+fi
+
 # The kernels must be in the binary, for the architecture the machine has.
 devjson=$(.carry/gguf-dequant devices --json)
 echo "$devjson" | python3 -c '

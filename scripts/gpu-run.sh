@@ -243,10 +243,31 @@ done
 
 # 7. Whole-model loads of two synthetic models (the long ones, last). Never in
 # $OUT (the llama file is 4.9 GB); llama needs 8 GB free.
+# The Python package on the GPU (the carried wheel, unpacked onto PYTHONPATH,
+# with this machine's torch): torch.load_file(device="cuda") against the CPU
+# load, and its time on MODEL against the bus (text, into log.txt).
+python_cuda() { # MODEL
+    local wheel py_dir=/tmp/gdq-py
+    wheel=$(ls "$here"/wheels/gguf_dequant-*.whl 2>/dev/null | head -n 1)
+    if [ -z "$wheel" ]; then
+        skip python-cuda log "no Python wheel in the carry"
+    elif ! python3 -c 'import torch' >> "$log" 2>&1; then
+        skip python-cuda log "python3 here has no torch"
+    elif ! { rm -rf "$py_dir" && python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])' "$wheel" "$py_dir"; } >> "$log" 2>&1; then
+        skip python-cuda log "the wheel did not unpack"
+    else
+        step python-cuda 90 log env PYTHONPATH="$py_dir" GDQ_REQUIRE_GPU=1 GDQ_FIXTURES="$here/tests/fixtures" \
+            python3 "$here/test_cuda.py" "$1"
+    fi
+}
+
 load_one() { # name preset synth-cap load-cap [world: also a tensor-parallel load of that many ranks on GPU 0]
     local name=$1 like=$2 file=$synth_dir/$1.gguf
     if step "synth-$name" "$3" log "$bin" synth --like "$like" "$file"; then
         step "load-$name" "$4" "load-$name.json" "$bin" load "$file" --compare --json
+        if [ "$name" = qwen ]; then
+            python_cuda "$file"
+        fi
         if [ -n "${5:-}" ]; then
             local devs
             devs=$(python3 -c "print(','.join(['0'] * $5))")

@@ -52,6 +52,8 @@ pub trait Device {
     /// Device memory for `n` elements, allocated in `stream`'s order, its
     /// contents undefined until written.
     fn alloc_out<O: OutElem>(&self, stream: &Self::Stream, n: usize) -> Result<Self::Out<O>>;
+    /// The number of elements `out` holds.
+    fn out_len<O: OutElem>(&self, out: &Self::Out<O>) -> usize;
     /// Lets `fill` write the first `len` bytes of `pinned`, from the host, now.
     fn fill_pinned(
         &self,
@@ -273,57 +275,84 @@ impl<D: Device> Pipeline<D> {
         parts: &[(&TensorInfo, Shard)],
         progress: &mut dyn FnMut(u64),
     ) -> Result<(Vec<D::Out<O>>, LoadReport)> {
-        // Refuse what cannot be decoded before allocating anything.
-        for (t, shard) in parts {
-            if !t.ty.is_dequantizable() {
-                return Err(Error::Unsupported {
-                    tensor: Some(t.name.clone()),
-                    ty: t.ty,
-                });
-            }
-            shard.check(&t.name, t.ty, &t.ne)?;
-        }
+        check_parts(parts)?;
         let start = Instant::now();
         let mut outputs = Vec::with_capacity(parts.len());
-        let (mut done, mut out_bytes) = (0u64, 0u64);
+        let mut done = 0u64;
         for (t, shard) in parts {
-            let moved = self
-                .load_part::<O>(dev, alloc_stream, file, t, shard, &mut |d| {
-                    progress(done + d)
-                })
+            let mut out = dev
+                .alloc_out::<O>(alloc_stream, elems(t, shard)?)
                 .map_err(|e| e.for_tensor(&t.name))?;
-            done += moved.1;
-            out_bytes += shard.n_elems() * std::mem::size_of::<O>() as u64;
-            outputs.push(moved.0);
+            let allocated = dev.record(alloc_stream)?;
+            done += self.queue_part(dev, &allocated, file, t, shard, &mut out, &mut |d| {
+                progress(done + d)
+            })?;
+            outputs.push(out);
         }
-        self.finish(dev, alloc_stream)?;
-        let report = LoadReport {
-            compressed_bytes: done,
-            output_bytes: out_bytes,
-            seconds: start.elapsed().as_secs_f64(),
-        };
-        Ok((outputs, report))
+        self.finish(dev)?;
+        dev.synchronize(alloc_stream)?;
+        Ok((outputs, report::<O>(parts, done, start)))
     }
 
-    /// Queues one shard's copies and decodes; its output is complete only
-    /// after [`Pipeline::finish`]. Returns it and the bytes copied.
-    fn load_part<O: OutElem>(
+    /// Decodes a shard of each tensor into `outs`, device memory the caller
+    /// owns (an engine's allocator's), one output of the shard's element
+    /// count per part; no decode writes before `ready` (an event the caller
+    /// recorded where the outputs may be written, e.g. on the stream that
+    /// allocated them) has completed. The outputs are complete on return.
+    pub fn load_parts_into<O: OutElem>(
         &mut self,
         dev: &D,
-        alloc_stream: &D::Stream,
+        ready: &D::Event,
+        file: &GgufFile,
+        parts: &[(&TensorInfo, Shard)],
+        outs: &mut [D::Out<O>],
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<LoadReport> {
+        check_parts(parts)?;
+        if outs.len() != parts.len() {
+            return Err(Error::Length(format!(
+                "{} outputs for {} tensors",
+                outs.len(),
+                parts.len()
+            )));
+        }
+        for ((t, shard), out) in parts.iter().zip(outs.iter()) {
+            let (want, have) = (elems(t, shard)?, dev.out_len(out));
+            if want != have {
+                return Err(Error::Length(format!(
+                    "tensor '{}': {want} elements into an output of {have}",
+                    t.name
+                )));
+            }
+        }
+        let start = Instant::now();
+        let mut done = 0u64;
+        for ((t, shard), out) in parts.iter().zip(outs.iter_mut()) {
+            done +=
+                self.queue_part(dev, ready, file, t, shard, out, &mut |d| progress(done + d))?;
+        }
+        self.finish(dev)?;
+        Ok(report::<O>(parts, done, start))
+    }
+
+    /// Queues one shard's copies and decodes into `out`, after `ready`; the
+    /// output is complete only after [`Pipeline::finish`]. Returns the bytes
+    /// copied.
+    #[allow(clippy::too_many_arguments)]
+    fn queue_part<O: OutElem>(
+        &mut self,
+        dev: &D,
+        ready: &D::Event,
         file: &GgufFile,
         t: &TensorInfo,
         shard: &Shard,
+        out: &mut D::Out<O>,
         progress: &mut dyn FnMut(u64),
-    ) -> Result<(D::Out<O>, u64)> {
-        let n = usize::try_from(shard.n_elems())
-            .map_err(|_| Error::Length(format!("{} elements do not fit in memory", t.n_elems)))?;
-        let mut out = dev.alloc_out::<O>(alloc_stream, n)?;
-        let allocated = dev.record(alloc_stream)?;
+    ) -> Result<u64> {
         let (qk, bb) = (t.ty.block_elems(), t.ty.block_bytes());
         let mut done = 0u64;
         let mut e0 = 0;
-        for (at, rows) in pieces(t, shard, self.chunk)? {
+        for (at, rows) in pieces(t, shard, self.chunk).map_err(|e| e.for_tensor(&t.name))? {
             let n_slots = self.slots.len();
             let slot = &mut self.slots[self.next % n_slots];
             self.next += 1;
@@ -336,27 +365,66 @@ impl<D: Device> Pipeline<D> {
             dev.fill_pinned(&mut slot.pinned, rows.span(), &mut |buf| {
                 file.read_tensor(t, at, buf)
             })?;
-            dev.copy_in(&slot.stream, &slot.pinned, &mut slot.staging, rows)?;
+            dev.copy_in(&slot.stream, &slot.pinned, &mut slot.staging, rows)
+                .map_err(|e| e.for_tensor(&t.name))?;
             slot.copied = Some(dev.record(&slot.stream)?);
             if !self.opts.skips(Ordering::AllocationBeforeDecode) {
-                dev.wait(&slot.stream, &allocated)?;
+                dev.wait(&slot.stream, ready)?;
             }
             let len = rows.packed();
             let e1 = e0 + len / bb * qk;
-            dev.decode(&slot.stream, t.ty, &slot.staging, len, &mut out, e0..e1)?;
+            dev.decode(&slot.stream, t.ty, &slot.staging, len, out, e0..e1)
+                .map_err(|e| e.for_tensor(&t.name))?;
             e0 = e1;
             done += len as u64;
             progress(done);
         }
-        Ok((out, done))
+        Ok(done)
     }
 
-    /// Waits for every stream of the loads so far.
-    fn finish(&mut self, dev: &D, alloc_stream: &D::Stream) -> Result<()> {
+    /// Waits for every slot stream of the loads so far.
+    fn finish(&mut self, dev: &D) -> Result<()> {
         for s in &self.slots {
             dev.synchronize(&s.stream)?;
         }
-        dev.synchronize(alloc_stream)
+        Ok(())
+    }
+}
+
+/// Refuses, before anything is allocated or moved, a part that cannot be
+/// decoded or whose shard does not fit its tensor.
+fn check_parts(parts: &[(&TensorInfo, Shard)]) -> Result<()> {
+    for (t, shard) in parts {
+        if !t.ty.is_dequantizable() {
+            return Err(Error::Unsupported {
+                tensor: Some(t.name.clone()),
+                ty: t.ty,
+            });
+        }
+        shard.check(&t.name, t.ty, &t.ne)?;
+    }
+    Ok(())
+}
+
+/// A shard's element count, as a size.
+fn elems(t: &TensorInfo, shard: &Shard) -> Result<usize> {
+    usize::try_from(shard.n_elems()).map_err(|_| {
+        Error::Length(format!(
+            "tensor '{}': {} elements do not fit in memory",
+            t.name,
+            shard.n_elems()
+        ))
+    })
+}
+
+fn report<O>(parts: &[(&TensorInfo, Shard)], compressed_bytes: u64, start: Instant) -> LoadReport {
+    LoadReport {
+        compressed_bytes,
+        output_bytes: parts
+            .iter()
+            .map(|(_, s)| s.n_elems() * std::mem::size_of::<O>() as u64)
+            .sum(),
+        seconds: start.elapsed().as_secs_f64(),
     }
 }
 

@@ -180,3 +180,57 @@ fn a_refill_not_ordered_after_the_copy_corrupts_the_output() {
         .count();
     assert!(wrong > 0, "an unordered refill must show in the output");
 }
+
+/// Into outputs the caller allocated on its own stream (an engine's
+/// allocator): decodes wait for the caller's `ready` event, and the outputs
+/// equal the CPU's; without that wait, the emulated device refuses the load.
+#[test]
+fn into_outputs_the_caller_owns() {
+    use gguf_dequant::shard::Shard;
+    let file = GgufFile::open(fixture("real-weights.gguf")).unwrap();
+    let parts: Vec<(&TensorInfo, Shard)> = file
+        .tensors()
+        .iter()
+        .map(|t| (t, Shard::whole(t)))
+        .collect();
+    for skip in [None, Some(Ordering::AllocationBeforeDecode)] {
+        let dev = EmuDevice::new();
+        let caller = dev.new_stream().unwrap();
+        let mut outs: Vec<_> = parts
+            .iter()
+            .map(|(t, _)| dev.alloc_out::<bf16>(&caller, t.n_elems as usize).unwrap())
+            .collect();
+        let ready = dev.record(&caller).unwrap();
+        let opts = LoadOptions { skip, ..opts(2) };
+        let mut pipeline = Pipeline::new(&dev, &opts).unwrap();
+        let loaded = pipeline.load_parts_into(&dev, &ready, &file, &parts, &mut outs, &mut |_| {});
+        if skip.is_some() {
+            let err = loaded.expect_err("a decode before the caller's allocation must fail");
+            assert!(
+                err.to_string().contains("an event wait is missing"),
+                "{err}"
+            );
+            continue;
+        }
+        let total: u64 = parts.iter().map(|(t, _)| t.nbytes).sum();
+        assert_eq!(loaded.unwrap().compressed_bytes, total);
+        for ((t, _), out) in parts.iter().zip(&outs) {
+            let mut got = vec![bf16::NAN; t.n_elems as usize];
+            dev.copy_out(&caller, out, &mut got).unwrap();
+            let want: Vec<bf16> =
+                cpu::dequantize_to_vec(t.ty, file.tensor_data(t).unwrap()).unwrap();
+            assert_bits_eq(&format!("{} into the caller's output", t.name), &got, &want);
+        }
+    }
+    // an output of the wrong size is refused before anything moves
+    let dev = EmuDevice::new();
+    let caller = dev.new_stream().unwrap();
+    let mut short = vec![dev.alloc_out::<f32>(&caller, 1).unwrap()];
+    let ready = dev.record(&caller).unwrap();
+    let mut pipeline = Pipeline::new(&dev, &opts(2)).unwrap();
+    let err = pipeline
+        .load_parts_into(&dev, &ready, &file, &parts[..1], &mut short, &mut |_| {})
+        .unwrap_err();
+    assert!(err.to_string().contains("into an output of 1"), "{err}");
+    assert_eq!(dev.bytes_copied_in(), 0);
+}

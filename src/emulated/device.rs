@@ -289,6 +289,10 @@ impl Device for EmuDevice {
         })
     }
 
+    fn out_len<O: OutElem>(&self, out: &EmuOut<O>) -> usize {
+        out.len
+    }
+
     fn fill_pinned(
         &self,
         pinned: &mut EmuPinned,

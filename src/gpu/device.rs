@@ -46,6 +46,10 @@ impl Device for Gpu {
             .map_err(|e| cuda_err(&format!("allocating {n} output elements"), e))
     }
 
+    fn out_len<O: OutElem>(&self, out: &CudaSlice<O>) -> usize {
+        out.len()
+    }
+
     fn fill_pinned(
         &self,
         pinned: &mut PinnedHostSlice<u8>,

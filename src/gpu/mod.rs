@@ -7,6 +7,7 @@
 //! paths, and we check that the library is present before cudarc would panic.
 
 mod device;
+mod foreign;
 mod model;
 
 use std::collections::HashMap;
@@ -17,6 +18,9 @@ use cudarc::driver::{
     DevicePtrMut, LaunchConfig, PushKernelArg,
 };
 
+pub use foreign::ForeignBuffer;
+/// A CUDA stream of another framework's (a raw `CUstream`).
+pub type RawStream = cudarc::driver::sys::CUstream;
 pub use model::{DeviceModel, DeviceTensor, LoadOptions, LoadReport};
 
 use crate::error::{Error, Result};

@@ -518,6 +518,15 @@ class GGUFFile:
         self, dtype: str, tensors: Optional[Sequence[str]], shard: ShardArg
     ) -> Dict[str, np.ndarray]:
         """Decoded arrays (float32, or uint16 bits for 16-bit dtypes)."""
+        items = self._items(tensors, shard)
+        arrays = self._f.load(items, dtype)
+        return dict(zip((n for n, _ in items), arrays))
+
+    def _items(
+        self, tensors: Optional[Sequence[str]], shard: ShardArg
+    ) -> List[Tuple[str, Optional[Tuple[int, int, int, int]]]]:
+        """The tensors to load, each with its shard ``(r0, r1, c0, c1)`` or
+        None for all of it; unknown names raise."""
         infos = self._infos()
         if isinstance(tensors, str):
             tensors = [tensors]
@@ -529,9 +538,19 @@ class GGUFFile:
             unknown = [k for k in shard if k not in infos]
             if unknown:
                 raise GGUFError(f"shard names tensors the file does not hold: {unknown!r}")
-        items = [(n, _shard_spec(shard, infos[n])) for n in names]
-        arrays = self._f.load(items, dtype)
-        return dict(zip(names, arrays))
+        return [(n, _shard_spec(shard, infos[n])) for n in names]
+
+    def _shape(self, name: str, spec: Optional[Tuple[int, int, int, int]]) -> Tuple[int, ...]:
+        """The row-major shape of tensor ``name``'s shard ``spec``: the
+        tensor's own when whole, ``(cols,)`` for a vector, else ``(rows, cols)``
+        (as the library shapes shards)."""
+        info = self._infos()[name]
+        if spec is None:
+            return tuple(info.shape)
+        r0, r1, c0, c1 = spec
+        if (r0, r1, c0, c1) == (0, info.rows, 0, info.cols):
+            return tuple(info.shape)
+        return (c1 - c0,) if len(info.shape) <= 1 else (r1 - r0, c1 - c0)
 
     # -- lifetime
 

@@ -6,22 +6,48 @@ from typing import Any, Dict, Optional, Sequence, Union
 
 import torch
 
+from . import _native
 from ._core import GGUFFile, PathLike, ShardArg, _as_torch, _dtype_name
 
 __all__ = ["load_file"]
 
 
-def _check_device(device: Union[str, int, torch.device]) -> None:
+def _device(device: Union[str, int, torch.device]) -> torch.device:
+    """The device to load onto: the CPU, or a CUDA device with its index."""
     d = torch.device(device)
-    if d.type == "cpu":
-        return
     if d.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"load_file(device={str(d)!r}): torch sees no CUDA device here")
+        return torch.device("cuda", torch.cuda.current_device() if d.index is None else d.index)
+    if d.type != "cpu":
+        raise ValueError(f"load_file(device={str(d)!r}): 'cpu', 'cuda' or 'cuda:N'")
+    return d
+
+
+_TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def _load_cuda(
+    f: GGUFFile, device: torch.device, dtype: str, tensors: Optional[Sequence[str]], shard: ShardArg
+) -> Dict[str, torch.Tensor]:
+    """Decodes on the GPU into tensors torch allocates (its caching allocator,
+    on its current stream of ``device``): only the compressed blocks cross the
+    bus; the decodes run after the work already queued on that stream."""
+    load = getattr(_native, "load_cuda", None)
+    if load is None:
         raise NotImplementedError(
-            f"load_file(device={str(d)!r}): decoding on the GPU is not in this build of "
-            "gguf-dequant (CPU only); load with device='cpu' and move the tensors with "
-            ".to(device)"
+            f"load_file(device={str(device)!r}): this build of gguf-dequant has no GPU "
+            "support (built without the `cuda` feature); load with device='cpu'"
         )
-    raise ValueError(f"load_file(device={str(d)!r}): only 'cpu' is supported in this build")
+    items = f._items(tensors, shard)
+    out = {
+        n: torch.empty(f._shape(n, spec), dtype=_TORCH_DTYPES[dtype], device=device)
+        for n, spec in items
+    }
+    stream = torch.cuda.current_stream(device).cuda_stream
+    ptrs = [(t.data_ptr(), t.numel()) for t in out.values()]
+    load(f._f, items, dtype, device.index, stream, ptrs)
+    return out
 
 
 def load_file(
@@ -35,9 +61,12 @@ def load_file(
 
     Args:
         filename: the GGUF file.
-        device: ``"cpu"`` (default). ``"cuda"`` / ``"cuda:N"`` raise
-            ``NotImplementedError`` in this build: decoding on the GPU comes
-            later; load on the CPU and move with ``.to(device)`` meanwhile.
+        device: ``"cpu"`` (default), or ``"cuda"`` / ``"cuda:N"``: the
+            compressed blocks go to that GPU through pinned staging buffers and
+            are decoded there by the library's kernels, into tensors torch
+            allocates (its caching allocator; torch owns them), after the work
+            already queued on torch's current stream of the device; complete
+            on return.
         dtype: ``torch.float32`` (default), ``torch.float16`` or
             ``torch.bfloat16`` (or their names). float32 values are
             bit-identical to ggml's own dequantization; float16 and bfloat16
@@ -54,17 +83,18 @@ def load_file(
 
     Returns:
         ``{name: tensor}`` in file order (or the order of ``tensors``), each
-        of row-major shape (ggml's ``ne`` reversed), contiguous, on the CPU.
-        Each tensor owns the buffer the library decoded into: it is handed
-        to torch without a copy (``torch.from_numpy``, and a dtype view for
-        float16/bfloat16).
+        of row-major shape (ggml's ``ne`` reversed), contiguous, on
+        ``device``. On the CPU each tensor owns the buffer the library decoded
+        into: it is handed to torch without a copy (``torch.from_numpy``, and
+        a dtype view for float16/bfloat16); on a GPU it is decoded in place.
 
     Raises:
         OSError: the file cannot be opened or read.
         gguf_dequant.GGUFError: the file is not valid GGUF (with the byte
             offset), a tensor's type cannot be decoded, a tensor is unknown,
             a shard is invalid, the file shrank while being read.
-        NotImplementedError: a CUDA device (not in this build).
+        NotImplementedError: a CUDA device, with a build without GPU support.
+        RuntimeError: a CUDA device where torch sees none.
         ValueError, TypeError: an invalid ``device``, ``dtype`` or ``shard``.
 
     Example::
@@ -75,8 +105,10 @@ def load_file(
         >>> w["token_embd.weight"].dtype
         torch.bfloat16
     """
-    _check_device(device)
+    dev = _device(device)
     name = _dtype_name(dtype)
     with GGUFFile(filename) as f:
+        if dev.type == "cuda":
+            return _load_cuda(f, dev, name, tensors, shard)
         raw = f._load_raw(name, tensors, shard)
     return {k: _as_torch(v, name) for k, v in raw.items()}

@@ -1,0 +1,112 @@
+//! Decoding into torch's CUDA tensors: the Python side allocates the outputs
+//! with torch (its caching allocator; torch owns them) and passes their
+//! device pointers and torch's current stream; the crate's pipeline decodes
+//! into them, ordered after that stream's earlier work (`Gpu::load_into_foreign`).
+//! One `Gpu` (kernels loaded into the device's primary context, which torch
+//! uses too) and one staging pipeline per device, made on first use.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use gguf_dequant::gpu::{ForeignBuffer, Gpu};
+use gguf_dequant::pipeline::{LoadOptions, Pipeline};
+use gguf_dequant::shard::Shard;
+use gguf_dequant::{Error, OutType};
+use pyo3::prelude::*;
+
+use crate::{guarded, out_type, File, OrRaise};
+
+struct DeviceState {
+    gpu: Gpu,
+    pipeline: Pipeline<Gpu>,
+}
+
+type Devices = Mutex<HashMap<usize, Arc<Mutex<DeviceState>>>>;
+
+fn device(ordinal: usize) -> Result<Arc<Mutex<DeviceState>>, Error> {
+    static DEVICES: OnceLock<Devices> = OnceLock::new();
+    let mut map = DEVICES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(d) = map.get(&ordinal) {
+        return Ok(d.clone());
+    }
+    let gpu = Gpu::new(ordinal)?;
+    let pipeline = Pipeline::new(&gpu, &LoadOptions::default())?;
+    let d = Arc::new(Mutex::new(DeviceState { gpu, pipeline }));
+    map.insert(ordinal, d.clone());
+    Ok(d)
+}
+
+/// Decodes tensors (whole, or shards `(r0, r1, c0, c1)`) into `outs`, device
+/// memory of CUDA device `ordinal` given as `(pointer, elements)`, after the
+/// work queued so far on `stream` (a `CUstream`, as torch's
+/// `torch.cuda.Stream.cuda_stream`); complete on return. The GIL is
+/// released meanwhile.
+///
+/// Private to `gguf_dequant.torch`, which passes the pointers of contiguous
+/// tensors it has just allocated with the right dtype and size on that
+/// device: other pointers would let the GPU write anywhere.
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+pub fn load_cuda(
+    py: Python<'_>,
+    file: &File,
+    items: Vec<(String, Option<(u64, u64, u64, u64)>)>,
+    dtype: &str,
+    ordinal: usize,
+    stream: usize,
+    outs: Vec<(u64, usize)>,
+) -> PyResult<()> {
+    let out = out_type(dtype)?;
+    let f = file.file()?;
+    let mut parts = Vec::with_capacity(items.len());
+    for (name, spec) in &items {
+        let t = f
+            .tensor(name)
+            .ok_or_else(|| Error::NoSuchTensor(name.clone()))
+            .or_raise()?;
+        let shard = match spec {
+            None => Shard::whole(t),
+            Some((r0, r1, c0, c1)) => Shard {
+                rows: *r0..*r1,
+                cols: *c0..*c1,
+            },
+        };
+        parts.push((t, shard));
+    }
+    let outs: Vec<ForeignBuffer> = outs
+        .into_iter()
+        .map(|(ptr, len)| ForeignBuffer { ptr, len })
+        .collect();
+    py.detach(|| {
+        guarded(|| {
+            let state = device(ordinal)?;
+            let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+            let DeviceState { gpu, pipeline } = &mut *st;
+            let stream = stream as gguf_dequant::gpu::RawStream;
+            // SAFETY: the outputs are contiguous torch tensors of this device
+            // that gguf_dequant.torch has just allocated, of the dtype and
+            // element count of each part (the pipeline checks the counts), and
+            // nothing else uses them before this returns; `stream` is torch's
+            // current stream of the device, in its primary context (which
+            // Gpu::new opens).
+            unsafe {
+                match out {
+                    OutType::F32 => {
+                        gpu.load_into_foreign::<f32>(pipeline, stream, &f, &parts, &outs)
+                    }
+                    OutType::F16 => {
+                        gpu.load_into_foreign::<half::f16>(pipeline, stream, &f, &parts, &outs)
+                    }
+                    OutType::BF16 => {
+                        gpu.load_into_foreign::<half::bf16>(pipeline, stream, &f, &parts, &outs)
+                    }
+                }
+            }
+            .map(|_| ())
+        })
+    })
+    .or_raise()
+}

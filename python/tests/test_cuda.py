@@ -1,0 +1,141 @@
+"""``torch.load_file(device="cuda")``: the library's kernels decode into
+tensors torch allocates, on torch's current stream; every tensor must equal
+the CPU load to the bit. Skipped where torch sees no GPU, unless
+``GDQ_REQUIRE_GPU=1`` (the GPU run sets it), where that fails instead.
+
+Also runnable without pytest (``python test_cuda.py``): the GPU machine may
+have torch but not pytest. Then it prints one line per check and, with a
+model file as argument, the load time against the bus.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import gguf_dequant
+import gguf_dequant.torch
+
+FIXTURES = Path(os.environ.get("GDQ_FIXTURES", Path(__file__).resolve().parents[2] / "tests" / "fixtures"))
+REAL = FIXTURES / "real-weights.gguf"
+DTYPES = [torch.float32, torch.float16, torch.bfloat16]
+
+
+def _gpu_or_skip() -> None:
+    if torch.cuda.is_available():
+        return
+    if os.environ.get("GDQ_REQUIRE_GPU") == "1":
+        raise AssertionError("GDQ_REQUIRE_GPU=1 and torch sees no CUDA device")
+    import pytest
+
+    pytest.skip("torch sees no CUDA device")
+
+
+def _bits(t: torch.Tensor) -> torch.Tensor:
+    """The tensor's bits as integers of its width, on the CPU."""
+    return t.cpu().view({4: torch.int32, 2: torch.int16}[t.element_size()])
+
+
+def _assert_same(what: str, got: torch.Tensor, want: torch.Tensor) -> None:
+    assert got.shape == want.shape and got.dtype == want.dtype, (what, got.shape, want.shape)
+    diff = (_bits(got) != _bits(want)).sum().item()
+    assert diff == 0, f"{what}: {diff} of {want.numel()} values differ"
+
+
+def test_every_tensor_equals_the_cpu_load() -> None:
+    _gpu_or_skip()
+    for dtype in DTYPES:
+        cpu = gguf_dequant.torch.load_file(REAL, dtype=dtype)
+        gpu = gguf_dequant.torch.load_file(REAL, device="cuda", dtype=dtype)
+        assert list(gpu) == list(cpu)
+        for name, t in gpu.items():
+            assert t.device.type == "cuda" and t.is_contiguous()
+            _assert_same(f"{name} as {dtype}", t, cpu[name])
+
+
+def test_shards_on_the_gpu_equal_the_cpu_shards() -> None:
+    _gpu_or_skip()
+    for rank in range(2):
+        rule = gguf_dequant.tp_shard(rank, 2, split="cols")
+        cpu = gguf_dequant.torch.load_file(REAL, dtype=torch.bfloat16, shard=rule)
+        gpu = gguf_dequant.torch.load_file(REAL, device="cuda", dtype=torch.bfloat16, shard=rule)
+        for name, t in gpu.items():
+            _assert_same(f"{name} rank {rank} of 2", t, cpu[name])
+
+
+def test_the_load_follows_work_queued_on_torchs_stream() -> None:
+    """A kernel queued on torch's stream before the load (a long one) writes
+    the memory torch then hands to the load's output: the decode must come
+    after it, so the output holds the decoded values, not the kernel's."""
+    _gpu_or_skip()
+    want = gguf_dequant.torch.load_file(REAL, dtype=torch.float32)
+    for _ in range(3):
+        big = torch.empty(64 << 20, dtype=torch.float32, device="cuda")
+        for _ in range(20):
+            big.add_(1.0)  # queued on the current stream, not waited for
+        del big  # its memory goes back to torch's cache, reusable by the load at once
+        got = gguf_dequant.torch.load_file(REAL, device="cuda", dtype=torch.float32)
+        for n, t in got.items():
+            _assert_same(f"{n} after queued work", t, want[n])
+
+
+def time_load(path: str) -> None:
+    """The load of a model onto the GPU against the pinned host-to-device
+    bandwidth applied to its compressed bytes, and against decoding on the
+    CPU then copying (what loading on the CPU and ``.to("cuda")`` does)."""
+    f = gguf_dequant.GGUFFile(path)
+    compressed = sum(t.nbytes for t in f.tensors.values())
+    staging = torch.empty(256 << 20, dtype=torch.uint8).pin_memory()
+    dev = torch.empty_like(staging, device="cuda")
+    best = float("inf")
+    for _ in range(4):
+        t0 = time.perf_counter()
+        dev.copy_(staging, non_blocking=True)
+        torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t0)
+    h2d = staging.numel() / best
+    del staging, dev
+    for dtype in (torch.bfloat16, torch.float16):
+        runs = []
+        for _ in range(3):
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            out = gguf_dequant.torch.load_file(path, device="cuda", dtype=dtype)
+            torch.cuda.synchronize()
+            runs.append(time.perf_counter() - t0)
+            del out
+        t0 = time.perf_counter()
+        cpu = gguf_dequant.torch.load_file(path, dtype=dtype)
+        moved = {k: v.to("cuda") for k, v in cpu.items()}
+        torch.cuda.synchronize()
+        via_cpu = time.perf_counter() - t0
+        del cpu, moved
+        limit = compressed / h2d
+        print(
+            f"python load {Path(path).name} as {dtype}: {min(runs):.3f} s on the GPU "
+            f"({compressed / 1e6:.1f} MB compressed; bus limit {limit:.3f} s at {h2d / 1e9:.1f} GB/s "
+            f"pinned: {min(runs) / limit:.2f}x the limit); CPU decode + .to('cuda') {via_cpu:.3f} s"
+        )
+
+
+if __name__ == "__main__":
+    failed = 0
+    for fn in (
+        test_every_tensor_equals_the_cpu_load,
+        test_shards_on_the_gpu_equal_the_cpu_shards,
+        test_the_load_follows_work_queued_on_torchs_stream,
+    ):
+        try:
+            fn()
+            print(f"PASS {fn.__name__}")
+        except Exception as e:  # noqa: BLE001 - report every check, then fail
+            failed += 1
+            print(f"FAIL {fn.__name__}: {type(e).__name__}: {e}")
+    for model in sys.argv[1:]:
+        time_load(model)
+    print(f"{3 - failed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
