@@ -110,3 +110,57 @@ pub fn load_cuda(
     })
     .or_raise()
 }
+
+/// Decodes `nbytes` of blocks of `ggml_type` at device pointer `src` into
+/// `n` elements at device pointer `dst`, on CUDA device `ordinal`, in the
+/// order of `stream` (after its earlier work, before its later work), without
+/// waiting for it.
+///
+/// Private to `gguf_dequant.dequantize`, which passes a contiguous uint8
+/// torch tensor of that device and an output it has just allocated there.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+pub fn dequantize_cuda(
+    py: Python<'_>,
+    src: u64,
+    nbytes: usize,
+    ggml_type: &Bound<'_, PyAny>,
+    dst: u64,
+    n: usize,
+    dtype: &str,
+    ordinal: usize,
+    stream: usize,
+) -> PyResult<()> {
+    let ty = crate::ggml_type(ggml_type)?;
+    let out = out_type(dtype)?;
+    let (src, dst) = (
+        ForeignBuffer {
+            ptr: src,
+            len: nbytes,
+        },
+        ForeignBuffer { ptr: dst, len: n },
+    );
+    py.detach(|| {
+        guarded(|| {
+            let state = device(ordinal)?;
+            let st = state.lock().unwrap_or_else(|e| e.into_inner());
+            let stream = stream as gguf_dequant::gpu::RawStream;
+            // SAFETY: `src` is a contiguous uint8 tensor of this device and
+            // `dst` a tensor gguf_dequant.dequantize has just allocated there
+            // for `n` elements of the dtype; torch keeps both alive until its
+            // stream has passed this decode (the caller holds them, and the
+            // caching allocator reuses memory in stream order); `stream` is
+            // torch's current stream of the device, in its primary context.
+            unsafe {
+                match out {
+                    OutType::F32 => st.gpu.dequantize_foreign::<f32>(stream, ty, src, dst),
+                    OutType::F16 => st.gpu.dequantize_foreign::<half::f16>(stream, ty, src, dst),
+                    OutType::BF16 => st
+                        .gpu
+                        .dequantize_foreign::<half::bf16>(stream, ty, src, dst),
+                }
+            }
+        })
+    })
+    .or_raise()
+}

@@ -605,5 +605,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ggml_types, m)?)?;
     #[cfg(feature = "cuda")]
     m.add_function(wrap_pyfunction!(cuda::load_cuda, m)?)?;
+    #[cfg(feature = "cuda")]
+    m.add_function(wrap_pyfunction!(cuda::dequantize_cuda, m)?)?;
     Ok(())
 }

@@ -83,6 +83,21 @@ def test_the_load_follows_work_queued_on_torchs_stream() -> None:
             _assert_same(f"{n} after queued work", t, want[n])
 
 
+def test_dequantize_a_cuda_tensor() -> None:
+    """Raw blocks already on the GPU decode there, on torch's stream."""
+    _gpu_or_skip()
+    with gguf_dequant.GGUFFile(REAL) as f:
+        for name, info in f.tensors.items():
+            if not gguf_dequant.GGML_TYPES[info.type].decodable:
+                continue
+            blocks = torch.from_numpy(f.raw(name).copy())
+            for dtype in DTYPES:
+                want = gguf_dequant.dequantize(blocks, info.type, info.shape, dtype)
+                got = gguf_dequant.dequantize(blocks.cuda(), info.type, info.shape, dtype)
+                assert got.device.type == "cuda"
+                _assert_same(f"dequantize {name} as {dtype}", got, want)
+
+
 def time_load(path: str) -> None:
     """The load of a model onto the GPU against the pinned host-to-device
     bandwidth applied to its compressed bytes, and against decoding on the
@@ -128,6 +143,7 @@ if __name__ == "__main__":
         test_every_tensor_equals_the_cpu_load,
         test_shards_on_the_gpu_equal_the_cpu_shards,
         test_the_load_follows_work_queued_on_torchs_stream,
+        test_dequantize_a_cuda_tensor,
     ):
         try:
             fn()
@@ -137,5 +153,5 @@ if __name__ == "__main__":
             print(f"FAIL {fn.__name__}: {type(e).__name__}: {e}")
     for model in sys.argv[1:]:
         time_load(model)
-    print(f"{3 - failed} passed, {failed} failed")
+    print(f"{4 - failed} passed, {failed} failed")
     sys.exit(1 if failed else 0)

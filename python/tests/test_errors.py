@@ -167,7 +167,7 @@ def test_dequantize_bad_inputs():
         gguf_dequant.dequantize(torch.zeros(10, dtype=torch.float32), "q4_K", Q4K.shape)
     with pytest.raises(TypeError):
         gguf_dequant.dequantize([1, 2, 3], "q4_K", Q4K.shape)
-    with pytest.raises(NotImplementedError, match="only CPU tensors in this build"):
+    with pytest.raises(NotImplementedError, match="CPU and CUDA tensors only"):
         gguf_dequant.dequantize(torch.empty(55296, dtype=torch.uint8, device="meta"), "q4_K", Q4K.shape)
     with pytest.raises(ValueError, match="negative"):
         gguf_dequant.dequantize(blocks, "q4_K", (-64, -1536))

@@ -85,3 +85,70 @@ impl Gpu {
         pipeline.load_parts_into(self, &ready, file, parts, &mut borrowed.0, &mut |_| {})
     }
 }
+
+impl Gpu {
+    /// Decodes `src` (whole blocks of `ty`, `src.len` bytes) into `dst`
+    /// (`dst.len` elements of `O`), both device memory the caller owns, in
+    /// the order of the caller's `stream`: after its work so far, and before
+    /// its later work (an event it waits for), without blocking the host.
+    ///
+    /// # Safety
+    /// As [`Gpu::load_into_foreign`]: both buffers device memory of this
+    /// GPU's context, `src` readable for `src.len` bytes and `dst` writable
+    /// for `dst.len` elements of `O`, until the caller's stream has passed
+    /// this decode; `stream` a stream of this context.
+    pub unsafe fn dequantize_foreign<O: OutElem>(
+        &self,
+        stream: super::RawStream,
+        ty: crate::types::GgmlType,
+        src: ForeignBuffer,
+        dst: ForeignBuffer,
+    ) -> Result<()> {
+        crate::types::check_lengths(ty, src.len, dst.len)?;
+        if dst.len == 0 {
+            return Ok(());
+        }
+        if src.ptr == 0 || dst.ptr == 0 {
+            return Err(Error::Invalid("a null device pointer".into()));
+        }
+        self.ctx
+            .bind_to_thread()
+            .map_err(|e| cuda_err("binding the context", e))?;
+        let event = || {
+            self.ctx
+                .new_event(None)
+                .map_err(|e| cuda_err("creating an event", e))
+        };
+        let ready = event()?;
+        // SAFETY: an event of this context recorded on a stream of it.
+        unsafe { sys::cuEventRecord(ready.cu_event(), stream) }
+            .result()
+            .map_err(|e| cuda_err("recording an event on the caller's stream", e))?;
+        self.stream
+            .wait(&ready)
+            .map_err(|e| cuda_err("waiting for the caller's stream", e))?;
+        // SAFETY: the caller's memory, as promised; leaked, never freed.
+        let (src_slice, dst_slice) = unsafe {
+            (
+                self.stream.upgrade_device_ptr::<u8>(src.ptr, src.len),
+                self.stream.upgrade_device_ptr::<O>(dst.ptr, dst.len),
+            )
+        };
+        let src_slice = Borrowed(vec![src_slice]);
+        let mut dst_slice = Borrowed(vec![dst_slice]);
+        self.dequantize_on(
+            &self.stream,
+            ty,
+            &src_slice.0[0].as_view(),
+            &mut dst_slice.0[0].as_view_mut(),
+        )?;
+        let done = event()?;
+        done.record(&self.stream)
+            .map_err(|e| cuda_err("recording the decode's event", e))?;
+        // SAFETY: an event of this context, waited for by a stream of it; the
+        // driver keeps the wait valid after the event is destroyed.
+        unsafe { sys::cuStreamWaitEvent(stream, done.cu_event(), 0) }
+            .result()
+            .map_err(|e| cuda_err("ordering the caller's stream after the decode", e))
+    }
+}

@@ -593,8 +593,10 @@ def dequantize(
     ``GGMLQuantizationType`` works). ``dtype`` is ``"float32"``,
     ``"float16"`` or ``"bfloat16"`` (or the numpy/torch dtype).
 
-    Returns a numpy array, or a torch tensor when ``blocks`` is one (CPU;
-    CUDA tensors are not supported in this build). The values are ggml's
+    Returns a numpy array, or a torch tensor on the device of ``blocks``
+    when it is one: on a CUDA device the library's kernels decode it there,
+    in the order of torch's current stream of that device (asynchronously,
+    as torch's own operations). The values are ggml's
     own ``dequantize_row_*`` output to the bit in float32, rounded to
     nearest even in float16 and bfloat16. The decode runs on all cores with
     the GIL released; do not write to ``blocks`` from another thread
@@ -607,11 +609,11 @@ def dequantize(
     torch_in = _is_torch_tensor(blocks)
     if torch_in:
         t: Any = blocks
+        if t.device.type == "cuda":
+            return _dequantize_cuda(t, ggml_type, shape, name)
         if t.device.type != "cpu":
             raise NotImplementedError(
-                f"dequantize on a {t.device} tensor: only CPU tensors in this build of "
-                "gguf-dequant (the CUDA path is not in this build); pass a CPU tensor and "
-                "move the result with .to(device)"
+                f"dequantize on a {t.device} tensor: CPU and CUDA tensors only"
             )
         import torch
 
@@ -629,11 +631,36 @@ def dequantize(
             f"blocks must be a uint8 numpy array, a uint8 torch tensor or bytes, got {type(blocks).__name__}"
         )
     arr = np.ascontiguousarray(arr).reshape(-1)
-    if isinstance(shape, (int, np.integer)):
-        dims = [operator.index(shape)]
-    else:
-        dims = [operator.index(d) for d in shape]
+    raw = _native.dequantize(arr, ggml_type, _dims(shape), name)
+    return _as_torch(raw, name) if torch_in else _as_numpy(raw, name)
+
+
+def _dims(shape: Union[int, Sequence[int]]) -> List[int]:
+    dims = [operator.index(shape)] if isinstance(shape, (int, np.integer)) else [operator.index(d) for d in shape]
     if any(d < 0 for d in dims):
         raise ValueError(f"shape {tuple(dims)} has a negative dimension")
-    raw = _native.dequantize(arr, ggml_type, dims, name)
-    return _as_torch(raw, name) if torch_in else _as_numpy(raw, name)
+    return dims
+
+
+def _dequantize_cuda(blocks: Any, ggml_type: Any, shape: Union[int, Sequence[int]], dtype: str) -> Any:
+    """``dequantize`` of a CUDA tensor: decoded on its device by the library's
+    kernels into a tensor torch allocates there, on torch's current stream."""
+    import torch
+
+    load = getattr(_native, "dequantize_cuda", None)
+    if load is None:
+        raise NotImplementedError(
+            "dequantize on a CUDA tensor: this build of gguf-dequant has no GPU support "
+            "(built without the `cuda` feature)"
+        )
+    if blocks.dtype != torch.uint8:
+        raise TypeError(f"blocks must be a uint8 tensor, got {blocks.dtype}")
+    src = blocks.detach().contiguous().reshape(-1)
+    dims = _dims(shape)
+    torch_dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[dtype]
+    out = torch.empty(dims, dtype=torch_dtype, device=src.device)
+    stream = torch.cuda.current_stream(src.device).cuda_stream
+    # `src` and `out` stay alive here until the call has queued the decode;
+    # torch's allocator reuses their memory only in the order of that stream.
+    load(src.data_ptr(), src.numel(), ggml_type, out.data_ptr(), out.numel(), dtype, src.device.index, stream)
+    return out
