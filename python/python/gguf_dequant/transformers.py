@@ -56,7 +56,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
-from ._core import GGML_TYPES, GGUFError, GGUFFile, PathLike, dequantize as _dequantize
+from ._core import GGML_TYPES, GGUFError, GGUFFile, PathLike, TensorInfo, dequantize as _dequantize
 
 __all__ = ["GGUFReader", "dequantize", "patch"]
 
@@ -119,13 +119,14 @@ def _gguf() -> Any:
 def dequantize(data: Any, qtype: Any) -> Any:
     """A drop-in for gguf-py's ``gguf.quants.dequantize(data, qtype)``.
 
-    ``data`` is a ``ReaderTensor.data`` array (``uint8`` blocks of shape
-    ``(..., bytes_per_row)``, or ``float16`` values); the result is a new
-    float32 array of the row-major shape gguf-py gives, decoded by this
-    library on all cores. What it does not decode (f32, which gguf-py
-    returns as a view, the integer types, gguf-py's lazy tensors) goes to
-    gguf-py's own function, as does everything when gguf-py is not the
-    caller's (``qtype`` not a type id).
+    ``data`` is what gguf-py's reader gives as ``ReaderTensor.data``:
+    ``uint8`` rows of blocks, of shape ``(..., bytes_per_row)``, or 16-bit
+    values (``float16``); the result is a new float32 array of the
+    row-major shape gguf-py gives, decoded by this library on all cores,
+    with the same bits. The rest goes to gguf-py's own function: f32 (which
+    it returns as a view, without decoding), the types this library does
+    not decode (the integer types), and anything but a numpy array (gguf-py's
+    lazy tensors).
     """
     _gguf()
     original = _genuine["dequantize"]
@@ -133,17 +134,15 @@ def dequantize(data: Any, qtype: Any) -> Any:
         ty = _TYPES_BY_ID.get(int(qtype))
     except (TypeError, ValueError):
         ty = None
-    if ty is None or not ty.decodable or ty.name == "f32" or type(data) not in (np.ndarray, np.memmap):
+    if ty is None or not ty.decodable or ty.name == "f32" or not isinstance(data, np.ndarray):
         return original(data, qtype)
-    arr: np.ndarray = data
-    if ty.name in ("f16", "bf16") and arr.dtype != np.uint8:
-        # gguf-py reads f16 tensors as float16 values: one element per value.
-        shape: Tuple[int, ...] = tuple(arr.shape)
+    if data.dtype == np.uint8 and data.ndim > 0 and data.shape[-1] % ty.block_bytes == 0:
+        shape = (*data.shape[:-1], data.shape[-1] // ty.block_bytes * ty.block_size)
+    elif ty.name in ("f16", "bf16") and data.dtype.itemsize == 2:
+        shape = tuple(data.shape)  # one value per element, as gguf-py reads f16
     else:
-        if arr.dtype != np.uint8 or arr.ndim == 0 or arr.shape[-1] % ty.block_bytes:
-            return original(data, qtype)
-        shape = (*arr.shape[:-1], arr.shape[-1] // ty.block_bytes * ty.block_size)
-    blocks = np.ascontiguousarray(arr).reshape(-1).view(np.uint8)
+        return original(data, qtype)
+    blocks = np.ascontiguousarray(data).reshape(-1).view(np.uint8)
     return _dequantize(blocks, ty.id, shape, "float32")
 
 
@@ -217,13 +216,11 @@ class GGUFReader:
         fields["GGUF.kv_count"] = Field(16, "GGUF.kv_count", [one(len(metadata), np.uint64)], [0], [VT.UINT64])
         offset = 24
         for key, value in metadata.items():
+            # The key's length, its bytes and its value type, then the value's parts.
             kbytes = key.encode("utf-8")
-            head = [one(len(kbytes), np.uint64), np.frombuffer(kbytes, np.uint8), None]
             parts, data, vtypes, size = _value_parts(types[key], value)
-            head[2] = one(vtypes[0], np.uint32)
-            fields[key] = Field(
-                offset, key, head + parts, [i + 3 for i in data], [VT(t) for t in vtypes]
-            )
+            head = [one(len(kbytes), np.uint64), np.frombuffer(kbytes, np.uint8), one(vtypes[0], np.uint32)]
+            fields[key] = Field(offset, key, head + parts, [i + 3 for i in data], [VT(t) for t in vtypes])
             offset += 8 + len(kbytes) + 4 + size
         self.fields = fields
 
@@ -233,18 +230,18 @@ class GGUFReader:
                 qtype = gguf.GGMLQuantizationType(info.type_id)
             except ValueError:
                 raise _Unmirrored from None  # a type gguf-py does not know: its reader says so
-            nbytes = info.name.encode("utf-8")
+            name_bytes = info.name.encode("utf-8")
             dims = np.array(info.ne, dtype=np.uint64)
             parts = [
-                one(len(nbytes), np.uint64),
-                np.frombuffer(nbytes, np.uint8),
+                one(len(name_bytes), np.uint64),
+                np.frombuffer(name_bytes, np.uint8),
                 one(len(info.ne), np.uint32),
                 dims,
                 one(info.type_id, np.uint32),
                 one(info.offset - f.data_offset, np.uint64),
             ]
             field = Field(offset, info.name, parts, [1, 3, 4, 5])
-            offset += 8 + len(nbytes) + 4 + 8 * len(info.ne) + 4 + 8
+            offset += 8 + len(name_bytes) + 4 + 8 * len(info.ne) + 4 + 8
             tensors.append(
                 reader.ReaderTensor(
                     name=info.name,
@@ -253,7 +250,7 @@ class GGUFReader:
                     n_elements=info.n_elements,
                     n_bytes=info.nbytes,
                     data_offset=info.offset,
-                    data=self._tensor_data(info.type, info.offset, info.nbytes, info.shape, info.ggml_type),
+                    data=self._tensor_data(info),
                     field=field,
                 )
             )
@@ -261,12 +258,13 @@ class GGUFReader:
             raise _Unmirrored  # the layout is not the one these offsets assume
         self.tensors = tensors
 
-    def _tensor_data(self, type_name: str, start: int, nbytes: int, shape: Tuple[int, ...], ty: Any) -> Any:
+    def _tensor_data(self, info: TensorInfo) -> Any:
         """The tensor's bytes as gguf-py's reader shapes them: values of their
         own dtype for the plain types, ``uint8`` rows of blocks otherwise."""
-        raw = self.data[start : start + nbytes]
-        if type_name in _PLAIN_TYPES:
-            return raw.view(_PLAIN_TYPES[type_name]).reshape(shape)
+        raw = self.data[info.offset : info.offset + info.nbytes]
+        if info.type in _PLAIN_TYPES:
+            return raw.view(_PLAIN_TYPES[info.type]).reshape(info.shape)
+        ty, shape = info.ggml_type, info.shape
         return raw.reshape((*shape[:-1], shape[-1] // ty.block_size * ty.block_bytes))
 
 
@@ -296,7 +294,7 @@ def _value_parts(type_name: str, value: Any) -> Tuple[List[np.ndarray], List[int
             data = list(range(3, 3 + 2 * n, 2))
             size = int(lengths.sum()) + 8 * n
         else:
-            arr = np.ascontiguousarray(value, dtype=dtype)
+            arr: np.ndarray = np.ascontiguousarray(value, dtype=dtype)
             parts += list(arr.reshape(-1, 1))  # one 1-element view per item, as gguf-py's
             data = list(range(2, 2 + n))
             size = arr.nbytes
@@ -308,7 +306,7 @@ def _value_parts(type_name: str, value: Any) -> Tuple[List[np.ndarray], List[int
     if dtype is None:
         b = value.encode("utf-8")
         return [np.array([len(b)], np.uint64), np.frombuffer(b, np.uint8)], [1], [type_id], 8 + len(b)
-    v = np.array([value], dtype=dtype)
+    v: np.ndarray = np.array([value], dtype=dtype)
     return [v], [0], [type_id], v.nbytes
 
 
