@@ -56,3 +56,25 @@ def tp_shard(
     split: str = "megatron",
 ) -> Optional[Tuple[int, int, int, int]]: ...
 def ggml_types() -> List[Tuple[str, int, int, int, bool]]: ...
+
+# Present in builds with GPU support (the `cuda` feature, the default); private
+# to gguf_dequant.torch and gguf_dequant.dequantize, which pass the device
+# pointers of tensors they have just allocated.
+def load_cuda(
+    file: GGUFFile,
+    items: Sequence[Tuple[str, Optional[Tuple[int, int, int, int]]]],
+    dtype: str,
+    ordinal: int,
+    stream: int,
+    outs: Sequence[Tuple[int, int]],
+) -> None: ...
+def dequantize_cuda(
+    src: int,
+    nbytes: int,
+    ggml_type: Union[str, int],
+    dst: int,
+    n: int,
+    dtype: str,
+    ordinal: int,
+    stream: int,
+) -> None: ...
