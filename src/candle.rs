@@ -75,7 +75,10 @@ pub fn load(
 }
 
 /// Decodes each part into a `dtype` tensor on `device`, in order. On a CUDA
-/// device the parts go through one pipeline (one set of staging buffers).
+/// device each call loads the kernels into candle's context and allocates
+/// pinned staging buffers, once for all its parts: to decode tensor after
+/// tensor, keep a `CudaLoader` (feature `candle-cuda`) instead of calling
+/// [`tensor`] or [`shard`] for each.
 pub fn parts(
     file: &GgufFile,
     parts: &[Part],

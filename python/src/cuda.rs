@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use gguf_dequant::gpu::{ForeignBuffer, Gpu};
 use gguf_dequant::pipeline::{LoadOptions, Pipeline};
-use gguf_dequant::shard::Shard;
 use gguf_dequant::{Error, OutType};
 use pyo3::prelude::*;
 
@@ -61,21 +60,7 @@ pub fn load_cuda(
 ) -> PyResult<()> {
     let out = out_type(dtype)?;
     let f = file.file()?;
-    let mut parts = Vec::with_capacity(items.len());
-    for (name, spec) in &items {
-        let t = f
-            .tensor(name)
-            .ok_or_else(|| Error::NoSuchTensor(name.clone()))
-            .or_raise()?;
-        let shard = match spec {
-            None => Shard::whole(t),
-            Some((r0, r1, c0, c1)) => Shard {
-                rows: *r0..*r1,
-                cols: *c0..*c1,
-            },
-        };
-        parts.push((t, shard));
-    }
+    let parts = crate::parts(&f, &items)?;
     let outs: Vec<ForeignBuffer> = outs
         .into_iter()
         .map(|(ptr, len)| ForeignBuffer { ptr, len })

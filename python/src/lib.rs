@@ -302,6 +302,40 @@ impl File {
     }
 }
 
+/// Load items (a tensor name, and a shard `(r0, r1, c0, c1)` or `None` for
+/// all of it) as the tensors and shards they name, every one checked
+/// (known, decodable, the shard inside the tensor) before any is decoded.
+#[allow(clippy::type_complexity)]
+fn parts<'f>(
+    file: &'f GgufFile,
+    items: &[(String, Option<(u64, u64, u64, u64)>)],
+) -> PyResult<Vec<(&'f TensorInfo, Shard)>> {
+    items
+        .iter()
+        .map(|(name, spec)| {
+            let t = file
+                .tensor(name)
+                .ok_or_else(|| Error::NoSuchTensor(name.clone()))
+                .or_raise()?;
+            let shard = match *spec {
+                None => Shard::whole(t),
+                Some((r0, r1, c0, c1)) => Shard {
+                    rows: r0..r1,
+                    cols: c0..c1,
+                },
+            };
+            shard.check(&t.name, t.ty, &t.ne).or_raise()?;
+            if !t.ty.is_dequantizable() {
+                return Err(py_err(Error::Unsupported {
+                    tensor: Some(t.name.clone()),
+                    ty: t.ty,
+                }));
+            }
+            Ok((t, shard))
+        })
+        .collect()
+}
+
 #[pymethods]
 impl File {
     /// Opens and parses a GGUF file: mapped (`mmap=True`) or read into memory.
@@ -439,28 +473,7 @@ impl File {
     ) -> PyResult<Vec<Bound<'py, PyAny>>> {
         let out = out_type(dtype)?;
         let file = self.file()?;
-        let mut jobs = Vec::with_capacity(items.len());
-        for (name, spec) in items {
-            let t = file
-                .tensor(&name)
-                .ok_or(Error::NoSuchTensor(name))
-                .or_raise()?;
-            let shard = match spec {
-                None => Shard::whole(t),
-                Some((r0, r1, c0, c1)) => Shard {
-                    rows: r0..r1,
-                    cols: c0..c1,
-                },
-            };
-            shard.check(&t.name, t.ty, &t.ne).or_raise()?;
-            if !t.ty.is_dequantizable() {
-                return Err(py_err(Error::Unsupported {
-                    tensor: Some(t.name.clone()),
-                    ty: t.ty,
-                }));
-            }
-            jobs.push((t, shard));
-        }
+        let jobs = parts(&file, &items)?;
         let mut arrays = Vec::with_capacity(jobs.len());
         for (t, shard) in jobs {
             let what = format!("tensor '{}'", t.name);
