@@ -7,10 +7,10 @@
 #   scripts/test.sh --rust       # cargo test only
 #   scripts/test.sh --python     # the wheel and pytest only (extra arguments go to pytest)
 #
-# .venv is made on first use with the pinned python/requirements-test.txt
-# (torch included: about 5 GB and a few minutes the first time) and reused
-# afterwards. PYTHON picks the interpreter that makes it (default python3,
-# 3.11 or later); GDQ_VENV another place for it.
+# .venv is made on first use by scripts/python-env.sh with the pinned
+# python/requirements-test.txt (torch included: about 5 GB and a few minutes
+# the first time) and reused afterwards. PYTHON picks the interpreter that
+# makes it (default python3, 3.11 or later); GDQ_VENV another place for it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,14 +27,8 @@ if [ "$rust" = 1 ]; then
 fi
 
 if [ "$python" = 1 ]; then
-    venv=$(realpath -m "${GDQ_VENV:-.venv}")
-    reqs=python/requirements-test.txt
-    echo "== Python: $venv (pinned: $reqs)"
-    if [ ! -x "$venv/bin/python" ]; then
-        "${PYTHON:-python3}" -m venv "$venv"
-    fi
-    # Already satisfied (the usual case): a second or two, nothing fetched.
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$reqs"
+    echo "== Python: the test environment (pinned: python/requirements-test.txt)"
+    venv=$(scripts/python-env.sh)
     echo "(venv ready at ${SECONDS} s)"
 
     echo "== Python: build the wheel (maturin, release) and install it"
