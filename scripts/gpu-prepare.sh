@@ -70,7 +70,7 @@ cp scripts/gpu-run.sh .carry/gpu-run.sh
 # checks, for torch on the GPU machine: built with the maturin of .venv
 # (scripts/test.sh makes it); without it the carry goes without, loudly.
 if [ -x .venv/bin/maturin ] && .venv/bin/maturin build --release --quiet -m python/Cargo.toml --out .carry/wheels; then
-    cp python/tests/test_cuda.py .carry/test_cuda.py
+    cp python/tests/test_cuda.py python/tests/gguf_writer.py .carry/
     echo "gpu-prepare: Python wheel $(ls .carry/wheels)"
 else
     rm -rf .carry/wheels

@@ -91,3 +91,18 @@ fn what_cannot_be_decoded_is_refused() {
     let e = gguf_dequant::candle::shard(&f, t, &unaligned, DType::F32, &Device::Cpu).unwrap_err();
     assert!(e.to_string().contains("block boundaries"), "{e}");
 }
+
+/// A zero in a tensor's shape: an empty candle tensor of that shape.
+#[test]
+fn empty_tensors_are_empty() {
+    let mut w = GgufWriter::new();
+    w.add_tensor("rows", GgmlType::Q8_0, &[32, 0], Vec::new())
+        .unwrap();
+    w.add_tensor("cols", GgmlType::Q8_0, &[0, 5, 1 << 40], Vec::new())
+        .unwrap();
+    let f = GgufFile::from_bytes(w.to_bytes()).unwrap();
+    let got = gguf_dequant::candle::load(&f, &Device::Cpu, DType::BF16, |_| true).unwrap();
+    assert_eq!(got["rows"].dims(), &[0, 32]);
+    assert_eq!(got["cols"].dims(), &[1 << 40, 5, 0]);
+    assert_eq!(got["cols"].elem_count(), 0);
+}

@@ -16,10 +16,12 @@ fn run(args: &[&str]) -> Output {
     bin().args(args).output().expect("run gguf-dequant")
 }
 
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("gdq-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+/// A temporary folder for one test and the path `name` in it; the folder
+/// goes when the first is dropped.
+fn tmp(name: &str) -> (TempDir, PathBuf) {
+    let dir = TempDir::new(&format!("cli-{name}"));
+    let path = dir.join(name);
+    (dir, path)
 }
 
 fn real() -> String {
@@ -90,7 +92,7 @@ fn convert_writes_ggml_values_in_every_dtype_on_cpu_and_emulated_kernels() {
             &["cpu"]
         };
         for &device in devices {
-            let path = tmp(&format!("real-{dtype}-{device}.safetensors"));
+            let (_dir, path) = tmp(&format!("real-{dtype}-{device}.safetensors"));
             let out = run(&[
                 "convert",
                 &real(),
@@ -145,7 +147,7 @@ fn convert_writes_ggml_values_in_every_dtype_on_cpu_and_emulated_kernels() {
 
 #[test]
 fn convert_selected_tensors_and_refuse_unknown_names() {
-    let path = tmp("some.safetensors");
+    let (_dir, path) = tmp("some.safetensors");
     let out = run(&[
         "convert",
         &real(),
@@ -170,7 +172,7 @@ fn convert_selected_tensors_and_refuse_unknown_names() {
         .cloned()
         .collect();
     assert_eq!(names.len(), 2);
-    let missing = tmp("missing.safetensors");
+    let (_dir, missing) = tmp("missing.safetensors");
     let out = run(&[
         "convert",
         &real(),
@@ -234,7 +236,7 @@ fn cuda_without_a_gpu_is_a_clear_error_and_auto_falls_back() {
         println!("SKIPPED: this machine has a usable GPU");
         return;
     }
-    let path = tmp("cuda.safetensors");
+    let (_dir, path) = tmp("cuda.safetensors");
     let out = run(&[
         "convert",
         &real(),
@@ -284,7 +286,7 @@ fn malformed_files_are_refused_without_panic_or_signal() {
     let mut n = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
-        let out_path = tmp("malformed.safetensors");
+        let (_dir, out_path) = tmp("malformed.safetensors");
         for args in [
             vec!["inspect", path.to_str().unwrap()],
             vec![
@@ -346,9 +348,7 @@ fn malformed_files_are_refused_without_panic_or_signal() {
 #[cfg(feature = "cuda")]
 fn device_faults_leave_no_partial_output() {
     for fault in ["launch:5", "oom:1", "lost:17"] {
-        // A folder of its own: other tests convert in parallel in the shared one.
-        let dir = tmp(&format!("fault-{}", fault.replace(':', "-")));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = TempDir::new(&format!("cli-fault-{}", fault.replace(':', "-")));
         let path = dir.join("out.safetensors");
         let out = bin()
             .args([
@@ -398,7 +398,7 @@ fn peak_rss_kb(args: &[&str]) -> u64 {
 fn inspect_memory_is_bounded_by_the_metadata() {
     use gguf_dequant::GgmlType;
     // The header by hand: one q8_0 tensor of 2^33 elements (9 GB), then a sparse file.
-    let path = tmp("sparse.gguf");
+    let (_dir, path) = tmp("sparse.gguf");
     let ne = [8192u64, 1 << 20];
     let mut f = Vec::new();
     f.extend_from_slice(b"GGUF");
@@ -445,9 +445,9 @@ fn convert_memory_stays_near_one_tensor() {
         )
         .unwrap();
     }
-    let path = tmp("many.gguf");
+    let (_dir, path) = tmp("many.gguf");
     std::fs::write(&path, w.to_bytes()).unwrap();
-    let out = tmp("many.safetensors");
+    let (_out_dir, out) = tmp("many.safetensors");
     let kb = peak_rss_kb(&[
         "convert",
         path.to_str().unwrap(),

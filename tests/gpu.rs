@@ -185,6 +185,45 @@ fn no_gpu_is_an_error_not_a_panic() {
 /// Tensor-parallel loads on the one GPU: a world of 1, and of 2 ranks as two
 /// `Gpu`s on device 0 (each its own streams and pinned staging), loading at
 /// once; the gathered shards equal the CPU's decode of each whole tensor.
+/// Tensors with a zero in their shape, through the load pipeline and the
+/// host entry point: empty outputs (the driver refuses zero-byte
+/// allocations), the tensors around them decoded.
+#[test]
+fn empty_tensors_through_the_pipeline() {
+    use gguf_dequant::pipeline::{LoadOptions, Pipeline};
+    let Some(g) = gpu("empty tensors") else {
+        return;
+    };
+    let mut w = GgufWriter::new();
+    let mut rng = SynthRng(9);
+    let q4k = GgmlType::Q4_K;
+    w.add_tensor("before", q4k, &[512, 3], random_blocks(q4k, 6, &mut rng))
+        .unwrap();
+    w.add_tensor("empty.rows", q4k, &[256, 0], Vec::new())
+        .unwrap();
+    w.add_tensor("empty.cols", q4k, &[0, 7], Vec::new())
+        .unwrap();
+    w.add_tensor("after", q4k, &[256], random_blocks(q4k, 1, &mut rng))
+        .unwrap();
+    let f = GgufFile::from_bytes(w.to_bytes()).unwrap();
+    let tensors: Vec<_> = f.tensors().iter().collect();
+    let mut pipeline = Pipeline::new(&g, &LoadOptions::default()).unwrap();
+    let (outs, _) = pipeline
+        .load::<f32>(&g, g.stream(), &f, &tensors, &mut |_| {})
+        .unwrap();
+    for (t, out) in tensors.iter().zip(&outs) {
+        assert_eq!(out.len() as u64, t.n_elems, "{}", t.name);
+        let got = match out.len() {
+            0 => Vec::new(),
+            _ => g.stream().clone_dtoh(out).unwrap(),
+        };
+        let want: Vec<f32> = cpu::dequantize_to_vec(t.ty, f.tensor_data(t).unwrap()).unwrap();
+        assert_bits_eq(&t.name, &got, &want);
+    }
+    let mut none: Vec<f32> = Vec::new();
+    g.dequantize_host(q4k, &[], &mut none).unwrap();
+}
+
 #[test]
 fn sharded_loads_as_one_and_two_ranks_on_one_gpu() {
     use gguf_dequant::parallel::{ModelLoad, Split};

@@ -319,6 +319,13 @@ fn cases() -> Vec<Case> {
         "tensor 'w': element count of ne [4294967296, 4294967296, 4] overflows",
     );
     add(
+        "empty_ne_product_overflow",
+        B::v3(1, 0)
+            .tensor(b"w", &[0, 4, 1 << 62], F32, 0)
+            .pad(32),
+        "tensor 'w': element count of ne [0, 4, 4611686018427387904] overflows 2^63-1 (a zero dimension aside)",
+    );
+    add(
         "nbytes_overflow",
         B::v3(1, 0)
             .tensor(b"w", &[1 << 62], I64, 0)

@@ -128,6 +128,30 @@ fn every_type_in_tensors_around_the_chunk_size() {
     check_all_outputs(&file);
 }
 
+/// Tensors with no elements (a zero in their shape) load as empty outputs
+/// among the others: device allocators refuse zero bytes (the emulated one
+/// as the driver does), so the device gives them a minimal allocation.
+#[test]
+fn empty_tensors_among_others() {
+    let mut w = GgufWriter::new();
+    let mut rng = Rng(4);
+    let q4k = gguf_dequant::GgmlType::Q4_K;
+    w.add_tensor("before", q4k, &[512, 3], random_blocks(q4k, 6, &mut rng))
+        .unwrap();
+    for (i, ne) in [[256u64, 0], [0, 7]].iter().enumerate() {
+        w.add_tensor(format!("empty.{i}"), q4k, ne, Vec::new())
+            .unwrap();
+    }
+    w.add_tensor("after", q4k, &[256], random_blocks(q4k, 1, &mut rng))
+        .unwrap();
+    let file = GgufFile::from_bytes(w.to_bytes()).unwrap();
+    assert_eq!(
+        file.tensors().iter().map(|t| t.n_elems).collect::<Vec<_>>(),
+        [1536, 0, 0, 256]
+    );
+    check_all_outputs(&file);
+}
+
 /// Without the wait for the output's allocation, a decode runs before it: the
 /// emulated device refuses the load, naming the missing wait.
 #[test]

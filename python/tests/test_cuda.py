@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import torch
 
 import gguf_dequant
 import gguf_dequant.torch
+from gguf_writer import write_gguf
 
 FIXTURES = Path(os.environ.get("GDQ_FIXTURES", Path(__file__).resolve().parents[2] / "tests" / "fixtures"))
 REAL = FIXTURES / "real-weights.gguf"
@@ -98,6 +100,29 @@ def test_dequantize_a_cuda_tensor() -> None:
                 _assert_same(f"dequantize {name} as {dtype}", got, want)
 
 
+def test_empty_tensors_among_others() -> None:
+    """Tensors with a zero in their shape load as empty CUDA tensors (the
+    driver refuses zero-byte allocations) between tensors that decode."""
+    _gpu_or_skip()
+    q8_0 = gguf_dequant.GGML_TYPES["q8_0"].id
+    block = bytes([0, 0x3C]) + bytes(range(32))  # scale 1.0, quants 0..31
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "empty.gguf"
+        write_gguf(path, [
+            ("before", q8_0, [32, 2], block * 2),
+            ("empty.rows", q8_0, [32, 0], b""),
+            ("empty.cols", q8_0, [0, 5], b""),
+            ("after", q8_0, [32], block),
+        ])
+        for dtype in DTYPES:
+            cpu = gguf_dequant.torch.load_file(path, dtype=dtype)
+            gpu = gguf_dequant.torch.load_file(path, device="cuda", dtype=dtype)
+            assert [tuple(t.shape) for t in gpu.values()] == [(2, 32), (0, 32), (5, 0), (32,)]
+            for name, t in gpu.items():
+                _assert_same(f"{name} as {dtype}", t, cpu[name])
+            assert cpu["after"].float().tolist() == list(range(32))
+
+
 def time_load(path: str) -> None:
     """The load of a model onto the GPU against the pinned host-to-device
     bandwidth applied to its compressed bytes, and against decoding on the
@@ -138,13 +163,15 @@ def time_load(path: str) -> None:
 
 
 if __name__ == "__main__":
-    failed = 0
-    for fn in (
+    checks = (
         test_every_tensor_equals_the_cpu_load,
         test_shards_on_the_gpu_equal_the_cpu_shards,
         test_the_load_follows_work_queued_on_torchs_stream,
         test_dequantize_a_cuda_tensor,
-    ):
+        test_empty_tensors_among_others,
+    )
+    failed = 0
+    for fn in checks:
         try:
             fn()
             print(f"PASS {fn.__name__}")
@@ -153,5 +180,5 @@ if __name__ == "__main__":
             print(f"FAIL {fn.__name__}: {type(e).__name__}: {e}")
     for model in sys.argv[1:]:
         time_load(model)
-    print(f"{4 - failed} passed, {failed} failed")
+    print(f"{len(checks) - failed} passed, {failed} failed")
     sys.exit(1 if failed else 0)

@@ -134,6 +134,31 @@ def test_torch_tensors_share_memory_with_the_decoded_arrays(monkeypatch, dtype):
         assert raw.reshape(-1).view(np.int32 if raw.dtype.itemsize == 4 else np.int16)[0] == 12345
 
 
+def test_empty_tensors(tmp_path):
+    """A zero in a tensor's shape: an empty array or tensor of that shape,
+    between tensors that decode."""
+    q8_0 = gguf_dequant.GGML_TYPES["q8_0"].id
+    block = bytes([0, 0x3C]) + bytes(range(32))  # scale 1.0, quants 0..31
+    path = tmp_path / "empty.gguf"
+    write_gguf(path, [
+        ("before", q8_0, [32, 2], block * 2),
+        ("empty.rows", q8_0, [32, 0], b""),
+        ("empty.cols", q8_0, [0, 5], b""),
+        ("after", q8_0, [32], block),
+    ])
+    shapes = [(2, 32), (0, 32), (5, 0), (32,)]
+    arrays = gguf_dequant.numpy.load_file(path)
+    assert [a.shape for a in arrays.values()] == shapes
+    assert arrays["after"].tolist() == list(range(32))
+    tensors = gguf_dequant.torch.load_file(path, dtype=torch.bfloat16)
+    assert [tuple(t.shape) for t in tensors.values()] == shapes
+    assert tensors["before"].float().flatten().tolist() == list(range(32)) * 2
+    with gguf_dequant.GGUFFile(path) as f:
+        assert f.raw("empty.cols").size == 0
+        out = gguf_dequant.dequantize(f.raw("empty.cols"), "q8_0", (5, 0))
+        assert out.shape == (5, 0) and out.dtype == np.float32
+
+
 def test_closed_file():
     f = gguf_dequant.GGUFFile(REAL)
     assert "GGUF v3, 28 tensors" in repr(f)

@@ -139,7 +139,13 @@ impl EmuDevice {
         self.state().streams[stream.0].push_back(op);
     }
 
-    fn new_region(&self, stream: &EmuStream, bytes: usize) -> usize {
+    /// A device allocation of `bytes`, as the driver's: zero bytes are refused.
+    fn new_region(&self, stream: &EmuStream, bytes: usize) -> Result<usize> {
+        if bytes == 0 {
+            return Err(Error::Cuda(
+                "CUDA_ERROR_INVALID_VALUE: an allocation of 0 bytes (emulated)".into(),
+            ));
+        }
         let mut st = self.state();
         // the memory itself exists from now on; it is poisoned when the
         // allocation runs
@@ -149,7 +155,7 @@ impl EmuDevice {
         });
         let region = st.regions.len() - 1;
         st.streams[stream.0].push_back(Op::Alloc { region });
-        region
+        Ok(region)
     }
 }
 
@@ -272,8 +278,9 @@ impl Device for EmuDevice {
     }
 
     fn alloc_bytes(&self, stream: &EmuStream, bytes: usize) -> Result<EmuBytes> {
+        // as the GPU's: an empty buffer is one byte presented as empty
         Ok(EmuBytes {
-            region: self.new_region(stream, bytes),
+            region: self.new_region(stream, bytes.max(1))?,
             len: bytes,
         })
     }
@@ -282,8 +289,9 @@ impl Device for EmuDevice {
         let bytes = n.checked_mul(std::mem::size_of::<O>()).ok_or_else(|| {
             Error::Cuda("CUDA_ERROR_OUT_OF_MEMORY: output too large (emulated)".into())
         })?;
+        // as the GPU's: an empty output is one element presented as empty
         Ok(EmuOut {
-            region: self.new_region(stream, bytes),
+            region: self.new_region(stream, bytes.max(std::mem::size_of::<O>()))?,
             len: n,
             out: PhantomData,
         })

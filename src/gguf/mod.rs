@@ -391,5 +391,19 @@ impl fmt::Debug for GgufFile {
     }
 }
 
+/// The element count of a tensor of dimensions `ne`, where it is one that
+/// ggml can hold: the product of the dimensions a zero aside at most 2^63-1.
+/// An empty tensor's other dimensions are bounded too: they are multiplied
+/// all the same (into its rows, or the shapes handed to numpy, torch or
+/// candle), and every part of their product must fit.
+pub(crate) fn element_count(ne: &[u64]) -> Option<u64> {
+    let nonzero = ne
+        .iter()
+        .filter(|&&n| n != 0)
+        .try_fold(1u64, |acc, &n| acc.checked_mul(n))
+        .filter(|&n| n <= i64::MAX as u64)?;
+    Some(if ne.contains(&0) { 0 } else { nonzero })
+}
+
 #[cfg(test)]
 mod tests;

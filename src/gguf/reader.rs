@@ -462,16 +462,15 @@ fn read_tensor_info(r: &mut Cursor<'_>, name: String, alignment: u64) -> Result<
     let offset_at = r.at();
     let offset = r.u64(|| format!("tensor '{name}': offset"))?;
 
-    let n_elems = ne
-        .iter()
-        .try_fold(1u64, |acc, &n| acc.checked_mul(n))
-        .filter(|&n| n <= i64::MAX as u64)
-        .ok_or_else(|| {
-            Error::gguf(
-                dims_at,
-                format!("tensor '{name}': element count of ne {ne:?} overflows 2^63-1"),
-            )
-        })?;
+    let n_elems = super::element_count(&ne).ok_or_else(|| {
+        Error::gguf(
+            dims_at,
+            format!(
+                "tensor '{name}': element count of ne {ne:?} overflows 2^63-1 \
+                 (a zero dimension aside)"
+            ),
+        )
+    })?;
     let qk = ty.block_elems() as u64;
     if ne[0] % qk != 0 {
         return Err(Error::gguf(

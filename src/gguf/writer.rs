@@ -189,12 +189,10 @@ impl GgufWriter {
         if ne.is_empty() || ne.len() > MAX_DIMS as usize {
             return err(format!("{} dimensions, not 1..={MAX_DIMS}", ne.len()));
         }
-        let Some(n_elems) = ne
-            .iter()
-            .try_fold(1u64, |a, &n| a.checked_mul(n))
-            .filter(|&n| n <= i64::MAX as u64)
-        else {
-            return err(format!("element count of {ne:?} overflows"));
+        let Some(n_elems) = super::element_count(ne) else {
+            return err(format!(
+                "element count of {ne:?} overflows (a zero dimension aside)"
+            ));
         };
         if !ne[0].is_multiple_of(ty.block_elems() as u64) {
             return err(format!(

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use cudarc::driver::{sys, CudaEvent, CudaSlice, CudaStream, DevicePtrMut, PinnedHostSlice};
 
-use super::{cuda_err, Gpu};
+use super::{alloc_elems, cuda_err, Gpu};
 use crate::error::{Error, Result};
 use crate::out::OutElem;
 use crate::pipeline::{Device, Rows};
@@ -35,14 +35,14 @@ impl Device for Gpu {
     fn alloc_bytes(&self, stream: &Arc<CudaStream>, bytes: usize) -> Result<CudaSlice<u8>> {
         // SAFETY: staging memory is written by a copy before a decode reads it
         // (stream order).
-        unsafe { stream.alloc::<u8>(bytes) }
+        unsafe { alloc_elems::<u8>(stream, bytes) }
             .map_err(|e| cuda_err("allocating device staging memory", e))
     }
 
     fn alloc_out<O: OutElem>(&self, stream: &Arc<CudaStream>, n: usize) -> Result<CudaSlice<O>> {
         // SAFETY: f32/f16/bf16 have no invalid bit patterns; the pipeline's
         // decodes write every element before the output is handed over.
-        unsafe { stream.alloc::<O>(n) }
+        unsafe { alloc_elems::<O>(stream, n) }
             .map_err(|e| cuda_err(&format!("allocating {n} output elements"), e))
     }
 
@@ -142,9 +142,11 @@ impl Device for Gpu {
                 dst.len()
             )));
         }
-        stream
-            .memcpy_dtoh(src, dst)
-            .map_err(|e| cuda_err("copying the output to the host", e))?;
+        if !dst.is_empty() {
+            stream
+                .memcpy_dtoh(src, dst)
+                .map_err(|e| cuda_err("copying the output to the host", e))?;
+        }
         stream.synchronize().map_err(|e| cuda_err("decoding", e))
     }
 

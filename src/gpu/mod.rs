@@ -56,6 +56,29 @@ fn cuda_err(what: &str, e: impl std::fmt::Debug) -> Error {
     Error::Cuda(format!("{what}: {e:?}"))
 }
 
+/// `n` elements of uninitialized device memory, allocated in `stream`'s order.
+/// The driver refuses an allocation of zero bytes, and a GGUF tensor may have
+/// no elements: such a one gets a one-element allocation presented as empty,
+/// freed when dropped like any other.
+///
+/// # Safety
+/// As `CudaStream::alloc`: the memory must be written before it is read.
+unsafe fn alloc_elems<O: cudarc::driver::DeviceRepr>(
+    stream: &Arc<CudaStream>,
+    n: usize,
+) -> std::result::Result<CudaSlice<O>, cudarc::driver::DriverError> {
+    // SAFETY: the caller writes the memory before reading it.
+    let slice = unsafe { stream.alloc::<O>(n.max(1)) }?;
+    if n > 0 {
+        return Ok(slice);
+    }
+    let ptr = slice.leak();
+    // SAFETY: `ptr` is a live allocation of this stream's context holding one
+    // `O`, so at least the zero elements the slice claims; the slice owns it
+    // and frees it on drop, as the one `leak` gave it up from.
+    Ok(unsafe { stream.upgrade_device_ptr(ptr, 0) })
+}
+
 /// Whether the CUDA driver library can be loaded (cudarc panics where it cannot).
 #[cfg(not(feature = "cuda-peers"))]
 pub fn driver_present() -> bool {
@@ -251,12 +274,16 @@ impl Gpu {
             )));
         }
         let n = host.len() / bb * ty.block_elems();
-        let src = self
-            .stream
-            .clone_htod(host)
-            .map_err(|e| cuda_err("copying blocks to the device", e))?;
+        // SAFETY: every byte is written by the copy before the kernel reads it.
+        let mut src = unsafe { alloc_elems::<u8>(&self.stream, host.len()) }
+            .map_err(|e| cuda_err("allocating device memory for the blocks", e))?;
+        if !host.is_empty() {
+            self.stream
+                .memcpy_htod(host, &mut src)
+                .map_err(|e| cuda_err("copying blocks to the device", e))?;
+        }
         // SAFETY: every element is written by the kernel before it is read.
-        let mut dst = unsafe { self.stream.alloc::<O>(n) }
+        let mut dst = unsafe { alloc_elems::<O>(&self.stream, n) }
             .map_err(|e| cuda_err("allocating the output", e))?;
         self.dequantize(ty, &src.as_view(), &mut dst.as_view_mut())?;
         Ok(dst)
@@ -271,9 +298,11 @@ impl Gpu {
     ) -> Result<()> {
         check_lengths(ty, host.len(), out.len())?;
         let dst: CudaSlice<O> = self.upload_and_dequantize(ty, host)?;
-        self.stream
-            .memcpy_dtoh(&dst, out)
-            .map_err(|e| cuda_err("copying the output to the host", e))?;
+        if !out.is_empty() {
+            self.stream
+                .memcpy_dtoh(&dst, out)
+                .map_err(|e| cuda_err("copying the output to the host", e))?;
+        }
         self.stream
             .synchronize()
             .map_err(|e| cuda_err("decoding", e))

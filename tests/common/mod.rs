@@ -1,7 +1,7 @@
 //! Test helpers shared by the integration tests.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use gguf_dequant::GgmlType;
 use half::{bf16, f16};
@@ -218,5 +218,38 @@ pub mod shards {
                 .unwrap();
         }
         GgufFile::from_bytes(w.to_bytes()).unwrap()
+    }
+}
+
+/// A fresh folder in the temporary directory, removed with everything in it
+/// when dropped (a test that fails still cleans up as it unwinds).
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// `gdq-{label}-{pid}`, emptied first if a killed run left it behind.
+    pub fn new(label: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("gdq-{label}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for TempDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
