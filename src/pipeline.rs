@@ -279,18 +279,29 @@ impl<D: Device> Pipeline<D> {
         let start = Instant::now();
         let mut outputs = Vec::with_capacity(parts.len());
         let mut done = 0u64;
-        for (t, shard) in parts {
-            let mut out = dev
-                .alloc_out::<O>(alloc_stream, elems(t, shard)?)
-                .map_err(|e| e.for_tensor(&t.name))?;
-            let allocated = dev.record(alloc_stream)?;
-            done += self.queue_part(dev, &allocated, file, t, shard, &mut out, &mut |d| {
-                progress(done + d)
-            })?;
-            outputs.push(out);
-        }
-        self.finish(dev)?;
-        dev.synchronize(alloc_stream)?;
+        let mut queue_all = || -> Result<()> {
+            for (t, shard) in parts {
+                let mut out = dev
+                    .alloc_out::<O>(alloc_stream, elems(t, shard)?)
+                    .map_err(|e| e.for_tensor(&t.name))?;
+                let allocated = dev.record(alloc_stream)?;
+                let queued = self.queue_part(dev, &allocated, file, t, shard, &mut out, &mut |d| {
+                    progress(done + d)
+                });
+                // queued in part, it is freed only after the slots are drained
+                outputs.push(out);
+                done += queued?;
+            }
+            Ok(())
+        };
+        let queued = queue_all();
+        // Drained also after an error: outputs (and pinned staging) are freed
+        // only once no copy or decode of this load can still touch them.
+        let finished = self
+            .finish(dev)
+            .and_then(|()| dev.synchronize(alloc_stream));
+        queued?;
+        finished?;
         Ok((outputs, report::<O>(parts, done, start)))
     }
 
@@ -327,11 +338,19 @@ impl<D: Device> Pipeline<D> {
         }
         let start = Instant::now();
         let mut done = 0u64;
-        for ((t, shard), out) in parts.iter().zip(outs.iter_mut()) {
-            done +=
-                self.queue_part(dev, ready, file, t, shard, out, &mut |d| progress(done + d))?;
-        }
-        self.finish(dev)?;
+        let mut queue_all = || -> Result<()> {
+            for ((t, shard), out) in parts.iter().zip(outs.iter_mut()) {
+                done +=
+                    self.queue_part(dev, ready, file, t, shard, out, &mut |d| progress(done + d))?;
+            }
+            Ok(())
+        };
+        let queued = queue_all();
+        // Drained also after an error: the caller may free or reuse its
+        // outputs as soon as this returns, whatever it returns.
+        let finished = self.finish(dev);
+        queued?;
+        finished?;
         Ok(report::<O>(parts, done, start))
     }
 

@@ -224,6 +224,59 @@ fn empty_tensors_through_the_pipeline() {
     g.dequantize_host(q4k, &[], &mut none).unwrap();
 }
 
+/// Decoding into memory the caller owns, on its raw stream, leaves the
+/// thread's current CUDA context as it found it (none, here): the CUDA
+/// runtime (PyTorch's current device) reads it. And the values are right.
+#[test]
+fn foreign_calls_leave_the_current_context_as_it_was() {
+    use cudarc::driver::{sys, DevicePtr};
+    use gguf_dequant::gpu::ForeignBuffer;
+    use gguf_dequant::pipeline::{LoadOptions, Pipeline};
+    use gguf_dequant::shard::Shard;
+    let Some(g) = gpu("foreign calls") else {
+        return;
+    };
+    let f = GgufFile::open(fixture("real-weights.gguf")).unwrap();
+    let t = f.tensors().iter().find(|t| t.ty == GgmlType::Q4_K).unwrap();
+    let want: Vec<f32> = cpu::dequantize_to_vec(t.ty, f.tensor_data(t).unwrap()).unwrap();
+    let mut pipeline = Pipeline::new(&g, &LoadOptions::default()).unwrap();
+    let out = g.stream().alloc_zeros::<f32>(want.len()).unwrap();
+    let ptr = {
+        let (ptr, _record) = out.device_ptr(g.stream());
+        ptr
+    };
+    g.stream().synchronize().unwrap();
+    let current = || {
+        let mut ctx = std::ptr::null_mut();
+        // SAFETY: writes the thread's current context into `ctx`.
+        unsafe { sys::cuCtxGetCurrent(&mut ctx) }.result().unwrap();
+        ctx
+    };
+    let bufs = [ForeignBuffer {
+        ptr,
+        len: want.len(),
+    }];
+    for stream in [std::ptr::null_mut(), g.stream().cu_stream()] {
+        // SAFETY: making no context current is always allowed.
+        unsafe { sys::cuCtxSetCurrent(std::ptr::null_mut()) }
+            .result()
+            .unwrap();
+        // SAFETY: `out` is this context's memory of `want.len()` f32s, unused
+        // meanwhile; `stream` a live stream of the context.
+        unsafe {
+            g.load_into_foreign::<f32>(&mut pipeline, stream, &f, &[(t, Shard::whole(t))], &bufs)
+        }
+        .unwrap();
+        assert!(current().is_null(), "the load left a context current");
+        g.context().bind_to_thread().unwrap();
+        assert_bits_eq(
+            "load_into_foreign",
+            &g.stream().clone_dtoh(&out).unwrap(),
+            &want,
+        );
+    }
+}
+
 #[test]
 fn sharded_loads_as_one_and_two_ranks_on_one_gpu() {
     use gguf_dequant::parallel::{ModelLoad, Split};

@@ -152,6 +152,59 @@ fn empty_tensors_among_others() {
     check_all_outputs(&file);
 }
 
+/// A load that fails part way (the file shrinks under it: the last tensor's
+/// bytes are gone) returns its error only once nothing of it is left queued,
+/// so the outputs queued so far can be freed, or handed back to the engine
+/// that owns them, with no copy or decode of them still to run.
+#[test]
+fn a_failed_load_leaves_nothing_queued() {
+    let dir = TempDir::new("pipeline-shrink");
+    let path = dir.join("model.gguf");
+    let mut w = GgufWriter::new();
+    let mut rng = Rng(5);
+    let q4k = gguf_dequant::GgmlType::Q4_K;
+    for i in 0..4 {
+        let blocks = random_blocks(q4k, 1200, &mut rng);
+        w.add_tensor(format!("t{i}"), q4k, &[256 * 1200], blocks)
+            .unwrap();
+    }
+    std::fs::write(&path, w.to_bytes()).unwrap();
+    let file = GgufFile::open(&path).unwrap();
+    let last = file.tensors().last().unwrap().offset;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(last + 4)
+        .unwrap();
+    let tensors: Vec<&TensorInfo> = file.tensors().iter().collect();
+    let parts: Vec<_> = tensors
+        .iter()
+        .map(|t| (*t, gguf_dequant::shard::Shard::whole(t)))
+        .collect();
+    for into_callers in [false, true] {
+        let dev = EmuDevice::new();
+        let stream = dev.new_stream().unwrap();
+        let mut pipeline = Pipeline::new(&dev, &opts(3)).unwrap();
+        let err = if into_callers {
+            let mut outs: Vec<_> = tensors
+                .iter()
+                .map(|t| dev.alloc_out::<f32>(&stream, t.n_elems as usize).unwrap())
+                .collect();
+            let ready = dev.record(&stream).unwrap();
+            pipeline
+                .load_parts_into(&dev, &ready, &file, &parts, &mut outs, &mut |_| {})
+                .unwrap_err()
+        } else {
+            pipeline
+                .load::<f32>(&dev, &stream, &file, &tensors, &mut |_| {})
+                .unwrap_err()
+        };
+        assert!(err.to_string().contains("t3"), "{err}");
+        assert_eq!(dev.queued_ops(), 0, "left queued after: {err}");
+    }
+}
+
 /// Without the wait for the output's allocation, a decode runs before it: the
 /// emulated device refuses the load, naming the missing wait.
 #[test]

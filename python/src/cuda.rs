@@ -2,13 +2,15 @@
 //! with torch (its caching allocator; torch owns them) and passes their
 //! device pointers and torch's current stream; the crate's pipeline decodes
 //! into them, ordered after that stream's earlier work (`Gpu::load_into_foreign`).
+//! torch's current device is left as it was (the thread's current CUDA
+//! context, which cudarc changes, is put back).
 //! One `Gpu` (kernels loaded into the device's primary context, which torch
 //! uses too) and one staging pipeline per device, made on first use.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use gguf_dequant::gpu::{ForeignBuffer, Gpu};
+use gguf_dequant::gpu::{ForeignBuffer, Gpu, KeepCurrentContext};
 use gguf_dequant::pipeline::{LoadOptions, Pipeline};
 use gguf_dequant::{Error, OutType};
 use pyo3::prelude::*;
@@ -67,6 +69,9 @@ pub fn load_cuda(
         .collect();
     py.detach(|| {
         guarded(|| {
+            // opening the device makes its context current: torch's current
+            // device must not change under it
+            let _kept = KeepCurrentContext::new();
             let state = device(ordinal)?;
             let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
             let DeviceState { gpu, pipeline } = &mut *st;
@@ -127,6 +132,7 @@ pub fn dequantize_cuda(
     );
     py.detach(|| {
         guarded(|| {
+            let _kept = KeepCurrentContext::new();
             let state = device(ordinal)?;
             let st = state.lock().unwrap_or_else(|e| e.into_inner());
             let stream = stream as gguf_dequant::gpu::RawStream;

@@ -123,6 +123,26 @@ def test_empty_tensors_among_others() -> None:
             assert cpu["after"].float().tolist() == list(range(32))
 
 
+def test_torchs_current_device_is_left_alone() -> None:
+    """A load or decode onto any device leaves torch's current device as it
+    was (the library makes a device's context current while it works)."""
+    _gpu_or_skip()
+    n = torch.cuda.device_count()
+    with gguf_dequant.GGUFFile(REAL) as f:
+        name, info = next((k, v) for k, v in f.tensors.items() if v.type == "q4_K")
+        blocks = torch.from_numpy(f.raw(name).copy())
+    try:
+        for current in range(n):
+            torch.cuda.set_device(current)
+            for target in range(n):
+                gguf_dequant.torch.load_file(REAL, device=f"cuda:{target}", tensors=[name])
+                assert torch.cuda.current_device() == current, (current, target)
+                gguf_dequant.dequantize(blocks.to(f"cuda:{target}"), "q4_K", info.shape)
+                assert torch.cuda.current_device() == current, (current, target)
+    finally:
+        torch.cuda.set_device(0)
+
+
 def time_load(path: str) -> None:
     """The load of a model onto the GPU against the pinned host-to-device
     bandwidth applied to its compressed bytes, and against decoding on the
@@ -169,6 +189,7 @@ if __name__ == "__main__":
         test_the_load_follows_work_queued_on_torchs_stream,
         test_dequantize_a_cuda_tensor,
         test_empty_tensors_among_others,
+        test_torchs_current_device_is_left_alone,
     )
     failed = 0
     for fn in checks:

@@ -131,6 +131,13 @@ impl EmuDevice {
         self.state().copied_in
     }
 
+    /// Operations queued on its streams that have not run yet (the device
+    /// runs them as late as it may: a pipeline that returns while some are
+    /// queued leaves work touching memory its caller may free).
+    pub fn queued_ops(&self) -> usize {
+        self.state().streams.iter().map(VecDeque::len).sum()
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }

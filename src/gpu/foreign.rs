@@ -1,12 +1,19 @@
 //! Decoding into device memory an engine owns (PyTorch's caching allocator,
-//! another framework's pool), ordered after the engine's own stream, which
-//! cudarc cannot adopt: the engine's stream is only a raw `CUstream` here.
+//! another framework's pool), ordered with the engine's own stream, given as
+//! a raw `CUstream` (wrapped, never destroyed, by cudarc's borrowed streams).
 //!
-//! What orders what: an event recorded on the engine's stream when the call
-//! starts is the pipeline's `ready` event, so no decode writes an output
-//! before the engine's earlier work on that stream (the allocator may hand
-//! out memory that an earlier kernel there still uses); the call returns once
-//! every decode has run, so the engine's later work sees whole outputs.
+//! What orders what: a load's `ready` event is recorded on the engine's
+//! stream when the call starts, so no decode writes an output before the
+//! engine's earlier work there (its allocator may hand out memory an earlier
+//! kernel still uses); the call returns once every copy and decode of the
+//! load has run, also when it fails, so the engine may free or reuse the
+//! outputs at once. A single decode is launched on the engine's stream
+//! itself, in its order, without waiting.
+//!
+//! The engine's memory is dressed as cudarc slices for the kernels, each
+//! leaked (never freed) from the moment it exists; and the thread's current
+//! CUDA context is put back as it was, which the CUDA runtime (PyTorch's
+//! current device) reads.
 
 use cudarc::driver::{sys, CudaSlice};
 
@@ -37,17 +44,84 @@ impl<O> Drop for Borrowed<O> {
     }
 }
 
+/// The calling thread's current CUDA context, made current again when
+/// dropped. cudarc makes a device's context current on the thread that uses
+/// it and leaves it so; an engine on the CUDA runtime (PyTorch) takes its
+/// current device from that context, so a call for device 1 from a thread on
+/// device 0 would otherwise move the engine's later work to device 1.
+pub struct KeepCurrentContext(Option<sys::CUcontext>);
+
+impl KeepCurrentContext {
+    pub fn new() -> Self {
+        if !super::driver_present() {
+            // no driver: no context can be made current
+            return KeepCurrentContext(None);
+        }
+        let mut ctx = std::ptr::null_mut();
+        // SAFETY: writes the thread's current context (null: none) into
+        // `ctx`. Before the driver is initialized it fails, and then no
+        // context is current: null is right.
+        let r = unsafe { sys::cuCtxGetCurrent(&mut ctx) };
+        if r != sys::CUresult::CUDA_SUCCESS {
+            ctx = std::ptr::null_mut();
+        }
+        KeepCurrentContext(Some(ctx))
+    }
+}
+
+impl Default for KeepCurrentContext {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for KeepCurrentContext {
+    fn drop(&mut self) {
+        if let Some(ctx) = self.0 {
+            // SAFETY: `ctx` was current on this thread when saved (or null:
+            // none was, and null makes none current); nothing here destroys
+            // contexts (cudarc only retains and releases primary ones, which
+            // outlive the engine that made them current). A failure leaves
+            // the thread as cudarc left it: nothing to report it to.
+            let _ = unsafe { sys::cuCtxSetCurrent(ctx) };
+        }
+    }
+}
+
+/// Dresses the caller's buffers as cudarc slices on `stream`, each in the
+/// returned `Borrowed` from the moment it exists (cudarc's constructor may
+/// panic part way: the slices made by then are still leaked, not freed).
+///
+/// # Safety
+/// As [`Gpu::load_into_foreign`]'s buffers.
+unsafe fn borrow<O>(
+    stream: &std::sync::Arc<cudarc::driver::CudaStream>,
+    bufs: &[ForeignBuffer],
+) -> Borrowed<O> {
+    let mut borrowed = Borrowed(Vec::with_capacity(bufs.len()));
+    for b in bufs {
+        // SAFETY: valid device memory of `len` elements of the stream's
+        // context (the caller's promise); `Borrowed` leaks the slice, so
+        // cudarc never frees the caller's memory.
+        borrowed
+            .0
+            .push(unsafe { stream.upgrade_device_ptr::<O>(b.ptr, b.len) });
+    }
+    borrowed
+}
+
 impl Gpu {
     /// Decodes a shard of each tensor into the caller's device memory
     /// `outs` (one buffer of the shard's element count per part) through
     /// `pipeline`, after the work queued so far on the caller's `stream`;
-    /// complete on return.
+    /// complete on return, an error included (nothing of the load is left
+    /// running). The thread's current CUDA context is left as it was.
     ///
     /// # Safety
     /// Each buffer must be device memory of this GPU's context, valid for
     /// writes of `len` elements of `O`, and used by nothing else until this
-    /// returns; `stream` must be a stream of this context (null: the legacy
-    /// default stream).
+    /// returns; `stream` must be a live stream of this context (null: the
+    /// legacy default stream).
     pub unsafe fn load_into_foreign<O: OutElem>(
         &self,
         pipeline: &mut Pipeline<Gpu>,
@@ -62,41 +136,30 @@ impl Gpu {
                 b.len
             )));
         }
-        self.ctx
-            .bind_to_thread()
-            .map_err(|e| cuda_err("binding the context", e))?;
-        let ready = self
-            .ctx
-            .new_event(None)
-            .map_err(|e| cuda_err("creating an event", e))?;
-        // SAFETY: `ready` is an event of this context and `stream` a stream of
-        // it (the caller's promise); recording enqueues nothing else.
-        unsafe { sys::cuEventRecord(ready.cu_event(), stream) }
-            .result()
+        let _kept = KeepCurrentContext::new();
+        // SAFETY: a live stream of this context for this call (the caller's
+        // promise); the wrapper never destroys it and is dropped before we
+        // return.
+        let caller = unsafe { self.ctx.wrap_borrowed_stream(stream) };
+        let ready = caller
+            .record_event(None)
             .map_err(|e| cuda_err("recording an event on the caller's stream", e))?;
-        let mut borrowed = Borrowed(
-            outs.iter()
-                // SAFETY: valid device memory of `len` elements of this
-                // context (the caller's promise); `Borrowed` leaks the slices,
-                // so cudarc never frees the caller's memory.
-                .map(|b| unsafe { self.stream.upgrade_device_ptr::<O>(b.ptr, b.len) })
-                .collect(),
-        );
+        // SAFETY: the buffers as promised by our caller.
+        let mut borrowed = unsafe { borrow::<O>(&caller, outs) };
         pipeline.load_parts_into(self, &ready, file, parts, &mut borrowed.0, &mut |_| {})
     }
-}
 
-impl Gpu {
     /// Decodes `src` (whole blocks of `ty`, `src.len` bytes) into `dst`
-    /// (`dst.len` elements of `O`), both device memory the caller owns, in
-    /// the order of the caller's `stream`: after its work so far, and before
-    /// its later work (an event it waits for), without blocking the host.
+    /// (`dst.len` elements of `O`), both device memory the caller owns, on
+    /// the caller's `stream`: after its work so far and before its later
+    /// work, without blocking the host. The thread's current CUDA context is
+    /// left as it was.
     ///
     /// # Safety
     /// As [`Gpu::load_into_foreign`]: both buffers device memory of this
     /// GPU's context, `src` readable for `src.len` bytes and `dst` writable
     /// for `dst.len` elements of `O`, until the caller's stream has passed
-    /// this decode; `stream` a stream of this context.
+    /// this decode; `stream` a live stream of this context.
     pub unsafe fn dequantize_foreign<O: OutElem>(
         &self,
         stream: super::RawStream,
@@ -111,44 +174,17 @@ impl Gpu {
         if src.ptr == 0 || dst.ptr == 0 {
             return Err(Error::Invalid("a null device pointer".into()));
         }
-        self.ctx
-            .bind_to_thread()
-            .map_err(|e| cuda_err("binding the context", e))?;
-        let event = || {
-            self.ctx
-                .new_event(None)
-                .map_err(|e| cuda_err("creating an event", e))
-        };
-        let ready = event()?;
-        // SAFETY: an event of this context recorded on a stream of it.
-        unsafe { sys::cuEventRecord(ready.cu_event(), stream) }
-            .result()
-            .map_err(|e| cuda_err("recording an event on the caller's stream", e))?;
-        self.stream
-            .wait(&ready)
-            .map_err(|e| cuda_err("waiting for the caller's stream", e))?;
+        let _kept = KeepCurrentContext::new();
+        // SAFETY: as in `load_into_foreign`.
+        let caller = unsafe { self.ctx.wrap_borrowed_stream(stream) };
         // SAFETY: the caller's memory, as promised; leaked, never freed.
-        let (src_slice, dst_slice) = unsafe {
-            (
-                self.stream.upgrade_device_ptr::<u8>(src.ptr, src.len),
-                self.stream.upgrade_device_ptr::<O>(dst.ptr, dst.len),
-            )
-        };
-        let src_slice = Borrowed(vec![src_slice]);
-        let mut dst_slice = Borrowed(vec![dst_slice]);
+        let (src, mut dst) =
+            unsafe { (borrow::<u8>(&caller, &[src]), borrow::<O>(&caller, &[dst])) };
         self.dequantize_on(
-            &self.stream,
+            &caller,
             ty,
-            &src_slice.0[0].as_view(),
-            &mut dst_slice.0[0].as_view_mut(),
-        )?;
-        let done = event()?;
-        done.record(&self.stream)
-            .map_err(|e| cuda_err("recording the decode's event", e))?;
-        // SAFETY: an event of this context, waited for by a stream of it; the
-        // driver keeps the wait valid after the event is destroyed.
-        unsafe { sys::cuStreamWaitEvent(stream, done.cu_event(), 0) }
-            .result()
-            .map_err(|e| cuda_err("ordering the caller's stream after the decode", e))
+            &src.0[0].as_view(),
+            &mut dst.0[0].as_view_mut(),
+        )
     }
 }

@@ -18,7 +18,7 @@ use cudarc::driver::{
     DevicePtrMut, LaunchConfig, PushKernelArg,
 };
 
-pub use foreign::ForeignBuffer;
+pub use foreign::{ForeignBuffer, KeepCurrentContext};
 /// A CUDA stream of another framework's (a raw `CUstream`).
 pub type RawStream = cudarc::driver::sys::CUstream;
 pub use model::{DeviceModel, DeviceTensor, LoadOptions, LoadReport};
