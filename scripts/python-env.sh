@@ -7,6 +7,7 @@
 # PYTHON picks the interpreter that makes it (default python3, 3.11 or later);
 # GDQ_VENV another place for it (default .venv).
 set -euo pipefail
+unset CDPATH # a cd that prints its folder would spoil the path printed below
 cd "$(dirname "$0")/.."
 
 venv=$(realpath -m "${GDQ_VENV:-.venv}")

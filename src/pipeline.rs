@@ -279,29 +279,24 @@ impl<D: Device> Pipeline<D> {
         let start = Instant::now();
         let mut outputs = Vec::with_capacity(parts.len());
         let mut done = 0u64;
-        let mut queue_all = || -> Result<()> {
+        let drained = self.drained(dev, |p| {
             for (t, shard) in parts {
                 let mut out = dev
                     .alloc_out::<O>(alloc_stream, elems(t, shard)?)
                     .map_err(|e| e.for_tensor(&t.name))?;
                 let allocated = dev.record(alloc_stream)?;
-                let queued = self.queue_part(dev, &allocated, file, t, shard, &mut out, &mut |d| {
+                let queued = p.queue_part(dev, &allocated, file, t, shard, &mut out, &mut |d| {
                     progress(done + d)
                 });
-                // queued in part, it is freed only after the slots are drained
+                // queued in part or whole: freed only after the slots drained
                 outputs.push(out);
                 done += queued?;
             }
             Ok(())
-        };
-        let queued = queue_all();
-        // Drained also after an error: outputs (and pinned staging) are freed
-        // only once no copy or decode of this load can still touch them.
-        let finished = self
-            .finish(dev)
-            .and_then(|()| dev.synchronize(alloc_stream));
-        queued?;
-        finished?;
+        });
+        let synced = dev.synchronize(alloc_stream);
+        drained?;
+        synced?;
         Ok((outputs, report::<O>(parts, done, start)))
     }
 
@@ -338,19 +333,13 @@ impl<D: Device> Pipeline<D> {
         }
         let start = Instant::now();
         let mut done = 0u64;
-        let mut queue_all = || -> Result<()> {
+        self.drained(dev, |p| {
             for ((t, shard), out) in parts.iter().zip(outs.iter_mut()) {
                 done +=
-                    self.queue_part(dev, ready, file, t, shard, out, &mut |d| progress(done + d))?;
+                    p.queue_part(dev, ready, file, t, shard, out, &mut |d| progress(done + d))?;
             }
             Ok(())
-        };
-        let queued = queue_all();
-        // Drained also after an error: the caller may free or reuse its
-        // outputs as soon as this returns, whatever it returns.
-        let finished = self.finish(dev);
-        queued?;
-        finished?;
+        })?;
         Ok(report::<O>(parts, done, start))
     }
 
@@ -401,12 +390,31 @@ impl<D: Device> Pipeline<D> {
         Ok(done)
     }
 
-    /// Waits for every slot stream of the loads so far.
-    fn finish(&mut self, dev: &D) -> Result<()> {
-        for s in &self.slots {
-            dev.synchronize(&s.stream)?;
+    /// Runs `queue` (which queues a load's copies and decodes on the slot
+    /// streams), then waits for every slot stream whatever happened, an error
+    /// or a panic included, before returning (or resuming the panic): no copy
+    /// or decode of the load is left to run when the caller, who may free or
+    /// reuse the outputs and the staging, gets control back.
+    fn drained(&mut self, dev: &D, queue: impl FnOnce(&mut Self) -> Result<()>) -> Result<()> {
+        let queued = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| queue(self)));
+        let finished = self.finish(dev);
+        match queued {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(queued) => queued.and(finished),
         }
-        Ok(())
+    }
+
+    /// Waits for every slot stream of the loads so far, all of them also
+    /// when one fails; the first error is the one returned.
+    fn finish(&mut self, dev: &D) -> Result<()> {
+        let mut first = Ok(());
+        for s in &self.slots {
+            let r = dev.synchronize(&s.stream);
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        first
     }
 }
 

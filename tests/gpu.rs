@@ -182,12 +182,9 @@ fn no_gpu_is_an_error_not_a_panic() {
     assert!(err.to_string().contains("CUDA"), "{err}");
 }
 
-/// Tensor-parallel loads on the one GPU: a world of 1, and of 2 ranks as two
-/// `Gpu`s on device 0 (each its own streams and pinned staging), loading at
-/// once; the gathered shards equal the CPU's decode of each whole tensor.
 /// Tensors with a zero in their shape, through the load pipeline and the
-/// host entry point: empty outputs (the driver refuses zero-byte
-/// allocations), the tensors around them decoded.
+/// host entry point: empty outputs (`cuMemAlloc` refuses zero bytes), the
+/// tensors around them decoded.
 #[test]
 fn empty_tensors_through_the_pipeline() {
     use gguf_dequant::pipeline::{LoadOptions, Pipeline};
@@ -224,9 +221,10 @@ fn empty_tensors_through_the_pipeline() {
     g.dequantize_host(q4k, &[], &mut none).unwrap();
 }
 
-/// Decoding into memory the caller owns, on its raw stream, leaves the
-/// thread's current CUDA context as it found it (none, here): the CUDA
-/// runtime (PyTorch's current device) reads it. And the values are right.
+/// Decoding into memory the caller owns, on its raw stream (the legacy
+/// default one, and one of its own), leaves the thread's current CUDA
+/// context as it found it (none, here): the CUDA runtime (PyTorch's current
+/// device) reads it. And the values are right.
 #[test]
 fn foreign_calls_leave_the_current_context_as_it_was() {
     use cudarc::driver::{sys, DevicePtr};
@@ -238,45 +236,74 @@ fn foreign_calls_leave_the_current_context_as_it_was() {
     };
     let f = GgufFile::open(fixture("real-weights.gguf")).unwrap();
     let t = f.tensors().iter().find(|t| t.ty == GgmlType::Q4_K).unwrap();
-    let want: Vec<f32> = cpu::dequantize_to_vec(t.ty, f.tensor_data(t).unwrap()).unwrap();
+    let blocks = f.tensor_data(t).unwrap();
+    let want: Vec<f32> = cpu::dequantize_to_vec(t.ty, blocks).unwrap();
     let mut pipeline = Pipeline::new(&g, &LoadOptions::default()).unwrap();
-    let out = g.stream().alloc_zeros::<f32>(want.len()).unwrap();
-    let ptr = {
-        let (ptr, _record) = out.device_ptr(g.stream());
+    let own = g.context().new_stream().unwrap();
+    let src = g.stream().clone_htod(blocks).unwrap();
+    let mut out = g.stream().alloc_zeros::<f32>(want.len()).unwrap();
+    fn ptr<T>(s: &cudarc::driver::CudaSlice<T>) -> u64 {
+        let (ptr, _record) = s.device_ptr(s.stream());
         ptr
-    };
+    }
+    let (src_buf, out_buf) = (
+        ForeignBuffer {
+            ptr: ptr(&src),
+            len: blocks.len(),
+        },
+        ForeignBuffer {
+            ptr: ptr(&out),
+            len: want.len(),
+        },
+    );
     g.stream().synchronize().unwrap();
+    let no_context = || {
+        // SAFETY: making no context current is always allowed.
+        unsafe { sys::cuCtxSetCurrent(std::ptr::null_mut()) }
+            .result()
+            .unwrap();
+    };
     let current = || {
         let mut ctx = std::ptr::null_mut();
         // SAFETY: writes the thread's current context into `ctx`.
         unsafe { sys::cuCtxGetCurrent(&mut ctx) }.result().unwrap();
         ctx
     };
-    let bufs = [ForeignBuffer {
-        ptr,
-        len: want.len(),
-    }];
-    for stream in [std::ptr::null_mut(), g.stream().cu_stream()] {
-        // SAFETY: making no context current is always allowed.
-        unsafe { sys::cuCtxSetCurrent(std::ptr::null_mut()) }
-            .result()
+    for stream in [std::ptr::null_mut(), own.cu_stream()] {
+        for call in ["load_into_foreign", "dequantize_foreign"] {
+            g.context().bind_to_thread().unwrap();
+            g.stream().memset_zeros(&mut out).unwrap();
+            g.context().synchronize().unwrap();
+            no_context();
+            // SAFETY: `src` and `out` are this context's memory of the sizes
+            // given, unused meanwhile; `stream` a live stream of the context.
+            unsafe {
+                match call {
+                    "load_into_foreign" => g
+                        .load_into_foreign::<f32>(
+                            &mut pipeline,
+                            stream,
+                            &f,
+                            &[(t, Shard::whole(t))],
+                            &[out_buf],
+                        )
+                        .map(|_| ()),
+                    _ => g.dequantize_foreign::<f32>(stream, t.ty, src_buf, out_buf),
+                }
+            }
             .unwrap();
-        // SAFETY: `out` is this context's memory of `want.len()` f32s, unused
-        // meanwhile; `stream` a live stream of the context.
-        unsafe {
-            g.load_into_foreign::<f32>(&mut pipeline, stream, &f, &[(t, Shard::whole(t))], &bufs)
+            assert!(current().is_null(), "{call} left a context current");
+            g.context().bind_to_thread().unwrap();
+            g.context().synchronize().unwrap();
+            let got = g.stream().clone_dtoh(&out).unwrap();
+            assert_bits_eq(call, &got, &want);
         }
-        .unwrap();
-        assert!(current().is_null(), "the load left a context current");
-        g.context().bind_to_thread().unwrap();
-        assert_bits_eq(
-            "load_into_foreign",
-            &g.stream().clone_dtoh(&out).unwrap(),
-            &want,
-        );
     }
 }
 
+/// Tensor-parallel loads on the one GPU: a world of 1, and of 2 ranks as two
+/// `Gpu`s on device 0 (each its own streams and pinned staging), loading at
+/// once; the gathered shards equal the CPU's decode of each whole tensor.
 #[test]
 fn sharded_loads_as_one_and_two_ranks_on_one_gpu() {
     use gguf_dequant::parallel::{ModelLoad, Split};

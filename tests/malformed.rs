@@ -326,6 +326,13 @@ fn cases() -> Vec<Case> {
         "tensor 'w': element count of ne [0, 4, 4611686018427387904] overflows 2^63-1 (a zero dimension aside)",
     );
     add(
+        "empty_row_bytes_overflow",
+        B::v3(1, 0)
+            .tensor(b"w", &[1 << 62, 0], F32, 0)
+            .pad(32),
+        "tensor 'w': byte size of ne [4611686018427387904, 0] (a zero dimension aside) overflows 64 bits",
+    );
+    add(
         "nbytes_overflow",
         B::v3(1, 0)
             .tensor(b"w", &[1 << 62], I64, 0)

@@ -205,6 +205,26 @@ fn a_failed_load_leaves_nothing_queued() {
     }
 }
 
+/// A panic in the middle of a load (here the caller's progress callback's)
+/// unwinds only after every slot stream has drained.
+#[test]
+fn a_panic_mid_load_leaves_nothing_queued() {
+    let file = GgufFile::open(fixture("real-weights.gguf")).unwrap();
+    let tensors: Vec<&TensorInfo> = file.tensors().iter().collect();
+    let dev = EmuDevice::new();
+    let stream = dev.new_stream().unwrap();
+    let mut pipeline = Pipeline::new(&dev, &opts(3)).unwrap();
+    let mut calls = 0;
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        pipeline.load::<f32>(&dev, &stream, &file, &tensors, &mut |_| {
+            calls += 1;
+            assert!(calls < 4, "the caller's callback panics");
+        })
+    }));
+    assert!(unwound.is_err(), "the panic did not reach the caller");
+    assert_eq!(dev.queued_ops(), 0);
+}
+
 /// Without the wait for the output's allocation, a decode runs before it: the
 /// emulated device refuses the load, naming the missing wait.
 #[test]

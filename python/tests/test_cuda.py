@@ -27,14 +27,27 @@ REAL = FIXTURES / "real-weights.gguf"
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 
 
+class _Skip(Exception):
+    """A check that does not apply on this machine (run without pytest)."""
+
+
+_STANDALONE = False  # run as a script (below), perhaps where pytest is not installed
+
+
+def _skip(reason: str) -> None:
+    if _STANDALONE:
+        raise _Skip(reason)
+    import pytest
+
+    pytest.skip(reason)
+
+
 def _gpu_or_skip() -> None:
     if torch.cuda.is_available():
         return
     if os.environ.get("GDQ_REQUIRE_GPU") == "1":
         raise AssertionError("GDQ_REQUIRE_GPU=1 and torch sees no CUDA device")
-    import pytest
-
-    pytest.skip("torch sees no CUDA device")
+    _skip("torch sees no CUDA device")
 
 
 def _bits(t: torch.Tensor) -> torch.Tensor:
@@ -102,7 +115,7 @@ def test_dequantize_a_cuda_tensor() -> None:
 
 def test_empty_tensors_among_others() -> None:
     """Tensors with a zero in their shape load as empty CUDA tensors (the
-    driver refuses zero-byte allocations) between tensors that decode."""
+    driver's cuMemAlloc refuses zero bytes) between tensors that decode."""
     _gpu_or_skip()
     q8_0 = gguf_dequant.GGML_TYPES["q8_0"].id
     block = bytes([0, 0x3C]) + bytes(range(32))  # scale 1.0, quants 0..31
@@ -123,11 +136,55 @@ def test_empty_tensors_among_others() -> None:
             assert cpu["after"].float().tolist() == list(range(32))
 
 
+def test_the_threads_cuda_context_is_left_as_it_was() -> None:
+    """On one GPU: a thread with no current CUDA context has none after a
+    decode by the library (which makes the device's context current while it
+    works; the CUDA runtime, torch's current device, reads it). The native
+    call is made directly, so that no torch call in between sets one."""
+    _gpu_or_skip()
+    import ctypes
+    import threading
+
+    from gguf_dequant import _native
+
+    cuda = ctypes.CDLL("libcuda.so.1")
+    with gguf_dequant.GGUFFile(REAL) as f:
+        name, info = next((k, v) for k, v in f.tensors.items() if v.type == "q4_K")
+        blocks = torch.from_numpy(f.raw(name).copy())
+    want = gguf_dequant.dequantize(blocks, "q4_K", info.shape)
+    src = blocks.cuda()
+    out = torch.zeros(want.shape, dtype=torch.float32, device="cuda")
+    stream = torch.cuda.current_stream().cuda_stream
+    torch.cuda.synchronize()
+    seen: dict = {}
+
+    def run() -> None:
+        try:
+            assert cuda.cuCtxSetCurrent(None) == 0
+            _native.dequantize_cuda(src.data_ptr(), src.numel(), "q4_K", out.data_ptr(),
+                                    out.numel(), "float32", 0, stream)
+            ctx = ctypes.c_void_p(1)
+            assert cuda.cuCtxGetCurrent(ctypes.byref(ctx)) == 0
+            seen["context"] = ctx.value
+        except BaseException as e:  # noqa: BLE001 - reported by the main thread
+            seen["error"] = e
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    assert "error" not in seen, seen.get("error")
+    assert seen["context"] is None, "the decode left a CUDA context current"
+    torch.cuda.synchronize()
+    _assert_same("dequantize_cuda from a thread", out.cpu(), want)
+
+
 def test_torchs_current_device_is_left_alone() -> None:
-    """A load or decode onto any device leaves torch's current device as it
-    was (the library makes a device's context current while it works)."""
+    """With several GPUs: a load or decode onto any device leaves torch's
+    current device as it was."""
     _gpu_or_skip()
     n = torch.cuda.device_count()
+    if n < 2:
+        _skip("one GPU: test_the_threads_cuda_context_is_left_as_it_was covers it")
     with gguf_dequant.GGUFFile(REAL) as f:
         name, info = next((k, v) for k, v in f.tensors.items() if v.type == "q4_K")
         blocks = torch.from_numpy(f.raw(name).copy())
@@ -189,17 +246,22 @@ if __name__ == "__main__":
         test_the_load_follows_work_queued_on_torchs_stream,
         test_dequantize_a_cuda_tensor,
         test_empty_tensors_among_others,
+        test_the_threads_cuda_context_is_left_as_it_was,
         test_torchs_current_device_is_left_alone,
     )
-    failed = 0
+    _STANDALONE = True
+    failed = skipped = 0
     for fn in checks:
         try:
             fn()
             print(f"PASS {fn.__name__}")
+        except _Skip as e:
+            skipped += 1
+            print(f"SKIP {fn.__name__}: {e}")
         except Exception as e:  # noqa: BLE001 - report every check, then fail
             failed += 1
             print(f"FAIL {fn.__name__}: {type(e).__name__}: {e}")
     for model in sys.argv[1:]:
         time_load(model)
-    print(f"{len(checks) - failed} passed, {failed} failed")
+    print(f"{len(checks) - failed - skipped} passed, {skipped} skipped, {failed} failed")
     sys.exit(1 if failed else 0)

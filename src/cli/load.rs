@@ -207,6 +207,9 @@ fn cpu_decode_then_upload<O: OutElem>(gpu: &Gpu, file: &GgufFile) -> Result<(f64
     for t in file.tensors() {
         let v: Vec<O> = cpu::dequantize_to_vec(t.ty, &file.read_tensor_all(t)?)
             .map_err(|e| e.for_tensor(&t.name))?;
+        if v.is_empty() {
+            continue; // nothing to upload (and the driver may refuse zero bytes)
+        }
         let u = Instant::now();
         keep.push(stream.clone_htod(&v).map_err(cuda("upload"))?);
         stream.synchronize().map_err(cuda("upload"))?;

@@ -146,7 +146,8 @@ impl EmuDevice {
         self.state().streams[stream.0].push_back(op);
     }
 
-    /// A device allocation of `bytes`, as the driver's: zero bytes are refused.
+    /// A device allocation of `bytes`, as the driver's `cuMemAlloc`: zero
+    /// bytes are refused.
     fn new_region(&self, stream: &EmuStream, bytes: usize) -> Result<usize> {
         if bytes == 0 {
             return Err(Error::Cuda(

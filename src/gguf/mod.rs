@@ -391,18 +391,37 @@ impl fmt::Debug for GgufFile {
     }
 }
 
-/// The element count of a tensor of dimensions `ne`, where it is one that
-/// ggml can hold: the product of the dimensions a zero aside at most 2^63-1.
-/// An empty tensor's other dimensions are bounded too: they are multiplied
-/// all the same (into its rows, or the shapes handed to numpy, torch or
-/// candle), and every part of their product must fit.
-pub(crate) fn element_count(ne: &[u64]) -> Option<u64> {
-    let nonzero = ne
-        .iter()
+/// The product of the dimensions, a zero aside, where ggml can hold it (at
+/// most 2^63-1). An empty tensor's other dimensions are bounded too: they
+/// are multiplied all the same (into its rows and row bytes, or the shapes
+/// handed to numpy, torch or candle), and every part of the product must fit.
+fn nonzero_product(ne: &[u64]) -> Option<u64> {
+    ne.iter()
         .filter(|&&n| n != 0)
         .try_fold(1u64, |acc, &n| acc.checked_mul(n))
-        .filter(|&n| n <= i64::MAX as u64)?;
+        .filter(|&n| n <= i64::MAX as u64)
+}
+
+/// The element count of a tensor of dimensions `ne`, where its dimensions
+/// are within [`nonzero_product`]'s bound.
+pub(crate) fn element_count(ne: &[u64]) -> Option<u64> {
+    let nonzero = nonzero_product(ne)?;
     Some(if ne.contains(&0) { 0 } else { nonzero })
+}
+
+/// The byte size of a `ty` tensor of dimensions `ne` (`ne[0]` a multiple of
+/// the block size), where the bytes of every part of it fit 64 bits: an
+/// empty tensor's rows (`ne = [2^62, 0]` of f32: no bytes, but 2^64 in a
+/// row) are bounded as a whole tensor's are.
+pub(crate) fn byte_count(ty: GgmlType, ne: &[u64]) -> Option<u64> {
+    let nonzero = nonzero_product(ne)?;
+    let (qk, bb) = (ty.block_elems() as u64, ty.block_bytes() as u64);
+    let bound = nonzero.div_ceil(qk).checked_mul(bb)?;
+    if ne.contains(&0) {
+        Some(0)
+    } else {
+        ty.bytes_for(nonzero).filter(|&b| b <= bound)
+    }
 }
 
 #[cfg(test)]

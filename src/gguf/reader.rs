@@ -481,10 +481,14 @@ fn read_tensor_info(r: &mut Cursor<'_>, name: String, alignment: u64) -> Result<
             ),
         ));
     }
-    let nbytes = ty.bytes_for(n_elems).ok_or_else(|| {
+    let nbytes = super::byte_count(ty, &ne).ok_or_else(|| {
+        let what = match n_elems {
+            0 => format!("ne {ne:?} (a zero dimension aside)"),
+            n => format!("{n} {ty} elements"),
+        };
         Error::gguf(
             dims_at,
-            format!("tensor '{name}': byte size of {n_elems} {ty} elements overflows 64 bits"),
+            format!("tensor '{name}': byte size of {what} overflows 64 bits"),
         )
     })?;
     if offset % alignment != 0 {

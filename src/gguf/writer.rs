@@ -201,7 +201,7 @@ impl GgufWriter {
                 ty.block_elems()
             ));
         }
-        let Some(len) = ty.bytes_for(n_elems).and_then(|b| usize::try_from(b).ok()) else {
+        let Some(len) = super::byte_count(ty, ne).and_then(|b| usize::try_from(b).ok()) else {
             return err(format!("{n_elems} {ty} elements do not fit in memory"));
         };
         let data = match data {

@@ -169,8 +169,13 @@ impl Device for Gpu {
     }
 
     fn synchronize(&self, stream: &Arc<CudaStream>) -> Result<()> {
-        stream
-            .synchronize()
-            .map_err(|e| cuda_err("synchronizing", e))
+        let first = stream.synchronize();
+        if first.is_err() {
+            // cudarc first reports (and clears) an error a drop recorded
+            // earlier, without waiting: wait now, so that the stream is
+            // drained whatever the error was.
+            let _ = stream.synchronize();
+        }
+        first.map_err(|e| cuda_err("synchronizing", e))
     }
 }

@@ -49,6 +49,7 @@ impl<O> Drop for Borrowed<O> {
 /// it and leaves it so; an engine on the CUDA runtime (PyTorch) takes its
 /// current device from that context, so a call for device 1 from a thread on
 /// device 0 would otherwise move the engine's later work to device 1.
+#[must_use = "the context is put back when this is dropped: bind it to a name"]
 pub struct KeepCurrentContext(Option<sys::CUcontext>);
 
 impl KeepCurrentContext {

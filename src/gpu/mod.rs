@@ -57,7 +57,8 @@ fn cuda_err(what: &str, e: impl std::fmt::Debug) -> Error {
 }
 
 /// `n` elements of uninitialized device memory, allocated in `stream`'s order.
-/// The driver refuses an allocation of zero bytes, and a GGUF tensor may have
+/// The driver's `cuMemAlloc` refuses zero bytes (its documentation says so;
+/// `cuMemAllocAsync`'s does not say), and a GGUF tensor may have
 /// no elements: such a one gets a one-element allocation presented as empty,
 /// freed when dropped like any other.
 ///
