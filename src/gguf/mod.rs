@@ -414,14 +414,11 @@ pub(crate) fn element_count(ne: &[u64]) -> Option<u64> {
 /// empty tensor's rows (`ne = [2^62, 0]` of f32: no bytes, but 2^64 in a
 /// row) are bounded as a whole tensor's are.
 pub(crate) fn byte_count(ty: GgmlType, ne: &[u64]) -> Option<u64> {
-    let nonzero = nonzero_product(ne)?;
+    // the blocks of the dimensions a zero aside: a non-empty tensor's own
+    // (`ne[0]` being whole blocks), an empty one's bound
     let (qk, bb) = (ty.block_elems() as u64, ty.block_bytes() as u64);
-    let bound = nonzero.div_ceil(qk).checked_mul(bb)?;
-    if ne.contains(&0) {
-        Some(0)
-    } else {
-        ty.bytes_for(nonzero).filter(|&b| b <= bound)
-    }
+    let bytes = nonzero_product(ne)?.div_ceil(qk).checked_mul(bb)?;
+    Some(if ne.contains(&0) { 0 } else { bytes })
 }
 
 #[cfg(test)]
