@@ -11,24 +11,29 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    // Piped into `head`, stop quietly as other command-line tools do, instead of
-    // panicking on the failed write.
-    #[cfg(unix)]
-    // SAFETY: restores the default disposition of one signal before any thread starts.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    // SIGPIPE stays ignored (Rust's default), so that a closed pipe on
+    // standard error loses a diagnostic instead of killing the command; a
+    // closed pipe on standard output or the output ends it below.
+    let code = match cli::Cli::try_parse() {
+        Ok(args) => cli::run(args),
+        Err(e) => cli::usage(e),
     }
-    let args = cli::Cli::parse();
-    let code = match cli::run(args).and_then(|code| {
+    .and_then(|code| {
         use std::io::Write;
         std::io::stdout()
             .flush()
             .map_err(|e| gguf_dequant::Error::io("writing to standard output", e))?;
         Ok(code)
-    }) {
+    });
+    let code = match code {
         Ok(code) => code,
+        Err(gguf_dequant::Error::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::BrokenPipe =>
+        {
+            end_by_sigpipe()
+        }
         Err(e) => {
-            eprintln!("error: {e}");
+            cli::diagnostic(format_args!("error: {e}\n"));
             ExitCode::FAILURE
         }
     };
@@ -38,12 +43,26 @@ fn main() -> ExitCode {
     code
 }
 
+/// Piped into `head`, stop quietly as other command-line tools do: ended by
+/// SIGPIPE, as a write would have been without it ignored.
+fn end_by_sigpipe() -> ExitCode {
+    #[cfg(unix)]
+    // SAFETY: restoring a signal's default disposition and raising it are
+    // plain libc calls; the process ends at the raise.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::raise(libc::SIGPIPE);
+    }
+    ExitCode::FAILURE
+}
+
 /// Prints the process's peak resident memory (Linux), for the memory-bound tests.
 fn report_peak_rss() {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     for key in ["VmHWM:", "RssAnon:", "RssFile:"] {
         if let Some(line) = status.lines().find(|l| l.starts_with(key)) {
-            eprintln!("{}", line.split_whitespace().collect::<Vec<_>>().join(" "));
+            let line = line.split_whitespace().collect::<Vec<_>>().join(" ");
+            cli::diagnostic(format_args!("{line}\n"));
         }
     }
 }

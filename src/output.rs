@@ -3,10 +3,18 @@
 //! (an error, SIGINT, SIGTERM, SIGKILL), and never writes anywhere else.
 //!
 //! - The target is checked before any work: a directory, a name ending in `/`,
-//!   or the input file itself (also through a hard or symbolic link) is
-//!   refused.
+//!   the input file itself (also through a hard or symbolic link) or a
+//!   terminal is refused.
+//! - Symbolic links are followed, one at a time as the kernel does (relative
+//!   targets from the link's directory; a loop is an error): the file they
+//!   name is written, not the link, and a dangling link's target is created.
+//! - A name for one of this process's open descriptors (`/dev/stdout`,
+//!   `/dev/fd/N`, `/proc/self/fd/N`, a shell's `>(...)`) is written through
+//!   that descriptor, at its offset and with its flags (`>>` appends),
+//!   whatever it is: a pipe, a file the shell opened, `/dev/full`.
 //! - A target that exists and is not a regular file (a device such as
-//!   `/dev/null`, a FIFO) is written directly, never replaced.
+//!   `/dev/null`, a FIFO) is written directly, never replaced. Whatever such
+//!   direct outputs received before a failure stays there.
 //! - Otherwise the output is written to a file in the target's directory that
 //!   has no name (Linux's `O_TMPFILE`): if the process dies, it vanishes. Only
 //!   once complete and flushed is it given a name and renamed over the
@@ -14,12 +22,11 @@
 //!   a random name (`.gguf-dequant-<random>.tmp`, created exclusively, so no
 //!   planted file or link is ever opened), removed on failure and, with
 //!   [`remove_on_signal`], on SIGINT and SIGTERM.
-//! - Symbolic links to the target are followed: the file they name is
-//!   replaced, not the link.
 
 use std::ffi::CString;
 use std::fs::File;
-use std::io::Write;
+use std::io::{ErrorKind, IsTerminal, Write};
+use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -57,57 +64,46 @@ impl OutputFile {
     /// is the identity of the file being read, which must not be the target.
     pub fn create(target: &Path, input: Option<Identity>) -> Result<OutputFile> {
         let shown = target.display();
-        if target.as_os_str().as_bytes().ends_with(b"/") || target.file_name().is_none() {
-            return Err(Error::Invalid(format!(
-                "output {shown}: names a directory, not a file"
-            )));
-        }
-        let (target, existing) = match std::fs::metadata(target) {
-            Ok(m) => {
-                // write through symbolic links to the file they name
-                let real = std::fs::canonicalize(target)
-                    .map_err(|e| Error::io(format!("resolving {shown}"), e))?;
-                (real, Some(m))
+        let target = match resolve(target)? {
+            Resolved::Descriptor(fd) => {
+                // SAFETY: F_DUPFD_CLOEXEC only reads `fd`; a closed one is EBADF.
+                let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+                if dup < 0 {
+                    let e = std::io::Error::last_os_error();
+                    return Err(Error::io(format!("output {shown}"), e));
+                }
+                // SAFETY: `dup` is a fresh descriptor this process owns.
+                let file = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(dup) };
+                return OutputFile::direct(file, target.to_path_buf(), input);
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (target.to_path_buf(), None),
+            Resolved::Path(p) => p,
+        };
+        let existing = match std::fs::metadata(&target) {
+            Ok(m) => Some(m),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(Error::io(format!("checking the output {shown}"), e)),
         };
         if let Some(m) = &existing {
             if m.is_dir() {
                 return Err(Error::Invalid(format!("output {shown} is a directory")));
             }
-            if input == Some((m.dev(), m.ino())) {
-                return Err(Error::Invalid(format!(
-                    "output {shown} is the input file: refusing to overwrite it"
-                )));
-            }
             if !m.is_file() {
                 let file = std::fs::OpenOptions::new()
                     .write(true)
                     .open(&target)
                     .map_err(|e| Error::io(format!("opening {shown}"), e))?;
-                return Ok(OutputFile {
-                    file,
-                    target,
-                    how: How::Direct,
-                    committed: false,
-                });
+                return OutputFile::direct(file, target, input);
             }
-        }
-        let dir = match target.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        match std::fs::metadata(&dir) {
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => {
+            if input == Some((m.dev(), m.ino())) {
                 return Err(Error::Invalid(format!(
-                    "output {shown}: {} is not a directory",
-                    dir.display()
-                )))
+                    "output {shown} is the input file: refusing to overwrite it"
+                )));
             }
-            Err(e) => return Err(Error::io(format!("output directory {}", dir.display()), e)),
         }
+        // `resolve` made the parent a canonical directory
+        let dir = target
+            .parent()
+            .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
         if let Some(file) = open_unnamed(&dir) {
             return Ok(OutputFile {
                 file,
@@ -122,6 +118,35 @@ impl OutputFile {
             file,
             target,
             how: How::Named { temp },
+            committed: false,
+        })
+    }
+
+    /// An output written straight into `file`, an existing target that is not
+    /// a regular file or a descriptor the caller opened: never the input, a
+    /// directory or a terminal (binary data would drive it).
+    fn direct(file: File, target: PathBuf, input: Option<Identity>) -> Result<OutputFile> {
+        let shown = target.display();
+        let m = file
+            .metadata()
+            .map_err(|e| Error::io(format!("checking the output {shown}"), e))?;
+        if m.is_dir() {
+            return Err(Error::Invalid(format!("output {shown} is a directory")));
+        }
+        if input == Some((m.dev(), m.ino())) {
+            return Err(Error::Invalid(format!(
+                "output {shown} is the input file: refusing to overwrite it"
+            )));
+        }
+        if file.is_terminal() {
+            return Err(Error::Invalid(format!(
+                "output {shown} is a terminal: refusing to write binary data to it"
+            )));
+        }
+        Ok(OutputFile {
+            file,
+            target,
+            how: How::Direct,
             committed: false,
         })
     }
@@ -195,6 +220,81 @@ impl Drop for OutputFile {
             }
         }
     }
+}
+
+/// What an output name resolves to.
+enum Resolved {
+    /// The file to write, every symbolic link followed: its parent is a
+    /// canonical directory; it may not exist (a dangling link names the file
+    /// it would create).
+    Path(PathBuf),
+    /// One of this process's open descriptors (`/dev/stdout`, `/dev/fd/N`,
+    /// `/proc/self/fd/N`, a shell's `>(...)`).
+    Descriptor(RawFd),
+}
+
+/// As many links as Linux follows in one path (MAXSYMLINKS) before ELOOP.
+const MAX_LINKS: usize = 40;
+
+/// Follows `path`'s symbolic links one at a time, as opening it would, but
+/// stops at this process's own descriptors: `/proc/self/fd/N` is a link the
+/// kernel resolves to the open file (a pipe, a terminal, a file opened with
+/// `O_APPEND`), which its text does not name.
+fn resolve(path: &Path) -> Result<Resolved> {
+    let shown = path.display();
+    let mut path = path.to_path_buf();
+    for _ in 0..MAX_LINKS {
+        let name = match path.file_name() {
+            Some(n) if !path.as_os_str().as_bytes().ends_with(b"/") => n.to_owned(),
+            _ => {
+                return Err(Error::Invalid(format!(
+                    "output {shown}: names a directory, not a file"
+                )))
+            }
+        };
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let dir = std::fs::canonicalize(parent)
+            .map_err(|e| Error::io(format!("output directory {}", parent.display()), e))?;
+        if let Some(fd) = own_descriptor(&dir, &name) {
+            return Ok(Resolved::Descriptor(fd));
+        }
+        let full = dir.join(&name);
+        match std::fs::read_link(&full) {
+            // a relative target is relative to the link's directory
+            Ok(to) => path = dir.join(to),
+            Err(e) if matches!(e.kind(), ErrorKind::InvalidInput | ErrorKind::NotFound) => {
+                return Ok(Resolved::Path(full))
+            }
+            Err(e) => return Err(Error::io(format!("checking the output {shown}"), e)),
+        }
+    }
+    Err(Error::Invalid(format!(
+        "output {shown}: more than {MAX_LINKS} symbolic links to follow (a loop?)"
+    )))
+}
+
+/// `N` when `dir/name` is `/proc/<this process>/fd/N` (or a thread's
+/// `/proc/<pid>/task/<tid>/fd/N`), `dir` canonical.
+fn own_descriptor(dir: &Path, name: &std::ffi::OsStr) -> Option<RawFd> {
+    let pid = std::process::id().to_string();
+    let mut parts = dir.strip_prefix("/proc").ok()?.iter();
+    if parts.next()? != pid.as_str() {
+        return None;
+    }
+    match (
+        parts.next()?.to_str()?,
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) {
+        ("fd", None, None, None) => {}
+        ("task", Some(_), Some(fd), None) if fd == "fd" => {}
+        _ => return None,
+    }
+    name.to_str()?.parse().ok()
 }
 
 /// Bytes an unprivileged writer may still use on `dir`'s filesystem.

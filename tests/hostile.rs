@@ -1,18 +1,22 @@
 //! The command line against what a hostile or careless user gives it.
 //!
-//! `convert`'s output named as the input itself (directly, through a hard
-//! link, through a symbolic link), a directory, a device, a FIFO, a name at the
-//! filesystem's length limit, and a conversion interrupted by SIGINT, SIGTERM
-//! or SIGKILL: the input is never harmed, nothing is written where it should
-//! not be, and no partial output is ever left under a name. Inputs that are
-//! not regular files; names built to drive the terminal or blow up the table;
-//! standard output that cannot be written.
+//! The output of every command that writes one (`convert`, `synth`) named as
+//! the input itself (directly, through a hard link, through a symbolic link),
+//! a directory, a device, a FIFO, a dangling link, a link loop, one of the
+//! process's descriptors (`/dev/stdout`, `/dev/fd/N`, `>(...)`), a name at the
+//! filesystem's length limit; a disk that fills up and a run interrupted by
+//! SIGINT, SIGTERM or SIGKILL: the input is never harmed, nothing is written
+//! where it should not be, and no partial output is ever left under a name.
+//! Inputs that are not regular files; names built to drive the terminal or
+//! blow up the table; standard output that cannot be written; sizes from a
+//! file or a flag that memory cannot hold.
 
 #![cfg(target_os = "linux")]
 
 mod common;
 
-use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -34,17 +38,60 @@ fn folder(test: &str) -> (TempDir, PathBuf) {
 }
 
 fn convert(input: &Path, output: &str) -> Output {
-    bin()
-        .args([
-            "convert",
-            input.to_str().unwrap(),
-            "-o",
-            output,
-            "--tensor",
-            "minilm.q4_0",
-        ])
-        .output()
-        .unwrap()
+    bin().args(convert_args(input, output)).output().unwrap()
+}
+
+fn convert_args(input: &Path, output: &str) -> Vec<String> {
+    ["convert", input.to_str().unwrap(), "-o", output]
+        .into_iter()
+        .chain(["--tensor", "minilm.q4_0"])
+        .map(String::from)
+        .collect()
+}
+
+/// The arguments of every command that writes a file, writing `output`:
+/// `convert` (one tensor of `input`) and `synth` (its smallest preset).
+fn writers(input: &Path, output: &str) -> [Vec<String>; 2] {
+    [
+        convert_args(input, output),
+        ["synth", "--like", "all-types", output]
+            .map(String::from)
+            .to_vec(),
+    ]
+}
+
+/// What each writer writes, as a regular file.
+fn reference_outputs(dir: &Path, input: &Path) -> Vec<Vec<u8>> {
+    let path = dir.join("reference");
+    writers(input, path.to_str().unwrap())
+        .iter()
+        .map(|args| {
+            let out = bin().args(args).output().unwrap();
+            assert!(out.status.success(), "{args:?}: {out:?}");
+            let bytes = std::fs::read(&path).unwrap();
+            std::fs::remove_file(&path).unwrap();
+            bytes
+        })
+        .collect()
+}
+
+/// The child's writes past `bytes` of any file fail (EFBIG, with SIGXFSZ
+/// ignored): a disk that fills up part way, without root or a mount.
+fn file_size_limit(cmd: &mut Command, bytes: u64) -> &mut Command {
+    // SAFETY: signal and setrlimit are async-signal-safe, as pre_exec asks.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let limit = libc::rlimit {
+                rlim_cur: bytes,
+                rlim_max: bytes,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
 }
 
 fn names(dir: &Path) -> Vec<String> {
@@ -112,54 +159,255 @@ fn directories_are_refused_before_any_work() {
 fn a_symbolic_link_is_written_through() {
     let (dir, input) = folder("symlink");
     let real = dir.join("real.safetensors");
-    std::fs::write(&real, b"old").unwrap();
     std::os::unix::fs::symlink(&real, dir.join("link.safetensors")).unwrap();
-    let out = convert(&input, &dir.join("link.safetensors").to_string_lossy());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(std::fs::symlink_metadata(dir.join("link.safetensors"))
-        .unwrap()
-        .file_type()
-        .is_symlink());
-    assert!(std::fs::metadata(&real).unwrap().len() > 1000);
+    for args in writers(&input, &dir.join("link.safetensors").to_string_lossy()) {
+        std::fs::write(&real, b"old").unwrap();
+        let out = bin().args(&args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(std::fs::symlink_metadata(dir.join("link.safetensors"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert!(std::fs::metadata(&real).unwrap().len() > 1000);
+        assert_eq!(
+            names(&dir),
+            ["in.gguf", "link.safetensors", "real.safetensors"]
+        );
+    }
+}
+
+/// A dangling link is written through as any other: its target is created
+/// (a relative target from the link's own folder), the link stays. A loop of
+/// links is refused, and nothing is written.
+#[test]
+fn a_dangling_link_is_written_through_and_a_loop_refused() {
+    let (dir, input) = folder("dangling");
+    let want = reference_outputs(&dir, &input);
+    std::fs::create_dir(dir.join("a")).unwrap();
+    std::fs::create_dir(dir.join("b")).unwrap();
+    let link = |to: &str, name: &str| std::os::unix::fs::symlink(to, dir.join(name)).unwrap();
+    link("made", "dangling");
+    link("../b/made", "a/dangling");
+    link("a/dangling", "chain");
+    link("loop2", "loop1");
+    link("loop1", "loop2");
+    for (i, (name, made)) in [("dangling", "made"), ("chain", "b/made")]
+        .into_iter()
+        .enumerate()
+    {
+        for (w, args) in writers(&input, &dir.join(name).to_string_lossy())
+            .iter()
+            .enumerate()
+        {
+            let out = bin().args(args).output().unwrap();
+            assert!(out.status.success(), "{args:?}: {out:?}");
+            assert!(std::fs::symlink_metadata(dir.join(name))
+                .unwrap()
+                .file_type()
+                .is_symlink());
+            assert!(
+                std::fs::read(dir.join(made)).unwrap() == want[w],
+                "{i} {args:?}"
+            );
+            std::fs::remove_file(dir.join(made)).unwrap();
+        }
+    }
+    for args in writers(&input, &dir.join("loop1").to_string_lossy()) {
+        refused(&bin().args(&args).output().unwrap(), "symbolic links");
+    }
     assert_eq!(
         names(&dir),
-        ["in.gguf", "link.safetensors", "real.safetensors"]
+        ["a", "b", "chain", "dangling", "in.gguf", "loop1", "loop2"]
     );
+    assert!(names(&dir.join("b")).is_empty());
+}
+
+/// A terminal: (the master side, the slave side's path).
+fn pty() -> (std::fs::File, PathBuf) {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain libc calls on a descriptor this test owns; ptsname_r
+    // writes a NUL-terminated name into the buffer it is given.
+    unsafe {
+        let master = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
+        assert!(master >= 0);
+        assert_eq!(libc::grantpt(master), 0);
+        assert_eq!(libc::unlockpt(master), 0);
+        let mut name = [0 as libc::c_char; 128];
+        assert_eq!(libc::ptsname_r(master, name.as_mut_ptr(), name.len()), 0);
+        let name = std::ffi::CStr::from_ptr(name.as_ptr()).to_str().unwrap();
+        (std::fs::File::from_raw_fd(master), PathBuf::from(name))
+    }
+}
+
+/// `-o` naming one of the process's own descriptors (`/dev/stdout`,
+/// `/dev/fd/N`, `/proc/self/fd/N`, bash's `>(...)`) writes through that
+/// descriptor whatever it is: a pipe, a file the shell opened with `>` or
+/// `>>` (its offset and flags kept), `/dev/full` (an error); never the input,
+/// never a terminal.
+#[test]
+fn outputs_named_by_descriptors_are_written_through_them() {
+    let (dir, input) = folder("fds");
+    let want = reference_outputs(&dir, &input);
+    for (w, _) in writers(&input, "").iter().enumerate() {
+        let args = |output: &str| writers(&input, output)[w].clone();
+        for name in ["/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"] {
+            let out = bin().args(args(name)).output().unwrap();
+            assert!(out.status.success(), "{name}: {out:?}");
+            assert!(out.stdout == want[w], "{name}: not the output");
+        }
+        // a file the shell opened: `>>` appends, `>` writes from the start,
+        // and the file is the one opened, not replaced
+        let file = dir.join("shell-opened");
+        for append in [true, false] {
+            std::fs::write(&file, b"before\n").unwrap();
+            let inode = std::fs::metadata(&file).unwrap().ino();
+            let stdout = std::fs::OpenOptions::new()
+                .write(true)
+                .append(append)
+                .truncate(!append)
+                .open(&file)
+                .unwrap();
+            let out = bin()
+                .args(args("/dev/stdout"))
+                .stdout(stdout)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+            let mut expected = if append {
+                b"before\n".to_vec()
+            } else {
+                Vec::new()
+            };
+            expected.extend_from_slice(&want[w]);
+            assert!(std::fs::read(&file).unwrap() == expected, "append {append}");
+            assert_eq!(std::fs::metadata(&file).unwrap().ino(), inode);
+        }
+        std::fs::remove_file(&file).unwrap();
+        // bash's process substitution: a pipe on /dev/fd/63
+        let out = Command::new("bash")
+            .args([
+                "-c",
+                r#"run() { p=$1; shift; "$0" "${@/#OUT/$p}"; }; run >(cat) "$@""#,
+            ])
+            .arg(env!("CARGO_BIN_EXE_gguf-dequant"))
+            .args(args("OUT"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert!(
+            out.stdout == want[w],
+            "process substitution: not the output"
+        );
+        // a reader that goes away: ended quietly by SIGPIPE, as `| head`
+        let mut child = bin()
+            .args(args("/dev/stdout"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{out:?}");
+        assert!(out.stderr.is_empty(), "{out:?}");
+        // errors: a full device, a descriptor not open, the input, a terminal
+        let full = std::fs::File::options()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = bin()
+            .args(args("/dev/stdout"))
+            .stdout(full)
+            .output()
+            .unwrap();
+        refused(&out, "No space left");
+        refused(
+            &bin().args(args("/dev/fd/97")).output().unwrap(),
+            "Bad file descriptor",
+        );
+        if w == 0 {
+            // convert's input (synth has none)
+            let original = std::fs::read(&input).unwrap();
+            let same = std::fs::File::options().append(true).open(&input).unwrap();
+            let out = bin()
+                .args(args("/dev/stdout"))
+                .stdout(same)
+                .output()
+                .unwrap();
+            refused(&out, "is the input file");
+            assert!(std::fs::read(&input).unwrap() == original);
+        }
+        let (_master, slave) = pty();
+        let terminal = std::fs::File::options().write(true).open(&slave).unwrap();
+        let out = bin()
+            .args(args("/dev/stdout"))
+            .stdout(terminal)
+            .output()
+            .unwrap();
+        refused(&out, "is a terminal");
+        refused(
+            &bin().args(args(slave.to_str().unwrap())).output().unwrap(),
+            "is a terminal",
+        );
+    }
+    assert_eq!(names(&dir), ["in.gguf"]);
+}
+
+/// A disk that fills up part way: every writer fails with the reason and
+/// leaves the name as it was, and no other file.
+#[test]
+fn a_full_disk_leaves_the_old_output() {
+    let (dir, input) = folder("full");
+    let target = dir.join("out");
+    for args in writers(&input, target.to_str().unwrap()) {
+        std::fs::write(&target, b"old").unwrap();
+        let out = file_size_limit(bin().args(&args), 1 << 16)
+            .output()
+            .unwrap();
+        refused(&out, "File too large");
+        assert!(
+            std::fs::read(&target).unwrap() == b"old",
+            "{args:?}: old output lost"
+        );
+        assert_eq!(names(&dir), ["in.gguf", "out"], "{args:?}");
+    }
 }
 
 #[test]
 fn devices_and_fifos_are_written_not_replaced() {
     let (dir, input) = folder("special");
-    let out = convert(&input, "/dev/null");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(std::fs::metadata("/dev/null")
-        .unwrap()
-        .file_type()
-        .is_char_device());
-
     let fifo = dir.join("fifo");
     let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
     // SAFETY: a NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-    let reader_path = fifo.clone();
-    let reader = std::thread::spawn(move || std::fs::read(reader_path).unwrap().len());
-    let out = convert(&input, fifo.to_str().unwrap());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(reader.join().unwrap() > 98304 * 4);
-    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
-    assert_eq!(names(&dir), ["fifo", "in.gguf"]);
+    for (w, args) in writers(&input, "/dev/null").iter().enumerate() {
+        let out = bin().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(std::fs::metadata("/dev/null")
+            .unwrap()
+            .file_type()
+            .is_char_device());
+
+        let reader_path = fifo.clone();
+        let reader = std::thread::spawn(move || std::fs::read(reader_path).unwrap().len());
+        let args = &writers(&input, fifo.to_str().unwrap())[w];
+        let out = bin().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(reader.join().unwrap() > 98304 * 4);
+        assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+        assert_eq!(names(&dir), ["fifo", "in.gguf"]);
+    }
 }
 
 #[test]
@@ -193,35 +441,39 @@ fn big_input(dir: &Path) -> PathBuf {
     path
 }
 
-/// Interrupted conversions leave nothing under any name: SIGINT and SIGTERM
-/// exit with 130 and 143, SIGKILL leaves no named file.
+/// Interrupted writers leave the name as it was and nothing else: SIGINT and
+/// SIGTERM exit with 130 and 143, SIGKILL leaves no named file.
 #[test]
-fn interrupted_conversions_leave_nothing() {
+fn interrupted_writers_leave_nothing() {
     let (dir, _) = folder("signals");
     std::fs::remove_file(dir.join("in.gguf")).unwrap();
     let input = big_input(&dir);
-    for (sig, code) in [
-        (libc::SIGINT, Some(130)),
-        (libc::SIGTERM, Some(143)),
-        (libc::SIGKILL, None),
-    ] {
-        let target = dir.join("out.safetensors");
-        let child = bin()
-            .args([
-                "convert",
-                input.to_str().unwrap(),
-                "-o",
-                target.to_str().unwrap(),
-            ])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(700));
-        // SAFETY: a child of this process, still running or a zombie.
-        unsafe { libc::kill(child.id() as i32, sig) };
-        let out = child.wait_with_output().unwrap();
-        assert_eq!(out.status.code(), code, "signal {sig}: {:?}", out.status);
-        assert_eq!(names(&dir), ["big.gguf"], "signal {sig}");
+    let target = dir.join("out");
+    let target = target.to_str().unwrap();
+    let runs = [
+        vec!["convert", input.to_str().unwrap(), "-o", target],
+        // seconds of random blocks
+        vec!["synth", "--like", "qwen2.5-0.5b-q4_k_m", target],
+    ];
+    for args in runs {
+        for (sig, code) in [
+            (libc::SIGINT, Some(130)),
+            (libc::SIGTERM, Some(143)),
+            (libc::SIGKILL, None),
+        ] {
+            std::fs::write(target, b"old").unwrap();
+            let child = bin().args(&args).stderr(Stdio::piped()).spawn().unwrap();
+            std::thread::sleep(Duration::from_millis(700));
+            // SAFETY: a child of this process, still running or a zombie.
+            unsafe { libc::kill(child.id() as i32, sig) };
+            let out = child.wait_with_output().unwrap();
+            assert_eq!(out.status.code(), code, "{args:?} {sig}: {:?}", out.status);
+            assert!(
+                std::fs::read(target).unwrap() == b"old",
+                "{args:?} {sig}: old output lost"
+            );
+            assert_eq!(names(&dir), ["big.gguf", "out"], "{args:?} {sig}");
+        }
     }
 }
 
@@ -338,6 +590,32 @@ fn names_cannot_drive_the_terminal_or_blow_up_the_table() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // nor the output's name, in every writer's report of what it wrote
+    let output = dir.join("\u{1b}[2J\u{202e}out");
+    for args in writers(&dir.join("in.gguf"), output.to_str().unwrap()) {
+        let out = run_ok_or_refused(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {err}");
+        assert!(err.contains("\\u{1b}[2J\\u{202e}out"), "{args:?}: {err}");
+        assert!(
+            !out.stderr.contains(&0x1b) && !err.contains('\u{202e}'),
+            "{err}"
+        );
+    }
+    // nor the arguments the command-line parser quotes back
+    let evil = "\u{1b}[2J\u{202e}\r";
+    for args in [
+        vec!["inspect", "a", &format!("--{evil}x")],
+        vec!["bench", "--level", evil],
+        vec![evil],
+    ] {
+        let out = run_ok_or_refused(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("\\u{202e}\\r"), "{args:?}: {err}");
+        assert!(!out.stderr.contains(&0x1b), "{args:?}: {err}");
+        assert!(!err.contains(['\u{202e}', '\r']), "{args:?}: {err}");
+    }
 }
 
 /// Standard output that cannot be written is an error with a message, not a

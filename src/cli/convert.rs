@@ -7,6 +7,7 @@ use std::time::Instant;
 use gguf_dequant::convert::{convert, select};
 use gguf_dequant::device::{Backend, Device};
 use gguf_dequant::gguf::GgufFile;
+use gguf_dequant::text::escape;
 use gguf_dequant::{OutType, Result};
 
 use super::progress_bar;
@@ -22,9 +23,9 @@ pub fn run(
     gguf_dequant::output::remove_on_signal();
     let (backend, note) = Backend::open(device)?;
     if let Some(n) = note {
-        eprintln!("{n}");
+        errln!("{n}");
     } else if device == Device::Auto {
-        eprintln!("using {backend}");
+        errln!("using {backend}");
     }
     let total: u64 = tensors.iter().map(|t| t.nbytes).sum();
     let pb = progress_bar(total, "converting");
@@ -34,16 +35,16 @@ pub fn run(
     })?;
     pb.finish_and_clear();
     if !report.metadata_left_out.is_empty() {
-        eprintln!(
+        errln!(
             "note: GGUF metadata not kept as it is: {}",
-            gguf_dequant::text::escape(&report.metadata_left_out.join("; "))
+            escape(&report.metadata_left_out.join("; "))
         );
     }
-    eprintln!(
+    errln!(
         "wrote {} tensors ({} bytes of {dtype}) to {} in {:.2} s on {backend}",
         report.tensors,
         report.output_bytes,
-        out.display(),
+        escape(&out.to_string_lossy()),
         start.elapsed().as_secs_f64()
     );
     Ok(ExitCode::SUCCESS)

@@ -12,6 +12,15 @@ macro_rules! outln {
     };
 }
 
+/// `eprintln!` for diagnostics (notes, the final error): a standard error that
+/// cannot be written (`2>/dev/full`, a closed pipe) loses them instead of
+/// panicking, so that the work done and the exit code stand.
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::cli::diagnostic(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 mod bench;
 mod convert;
 mod default_job;
@@ -132,6 +141,28 @@ pub fn write_line(args: std::fmt::Arguments) -> Result<()> {
     out.write_fmt(args)
         .and_then(|()| out.write_all(b"\n"))
         .map_err(|e| gguf_dequant::Error::io("writing to standard output", e))
+}
+
+/// Writes `args` to standard error, ignoring failure: diagnostics must not
+/// change what a command does.
+pub fn diagnostic(args: std::fmt::Arguments) {
+    use std::io::Write;
+    let _ = std::io::stderr().lock().write_fmt(args);
+}
+
+/// What clap says of a command line it refuses (exit code 2), with the
+/// arguments it quotes escaped as every message is (clap quotes them raw), or
+/// `--help` and `--version` (to standard output, whose failure is an error).
+pub fn usage(e: clap::Error) -> Result<ExitCode> {
+    if e.use_stderr() {
+        for line in e.render().to_string().lines() {
+            errln!("{}", gguf_dequant::text::escape(line));
+        }
+        return Ok(ExitCode::from(e.exit_code().clamp(0, 255) as u8));
+    }
+    e.print()
+        .map_err(|e| gguf_dequant::Error::io("writing to standard output", e))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn parse_dtype(s: &str) -> std::result::Result<OutType, String> {

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use gguf_dequant::gguf::{GgufWriter, Value};
 use gguf_dequant::synth::{fill_random_blocks, preset, Rng, PRESETS};
+use gguf_dequant::text::escape;
 use gguf_dequant::{Error, Result};
 
 use super::progress_bar;
@@ -35,21 +36,21 @@ pub fn run(like: &str, out: &Path, seed: u64) -> Result<ExitCode> {
         w.add_tensor_deferred(t.name.clone(), t.ty, &t.ne)?;
     }
     // Tensors are generated while writing, one at a time: a model of many GB is
-    // written in the memory of its largest tensor.
+    // written in the memory of its largest tensor, to an output put in place
+    // only when complete, as convert's.
+    gguf_dequant::output::remove_on_signal();
     let mut rng = Rng(seed);
-    let file = std::fs::File::create(out)
-        .map_err(|e| Error::io(format!("creating {}", out.display()), e))?;
-    w.write_to_with(file, &mut |i, buf| {
+    w.write_file_with(out, &mut |i, buf| {
         fill_random_blocks(plan[i].ty, buf, &mut rng);
         pb.inc(buf.len() as u64);
         Ok(())
     })?;
     pb.finish_and_clear();
-    eprintln!(
+    errln!(
         "wrote {} tensors, {:.1} MB of blocks, to {}",
         plan.len(),
         total as f64 / 1e6,
-        out.display()
+        escape(&out.to_string_lossy())
     );
     Ok(ExitCode::SUCCESS)
 }

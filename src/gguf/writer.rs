@@ -9,6 +9,7 @@ use super::reader::{align_up, MAGIC};
 use super::value::{Array, Value, ValueType};
 use super::{DEFAULT_ALIGNMENT, MAX_ALIGNMENT, MAX_ARRAY_DEPTH, MAX_DIMS};
 use crate::error::{Error, Result};
+use crate::output::OutputFile;
 use crate::types::GgmlType;
 
 /// Tensor data given to [`GgufWriter::add_tensor`]: an owned `Vec<u8>` (moved)
@@ -68,6 +69,13 @@ impl TensorData {
 /// Produces the bytes of deferred tensors: called with the tensor's index (in the
 /// order added) and a buffer of exactly its byte size to fill.
 pub type FillTensor<'a> = dyn FnMut(usize, &mut [u8]) -> Result<()> + 'a;
+
+/// The fill of writers that have no deferred tensors.
+fn no_deferred(i: usize, _: &mut [u8]) -> Result<()> {
+    Err(Error::Invalid(format!(
+        "GGUF writer: tensor {i} was added deferred: write it with write_to_with"
+    )))
+}
 
 /// Builds a GGUF file: key-value pairs and tensors in the order added, each
 /// tensor's data aligned to `general.alignment` if set (default 32).
@@ -225,11 +233,7 @@ impl GgufWriter {
 
     /// Writes the file.
     pub fn write_to(&self, w: impl Write) -> Result<()> {
-        self.write_to_with(w, &mut |i, _| {
-            Err(Error::Invalid(format!(
-                "GGUF writer: tensor {i} was added deferred: write it with write_to_with"
-            )))
-        })
+        self.write_to_with(w, &mut no_deferred)
     }
 
     /// Writes the file, asking `fill` for the bytes of each deferred tensor.
@@ -239,12 +243,18 @@ impl GgufWriter {
         w.flush().map_err(|e| Error::io("writing GGUF", e))
     }
 
-    /// Writes the file to `path`, replacing it.
+    /// Writes the file to `path`, replacing it only once complete (see
+    /// [`crate::output`]: links followed, FIFOs and devices written directly).
     pub fn write_file(&self, path: impl AsRef<Path>) -> Result<()> {
-        let path = path.as_ref();
-        let f = std::fs::File::create(path)
-            .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-        self.write_to(f)
+        self.write_file_with(path, &mut no_deferred)
+    }
+
+    /// [`GgufWriter::write_file`], asking `fill` for the bytes of each
+    /// deferred tensor.
+    pub fn write_file_with(&self, path: impl AsRef<Path>, fill: &mut FillTensor<'_>) -> Result<()> {
+        let mut output = OutputFile::create(path.as_ref(), None)?;
+        self.write_to_with(output.file(), fill)?;
+        output.commit()
     }
 
     /// The file's bytes. For a writer without deferred tensors (whose bytes
