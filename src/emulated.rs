@@ -35,16 +35,20 @@ struct DeviceBytes {
 }
 
 impl DeviceBytes {
-    fn zeroed(len: usize) -> Self {
-        DeviceBytes {
-            words: vec![0; len.div_ceil(16)],
-            len,
-        }
+    /// Fails as a GPU's allocation does where memory cannot hold `len` bytes
+    /// (an error, never an abort).
+    fn zeroed(len: usize) -> Result<Self> {
+        let words = crate::try_vec(len.div_ceil(16) as u64).ok_or_else(|| {
+            Error::Cuda(format!(
+                "CUDA_ERROR_OUT_OF_MEMORY: {len} bytes of device memory (emulated)"
+            ))
+        })?;
+        Ok(DeviceBytes { words, len })
     }
-    fn from_slice(src: &[u8]) -> Self {
-        let mut m = Self::zeroed(src.len());
+    fn from_slice(src: &[u8]) -> Result<Self> {
+        let mut m = Self::zeroed(src.len())?;
         m.bytes_mut().copy_from_slice(src);
-        m
+        Ok(m)
     }
     fn bytes(&self) -> &[u8] {
         // SAFETY: `words` holds at least `len` initialized bytes (u128 has no
@@ -99,14 +103,19 @@ pub fn dequantize_with_grid<O: OutElem>(
     let src = if (src.as_ptr() as usize).is_multiple_of(16) {
         src
     } else {
-        uploaded = DeviceBytes::from_slice(src);
+        uploaded = DeviceBytes::from_slice(src)?;
         uploaded.bytes()
     };
     let aligned16 = (out.as_ptr() as usize).is_multiple_of(16);
     if !aligned16 && ty.block_elems() > 1 {
         // The quantized kernels store 16 bytes at a time: as a GPU decoding for
         // the host does, decode into (aligned) device memory, then copy back.
-        let mut device = vec![O::default(); out.len() + 16 / std::mem::size_of::<O>()];
+        let len = out.len() + 16 / std::mem::size_of::<O>();
+        let mut device = crate::try_vec::<O>(len as u64).ok_or_else(|| {
+            Error::Cuda(format!(
+                "CUDA_ERROR_OUT_OF_MEMORY: {len} output elements (emulated)"
+            ))
+        })?;
         let skip = device.as_ptr().align_offset(16);
         let aligned_out = &mut device[skip..skip + out.len()];
         launch_chunks(ty, src, aligned_out, max_grid, true)?;

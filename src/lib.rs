@@ -67,8 +67,9 @@ pub mod types;
 pub use error::{Error, Result};
 
 /// `n` default values, or `None` where memory cannot hold them: buffers sized
-/// from a file are allocated fallibly (an error, never an abort).
-pub(crate) fn try_vec<T: Clone + Default>(n: u64) -> Option<Vec<T>> {
+/// from a file or a command line are allocated fallibly (an error, never an
+/// abort).
+pub fn try_vec<T: Clone + Default>(n: u64) -> Option<Vec<T>> {
     let n = usize::try_from(n).ok()?;
     let mut v = Vec::new();
     v.try_reserve_exact(n).ok()?;

@@ -847,3 +847,79 @@ fn a_file_that_shrinks_while_read_is_an_error_not_a_signal() {
         assert!(!dir.join("out.safetensors").exists());
     }
 }
+
+/// The child's address space limited to `bytes`: an allocation past it fails,
+/// as on a machine with that much memory, whatever this one has.
+fn memory_limit(cmd: &mut Command, bytes: u64) -> &mut Command {
+    // SAFETY: setrlimit is async-signal-safe, as pre_exec asks.
+    unsafe {
+        cmd.pre_exec(move || {
+            let limit = libc::rlimit {
+                rlim_cur: bytes,
+                rlim_max: bytes,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Buffers sized from a file or a flag that memory cannot hold: an error
+/// naming what, exit 1, never an abort or a panic. `verify` of a q1_0 tensor
+/// of 2^30 elements (151 MB of blocks, 4 GiB of f32) in 3 GiB of address
+/// space; `load --world` and `bench --threads` past anything this machine
+/// has, refused before anything is allocated for them.
+#[test]
+fn sizes_from_files_and_flags_are_checked() {
+    let (dir, _) = folder("sizes");
+    let path = dir.join("wide.gguf");
+    let n: u64 = 1 << 30;
+    let mut w = GgufWriter::new();
+    let blocks = GgmlType::Q1_0.bytes_for(n).unwrap();
+    w.add_tensor("wide", GgmlType::Q1_0, &[n], vec![0u8; blocks as usize])
+        .unwrap();
+    std::fs::write(&path, w.to_bytes()).unwrap();
+    if cfg!(feature = "cuda") {
+        let out = memory_limit(
+            bin().args(["verify", path.to_str().unwrap(), "--device", "emulated"]),
+            3 << 30,
+        )
+        .output()
+        .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert!(text.contains("elements do not fit in memory"), "{text}");
+    }
+    let fixture = fixture("real-weights.gguf");
+    for world in ["18446744073709551615", "1099511627776", "100000000"] {
+        let out = memory_limit(
+            bin().args(["load", fixture.to_str().unwrap(), "--world", world]),
+            3 << 30,
+        )
+        .output()
+        .unwrap();
+        let why = if cfg!(feature = "cuda") {
+            "--world"
+        } else {
+            "cuda"
+        };
+        refused(&out, why);
+    }
+    for threads in ["0", "1000000000000"] {
+        // (a pool of that many threads would not end: `timeout` ends it)
+        let out = Command::new("timeout")
+            .args([
+                "60",
+                env!("CARGO_BIN_EXE_gguf-dequant"),
+                "bench",
+                "--device",
+                "cpu",
+            ])
+            .args(["--elems", "256", "--threads", threads])
+            .output()
+            .unwrap();
+        refused(&out, "--threads");
+    }
+}

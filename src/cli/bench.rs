@@ -25,9 +25,9 @@ use gguf_dequant::cpu::{self, Level};
 use gguf_dequant::gpu::Gpu;
 #[cfg(feature = "peers")]
 use gguf_dequant::out::to_bits;
-use gguf_dequant::synth::{random_blocks, Rng};
+use gguf_dequant::synth::{fill_random_blocks, Rng};
 use gguf_dequant::OutElem;
-use gguf_dequant::{Error, GgmlType, OutType, Result};
+use gguf_dequant::{try_vec, Error, GgmlType, OutType, Result};
 use half::{bf16, f16};
 use rayon::prelude::*;
 use serde_json::{json, Value};
@@ -155,9 +155,15 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             "--peers needs a build with the peers feature (cargo run --release --features peers -- bench --peers)".into(),
         ));
     }
-    let threads = args
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = args.threads.unwrap_or(cpus);
+    // more threads than CPUs time contention, not decoding, and a huge count
+    // would have the pool allocate for each before failing
+    if !(1..=cpus).contains(&threads) {
+        return Err(Error::Invalid(format!(
+            "--threads {threads}: from 1 to the {cpus} CPUs this process may use"
+        )));
+    }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
@@ -186,9 +192,10 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
                 args.elems
             )));
         }
-        let src = random_blocks(ty, n / ty.block_elems(), &mut rng);
+        let mut src = buffer::<u8>(n / ty.block_elems() * ty.block_bytes(), "--elems")?;
+        fill_random_blocks(ty, &mut src, &mut rng);
         if !args.json {
-            eprint!("{ty}...\r");
+            super::diagnostic(format_args!("{ty}...\r"));
         }
         match args.dtype {
             OutType::F32 => {
@@ -208,6 +215,18 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         print_table(&rows, &peer_rows, threads, level, gpu.as_ref())?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `n` default values, allocated fallibly: `check_memory` is an estimate
+/// (and knows nothing where /proc/meminfo is missing), so a buffer memory
+/// cannot hold is still an error naming `what`, never an abort.
+fn buffer<T: Clone + Default>(n: usize, what: &str) -> Result<Vec<T>> {
+    try_vec(n as u64).ok_or_else(|| {
+        Error::Invalid(format!(
+            "{what}: {n} elements of {} bytes do not fit in memory",
+            std::mem::size_of::<T>()
+        ))
+    })
 }
 
 /// Refuses `--elems` whose buffers (the input, the output, the fill and the
@@ -280,9 +299,10 @@ impl Ctx<'_> {
                 exact,
             };
         if cpu_too {
-            let mut out = vec![O::default(); n];
-            let mut fill = vec![O::default(); n];
-            let (from, mut to) = (vec![O::from_f32(1.0); n], vec![O::default(); n]);
+            let mut out = buffer::<O>(n, "--elems")?;
+            let mut fill = buffer::<O>(n, "--elems")?;
+            let (mut from, mut to) = (buffer::<O>(n, "--elems")?, buffer::<O>(n, "--elems")?);
+            from.fill(O::from_f32(1.0));
             let streaming = std::mem::size_of_val(&out[..]) >= cpu::fast::STREAM_MIN_BYTES;
             let (level, pool) = (self.level, self.pool);
             let [d, c, f] = self.medians(
@@ -318,7 +338,7 @@ impl Ctx<'_> {
                             &mut || self.host_copy(&from, &mut to),
                         ],
                     )?;
-                    let mut want = vec![O::default(); n];
+                    let mut want = buffer::<O>(n, "--elems")?;
                     cpu::dequantize(ty, src, &mut want)?;
                     let exact = out
                         .iter()
@@ -353,7 +373,7 @@ impl Ctx<'_> {
                         Some(t.exact),
                     )),
                     Ok(None) => {}
-                    Err(e) => eprintln!(
+                    Err(e) => errln!(
                         "bench: no {} row for {ty} to {}: {e}",
                         peers_cuda::NAME,
                         O::OUT.name()

@@ -11,11 +11,13 @@ use gguf_dequant::synth::{random_blocks, Rng};
 use gguf_dequant::{cpu, GgmlType, Result};
 
 /// Elements per tensor: big enough to time, small enough to run in seconds.
-/// `GDQ_DEFAULT_JOB_ROWS` sets fewer rows (the tests use it).
+/// `GDQ_DEFAULT_JOB_ROWS` sets fewer rows (the tests use it); more than 256
+/// are not taken, so that no setting sizes the buffers past that.
 fn shape() -> [u64; 2] {
     let rows = std::env::var("GDQ_DEFAULT_JOB_ROWS")
         .ok()
         .and_then(|r| r.parse().ok())
+        .filter(|r| (1..=256).contains(r))
         .unwrap_or(256);
     [4096, rows]
 }

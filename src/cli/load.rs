@@ -7,10 +7,10 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use gguf_dequant::gguf::GgufFile;
-use gguf_dequant::gpu::{Gpu, LoadOptions, LoadReport};
+use gguf_dequant::gpu::{self, Gpu, LoadOptions, LoadReport};
 use gguf_dequant::parallel::{ModelLoad, Split};
 use gguf_dequant::OutElem;
-use gguf_dequant::{cpu, Error, OutType, Result};
+use gguf_dequant::{cpu, try_vec, Error, OutType, Result};
 use half::{bf16, f16};
 use serde_json::json;
 
@@ -104,6 +104,19 @@ pub fn run_parallel(
     as_json: bool,
 ) -> Result<ExitCode> {
     let world = world.max(devices.len()).max(1);
+    // Ranks past those --devices lists run on the GPU of their number: no
+    // more of them than this machine has GPUs, checked before anything is
+    // allocated per rank.
+    if world > devices.len() {
+        let count =
+            gpu::device_count().map_err(|e| Error::Invalid(format!("--world {world}: {e}")))?;
+        if world > count {
+            return Err(Error::Invalid(format!(
+                "--world {world}: rank {count} and above would run on GPUs this machine does not \
+                 have ({count}); name each rank's GPU with --devices"
+            )));
+        }
+    }
     let ordinals: Vec<usize> = (0..world)
         .map(|r| devices.get(r).copied().unwrap_or(r))
         .collect();
@@ -205,7 +218,13 @@ fn cpu_decode_then_upload<O: OutElem>(gpu: &Gpu, file: &GgufFile) -> Result<(f64
     let mut upload = 0.0;
     let mut keep = Vec::new();
     for t in file.tensors() {
-        let v: Vec<O> = cpu::dequantize_to_vec(t.ty, &file.read_tensor_all(t)?)
+        let mut v = try_vec::<O>(t.n_elems).ok_or_else(|| {
+            Error::Length(format!(
+                "tensor '{}': {} elements do not fit in memory",
+                t.name, t.n_elems
+            ))
+        })?;
+        cpu::dequantize(t.ty, &file.read_tensor_all(t)?, &mut v)
             .map_err(|e| e.for_tensor(&t.name))?;
         if v.is_empty() {
             continue; // nothing to upload (and the driver may refuse zero bytes)

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use gguf_dequant::device::{Backend, Device};
 use gguf_dequant::gguf::{GgufFile, TensorInfo};
 use gguf_dequant::OutElem;
-use gguf_dequant::{cpu, Error, OutType, Result};
+use gguf_dequant::{cpu, try_vec, Error, OutType, Result};
 use half::{bf16, f16};
 
 pub fn run(file: &GgufFile, device: Device, dtype: OutType) -> Result<ExitCode> {
@@ -55,12 +55,16 @@ fn compare<O: OutElem + ToBits>(
     t: &TensorInfo,
     backend: &Backend,
 ) -> Result<(bool, String)> {
+    // both outputs before the input: a tensor too large for memory is an
+    // error at once, never an abort
+    let too_large = || Error::Length(format!("{} elements do not fit in memory", t.n_elems));
+    let mut want = try_vec::<O>(t.n_elems).ok_or_else(too_large)?;
+    let mut got = try_vec::<O>(t.n_elems).ok_or_else(too_large)?;
+    let n = want.len();
     let src = file.read_tensor_all(t)?;
-    let n = usize::try_from(t.n_elems).map_err(|_| Error::Length("tensor too large".into()))?;
-    let mut want = vec![O::default(); n];
     cpu::dequantize(t.ty, &src, &mut want).map_err(|e| e.for_tensor(&t.name))?;
     // Poison the device output so an element the kernel missed cannot pass.
-    let mut got = vec![O::from_f32(f32::NAN); n];
+    got.fill(O::from_f32(f32::NAN));
     backend.decode_tensor(file, t, &mut got)?;
     let nonfinite = got.iter().filter(|v| !v.is_finite_value()).count();
     let note = if nonfinite > 0 {

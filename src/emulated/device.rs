@@ -158,7 +158,7 @@ impl EmuDevice {
         // the memory itself exists from now on; it is poisoned when the
         // allocation runs
         st.regions.push(Region {
-            mem: DeviceBytes::zeroed(bytes),
+            mem: DeviceBytes::zeroed(bytes)?,
             pending_on: Some(stream.0),
         });
         let region = st.regions.len() - 1;

@@ -104,15 +104,20 @@ pub struct DeviceInfo {
     pub total_mem: usize,
 }
 
-/// The CUDA devices of this machine; an error where there is no driver.
-pub fn devices() -> Result<Vec<DeviceInfo>> {
+/// How many CUDA devices this machine has; an error where there is no driver.
+pub fn device_count() -> Result<usize> {
     if !driver_present() {
         return Err(Error::Cuda(
             "no CUDA driver library (libcuda) on this machine".into(),
         ));
     }
     let n = CudaContext::device_count().map_err(|e| cuda_err("counting devices", e))?;
-    (0..n.max(0) as usize)
+    Ok(n.max(0) as usize)
+}
+
+/// The CUDA devices of this machine; an error where there is no driver.
+pub fn devices() -> Result<Vec<DeviceInfo>> {
+    (0..device_count()?)
         .map(|i| {
             let ctx = CudaContext::new(i).map_err(|e| cuda_err("opening device", e))?;
             Ok(DeviceInfo {
@@ -141,13 +146,8 @@ impl Gpu {
         if !kernels_embedded() {
             return Err(Error::Cuda(NO_KERNELS_HELP.into()));
         }
-        if !driver_present() {
-            return Err(Error::Cuda(
-                "no CUDA driver library (libcuda) on this machine".into(),
-            ));
-        }
-        let count = CudaContext::device_count().map_err(|e| cuda_err("counting devices", e))?;
-        if ordinal >= count.max(0) as usize {
+        let count = device_count()?;
+        if ordinal >= count {
             return Err(Error::Cuda(format!(
                 "no CUDA device {ordinal}: this machine has {count}"
             )));
