@@ -2,7 +2,7 @@
 //! written to an output that is put in place only when complete
 //! ([`crate::output`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::Path;
@@ -28,17 +28,24 @@ pub struct ConvertReport {
     pub metadata_left_out: Vec<String>,
 }
 
-/// The tensors to convert: all, or those named (each must exist), in file order.
+/// The tensors to convert: all, or those named (each must exist; a name given
+/// twice is one tensor), in file order. Linear in names and tensors: each name
+/// is looked up, never compared with every tensor.
 pub fn select<'a>(file: &'a GgufFile, names: &[String]) -> Result<Vec<&'a TensorInfo>> {
+    if names.is_empty() {
+        return Ok(file.tensors().iter().collect());
+    }
+    let mut wanted = HashSet::with_capacity(names.len());
     for n in names {
-        if file.tensor(n).is_none() {
-            return Err(Error::NoSuchTensor(n.clone()));
-        }
+        let t = file
+            .tensor(n)
+            .ok_or_else(|| Error::NoSuchTensor(n.clone()))?;
+        wanted.insert(t.name.as_str());
     }
     Ok(file
         .tensors()
         .iter()
-        .filter(|t| names.is_empty() || names.iter().any(|n| n == &t.name))
+        .filter(|t| wanted.contains(t.name.as_str()))
         .collect())
 }
 

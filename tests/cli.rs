@@ -469,3 +469,60 @@ fn convert_memory_stays_near_one_tensor() {
         "the test must be able to tell streaming from not"
     );
 }
+
+/// `--tensor` names are looked up, never compared with every tensor: naming
+/// each of 30,000 tensors costs about what converting the whole file costs,
+/// where names x tensors comparisons took many times as long. A ratio within
+/// this run (the best of three runs of each), not a time: the same binary on
+/// the same machine, the same output; only the selection differs.
+#[test]
+fn naming_every_tensor_costs_about_the_whole_file() {
+    use gguf_dequant::gguf::GgufWriter;
+    use gguf_dequant::GgmlType;
+    let n = 30_000;
+    let mut w = GgufWriter::new();
+    for i in 0..n {
+        w.add_tensor(format!("t{i}"), GgmlType::F32, &[1], vec![0u8; 4])
+            .unwrap();
+    }
+    let (_dir, path) = tmp("many-names.gguf");
+    std::fs::write(&path, w.to_bytes()).unwrap();
+    let out = path.with_extension("safetensors");
+    let whole = [
+        "convert",
+        path.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]
+    .map(String::from);
+    // every name, last first, and one twice (still one tensor)
+    let mut named = whole.to_vec();
+    for i in (0..n).rev().chain([7]) {
+        named.extend(["--tensor".to_string(), format!("t{i}")]);
+    }
+    let best = |args: &[String]| {
+        (0..3)
+            .map(|_| {
+                let start = Instant::now();
+                let run = bin().args(args).output().unwrap();
+                assert!(
+                    run.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&run.stderr)
+                );
+                (start.elapsed(), std::fs::read(&out).unwrap())
+            })
+            .min()
+            .unwrap()
+    };
+    let (whole_time, whole_file) = best(&whole);
+    let (named_time, named_file) = best(&named);
+    assert!(
+        named_file == whole_file,
+        "naming every tensor is the whole file"
+    );
+    assert!(
+        named_time < 3 * whole_time,
+        "{n} names took {named_time:?}, the whole file {whole_time:?}"
+    );
+}
