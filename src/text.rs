@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 
 /// Whether `c` must not reach a terminal as it is.
-fn hidden(c: char) -> bool {
+pub fn hidden(c: char) -> bool {
     c.is_control()
         || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
 }

@@ -528,7 +528,7 @@ fn nasty_names(dir: &Path) -> PathBuf {
     )
     .unwrap();
     w.add_tensor(
-        "\u{1b}[31mred\u{1b}[0m\u{202e}",
+        "\u{1b}[31mred\u{1b}[0m\u{202e}\u{9b}2J\u{7f}",
         GgmlType::F32,
         &[1],
         vec![0u8; 4],
@@ -570,10 +570,21 @@ fn names_cannot_drive_the_terminal_or_blow_up_the_table() {
         out.stdout.len()
     );
     // --json keeps the names whole (JSON escapes control characters itself)
+    // and escapes the rest (DEL, C1 controls, text reordering) as \uXXXX
     let out = run_ok_or_refused(&["inspect", path.to_str().unwrap(), "--json"]);
     assert!(out.status.success());
-    assert!(!out.stdout.contains(&0x1b));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !text.contains(|c: char| c.is_control() && c != '\n'),
+        "raw control"
+    );
+    assert!(!text.contains('\u{202e}'), "raw reordering character");
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        doc["tensors"][0]["name"],
+        "\u{1b}[31mred\u{1b}[0m\u{202e}\u{9b}2J\u{7f}"
+    );
+    assert_eq!(doc["metadata"]["evil.\u{1b}[2J.key"], "\u{1b}]0;title\u{7}");
     assert_eq!(doc["tensors"][1]["name"].as_str().unwrap().len(), 70_000);
     // and error messages escape them too
     let out = run_ok_or_refused(&[

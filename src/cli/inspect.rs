@@ -1,13 +1,14 @@
 //! `inspect`: what a GGUF file holds.
 
-use std::io::Write;
+use std::io::{self, Write};
 use std::process::ExitCode;
 
 use gguf_dequant::gguf::{GgufFile, TensorInfo};
-use gguf_dequant::text::{escape, escape_cut};
+use gguf_dequant::text::{escape, escape_cut, hidden};
 use gguf_dequant::Result;
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::Serialize;
+use serde_json::ser::{Formatter, PrettyFormatter};
 
 /// The widest tensor name the table shows whole, in characters.
 const NAME_COLUMN: usize = 64;
@@ -69,9 +70,59 @@ pub fn run(file: &GgufFile, as_json: bool) -> Result<ExitCode> {
 fn write_json(file: &GgufFile) -> Result<()> {
     let err = |e| gguf_dequant::Error::io("writing to standard output", e);
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-    serde_json::to_writer_pretty(&mut out, &Doc(file)).map_err(|e| err(e.into()))?;
+    let mut json = serde_json::Serializer::with_formatter(&mut out, Escaping::default());
+    Doc(file).serialize(&mut json).map_err(|e| err(e.into()))?;
     out.write_all(b"\n").map_err(err)?;
     out.flush().map_err(err)
+}
+
+/// serde_json's pretty output, with every character that `text::escape`
+/// escapes written as `\uXXXX`: JSON escapes only the C0 controls itself,
+/// and DEL, C1 controls (a CSI among them) and text-reordering characters
+/// would reach a terminal raw. The strings read back are the same.
+#[derive(Default)]
+struct Escaping(PrettyFormatter<'static>);
+
+impl Formatter for Escaping {
+    fn write_string_fragment<W: ?Sized + Write>(&mut self, w: &mut W, s: &str) -> io::Result<()> {
+        let mut rest = s;
+        while let Some((i, c)) = rest.char_indices().find(|&(_, c)| hidden(c)) {
+            w.write_all(&rest.as_bytes()[..i])?;
+            for unit in c.encode_utf16(&mut [0; 2]) {
+                write!(w, "\\u{unit:04x}")?;
+            }
+            rest = &rest[i + c.len_utf8()..];
+        }
+        w.write_all(rest.as_bytes())
+    }
+    // the rest is the pretty formatter's
+    fn begin_array<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.begin_array(w)
+    }
+    fn end_array<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.end_array(w)
+    }
+    fn begin_array_value<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+        self.0.begin_array_value(w, first)
+    }
+    fn end_array_value<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.end_array_value(w)
+    }
+    fn begin_object<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.begin_object(w)
+    }
+    fn end_object<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.end_object(w)
+    }
+    fn begin_object_key<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+        self.0.begin_object_key(w, first)
+    }
+    fn begin_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.begin_object_value(w)
+    }
+    fn end_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.end_object_value(w)
+    }
 }
 
 /// The JSON document: `{"alignment", "metadata", "tensors", "version"}`, each
