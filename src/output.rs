@@ -277,13 +277,12 @@ fn resolve(path: &Path) -> Result<Resolved> {
 }
 
 /// `N` when `dir/name` is `/proc/<this process>/fd/N` (or a thread's
-/// `/proc/<pid>/task/<tid>/fd/N`), `dir` canonical.
+/// `/proc/<pid>/task/<tid>/fd/N`), `dir` canonical. The process is what
+/// `/proc/self` names, which is its id as that /proc counts (in a PID
+/// namespace, not always `getpid`).
 fn own_descriptor(dir: &Path, name: &std::ffi::OsStr) -> Option<RawFd> {
-    let pid = std::process::id().to_string();
-    let mut parts = dir.strip_prefix("/proc").ok()?.iter();
-    if parts.next()? != pid.as_str() {
-        return None;
-    }
+    let me = std::fs::canonicalize("/proc/self").ok()?;
+    let mut parts = dir.strip_prefix(me).ok()?.iter();
     match (
         parts.next()?.to_str()?,
         parts.next(),

@@ -254,7 +254,12 @@ fn outputs_named_by_descriptors_are_written_through_them() {
     let want = reference_outputs(&dir, &input);
     for (w, _) in writers(&input, "").iter().enumerate() {
         let args = |output: &str| writers(&input, output)[w].clone();
-        for name in ["/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"] {
+        for name in [
+            "/dev/stdout",
+            "/dev/fd/1",
+            "/proc/self/fd/1",
+            "/proc/thread-self/fd/1",
+        ] {
             let out = bin().args(args(name)).output().unwrap();
             assert!(out.status.success(), "{name}: {out:?}");
             assert!(out.stdout == want[w], "{name}: not the output");
