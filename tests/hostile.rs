@@ -885,8 +885,9 @@ fn memory_limit(cmd: &mut Command, bytes: u64) -> &mut Command {
 /// Buffers sized from a file or a flag that memory cannot hold: an error
 /// naming what, exit 1, never an abort or a panic. `verify` of a q1_0 tensor
 /// of 2^30 elements (151 MB of blocks, 4 GiB of f32) in 3 GiB of address
-/// space; `load --world` and `bench --threads` past anything this machine
-/// has, refused before anything is allocated for them.
+/// space, and `convert` of half that on the emulated device; `load --world`
+/// and `bench --threads` past anything this machine has, refused before
+/// anything is allocated for them.
 #[test]
 fn sizes_from_files_and_flags_are_checked() {
     let (dir, _) = folder("sizes");
@@ -907,6 +908,27 @@ fn sizes_from_files_and_flags_are_checked() {
         let text = String::from_utf8_lossy(&out.stdout);
         assert_eq!(out.status.code(), Some(1), "{out:?}");
         assert!(text.contains("elements do not fit in memory"), "{text}");
+        // the emulated device's memory: 2 GiB of output fit in the host's
+        // buffer, not a second time in the device's
+        let half = dir.join("half.gguf");
+        let mut w = GgufWriter::new();
+        let blocks = GgmlType::Q1_0.bytes_for(n / 2).unwrap();
+        w.add_tensor("half", GgmlType::Q1_0, &[n / 2], vec![0u8; blocks as usize])
+            .unwrap();
+        std::fs::write(&half, w.to_bytes()).unwrap();
+        let output = dir.join("half.st");
+        let out = memory_limit(
+            bin().args(["convert", half.to_str().unwrap(), "-o"]).args([
+                output.to_str().unwrap(),
+                "--device",
+                "emulated",
+            ]),
+            3 << 30,
+        )
+        .output()
+        .unwrap();
+        refused(&out, "CUDA_ERROR_OUT_OF_MEMORY");
+        assert!(!output.exists());
     }
     let fixture = fixture("real-weights.gguf");
     for world in ["18446744073709551615", "1099511627776", "100000000"] {
