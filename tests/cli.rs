@@ -471,7 +471,7 @@ fn convert_memory_stays_near_one_tensor() {
 }
 
 /// `--tensor` names are looked up, never compared with every tensor: naming
-/// each of 30,000 tensors costs about what converting the whole file costs,
+/// each of 60,000 tensors costs about what converting the whole file costs,
 /// where names x tensors comparisons took many times as long. A ratio within
 /// this run (the best of three runs of each), not a time: the same binary on
 /// the same machine, the same output; only the selection differs.
@@ -479,7 +479,9 @@ fn convert_memory_stays_near_one_tensor() {
 fn naming_every_tensor_costs_about_the_whole_file() {
     use gguf_dequant::gguf::GgufWriter;
     use gguf_dequant::GgmlType;
-    let n = 30_000;
+    // Quadratic work was 26 times the whole file's at this count (15.2 s against
+    // 0.59 s, measured here): the bound leaves room for a noisy machine.
+    let n = 60_000;
     let mut w = GgufWriter::new();
     for i in 0..n {
         w.add_tensor(format!("t{i}"), GgmlType::F32, &[1], vec![0u8; 4])
@@ -522,7 +524,7 @@ fn naming_every_tensor_costs_about_the_whole_file() {
         "naming every tensor is the whole file"
     );
     assert!(
-        named_time < 3 * whole_time,
+        named_time < 6 * whole_time,
         "{n} names took {named_time:?}, the whole file {whole_time:?}"
     );
 }
