@@ -184,7 +184,7 @@ impl Backend {
 impl fmt::Display for Backend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Backend::Cpu => write!(f, "CPU ({} threads)", rayon::current_num_threads()),
+            Backend::Cpu => write!(f, "CPU ({} threads)", crate::pool::current_num_threads()),
             #[cfg(feature = "cuda")]
             Backend::Emulated(_) => f.write_str("host-emulated CUDA kernels"),
             #[cfg(feature = "cuda")]

@@ -125,7 +125,8 @@ pub fn dequantize_with_grid<O: OutElem>(
     launch_chunks(ty, src, out, max_grid, aligned16)
 }
 
-/// Independent launches over chunks of the tensor, on the host's threads.
+/// Independent launches over chunks of the tensor, on the host's threads
+/// (`crate::pool`'s).
 fn launch_chunks<O: OutElem>(
     ty: GgmlType,
     src: &[u8],
@@ -134,9 +135,11 @@ fn launch_chunks<O: OutElem>(
     aligned16: bool,
 ) -> Result<()> {
     let k = KernelInfo::of(ty).ok_or(Error::Unsupported { tensor: None, ty })?;
-    out.par_chunks_mut(BLOCKS_PER_LAUNCH * k.qk as usize)
-        .zip(src.par_chunks(BLOCKS_PER_LAUNCH * k.block_bytes() as usize))
-        .try_for_each(|(y, x)| run_launches(ty, x, y, max_grid, aligned16))
+    crate::pool::install(|| {
+        out.par_chunks_mut(BLOCKS_PER_LAUNCH * k.qk as usize)
+            .zip(src.par_chunks(BLOCKS_PER_LAUNCH * k.block_bytes() as usize))
+            .try_for_each(|(y, x)| run_launches(ty, x, y, max_grid, aligned16))
+    })?
 }
 
 /// Runs the launches the GPU would make for this piece of a tensor.

@@ -57,6 +57,7 @@ pub mod peers;
 pub mod peers_cuda;
 #[cfg(feature = "cuda")]
 pub mod pipeline;
+pub mod pool;
 pub mod safetensors;
 pub mod shard;
 pub mod synth;

@@ -8,7 +8,8 @@
 //! buffer Rust decoded into (no copy): `float32` arrays, or `uint16` arrays
 //! holding f16 or bf16 bits, which the Python side views as its dtype.
 //!
-//! Every decode runs with the GIL released, on the crate's CPU fast path.
+//! Every decode runs with the GIL released, on the crate's CPU fast path, in
+//! pieces: Ctrl-C is noticed between two of them (`KeyboardInterrupt`).
 //! Errors are Python exceptions carrying the crate's messages: `OSError` for
 //! I/O, `gguf_dequant.GGUFError` (a `ValueError`) for everything else the
 //! crate reports; a panic, which would be a bug, is caught and raised as a
@@ -21,6 +22,9 @@
 mod cuda;
 
 use std::any::Any;
+use std::ffi::OsString;
+use std::ops::Range;
+use std::os::unix::ffi::OsStringExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -28,12 +32,12 @@ use std::sync::{Arc, Mutex};
 use gguf_dequant::gguf::{Array, GgufFile, OpenOptions, TensorInfo, Value};
 use gguf_dequant::shard::{self, Shard, Split};
 use gguf_dequant::types::TYPES;
-use gguf_dequant::{cpu, Error, GgmlType, OutType};
+use gguf_dequant::{cpu, Error, GgmlType, OutElem, OutType};
 use numpy::ndarray::{ArrayView1, IxDyn};
 use numpy::{PyArray, PyArray1, PyArrayMethods, PyReadonlyArray1};
 use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyList, PyString};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyInt, PyList, PyString};
 
 pyo3::create_exception!(
     gguf_dequant,
@@ -97,16 +101,26 @@ fn out_type(dtype: &str) -> PyResult<OutType> {
 
 /// A ggml type given by name (`"q4_K"`, any case) or by id (`12`).
 fn ggml_type(ob: &Bound<'_, PyAny>) -> PyResult<GgmlType> {
-    if ob.is_instance_of::<PyString>() {
-        let name: String = ob.extract()?;
+    if let Ok(name) = ob.cast::<PyString>() {
+        // lossy: a name that is not valid Unicode names no type either
+        let name = name.to_string_lossy();
         return GgmlType::from_name(&name)
             .ok_or_else(|| PyValueError::new_err(format!("unknown ggml type {name:?}")));
+    }
+    // (True is an int to Python, but no type's id)
+    if ob.is_instance_of::<PyBool>() {
+        return Err(PyTypeError::new_err(
+            "ggml_type must be a type name or id, not a bool",
+        ));
     }
     if let Ok(id) = ob.extract::<i64>() {
         return u32::try_from(id)
             .ok()
             .and_then(GgmlType::from_id)
             .ok_or_else(|| PyValueError::new_err(format!("unknown ggml type id {id}")));
+    }
+    if ob.is_instance_of::<PyInt>() {
+        return Err(PyValueError::new_err(format!("unknown ggml type id {ob}")));
     }
     Err(PyTypeError::new_err(
         "ggml_type must be a type name such as \"q4_K\" or a type id such as 12",
@@ -134,46 +148,105 @@ fn zeroed<T: bytemuck::Zeroable>(n: u64, what: &str) -> Result<Vec<T>, Error> {
         })
 }
 
-/// Allocates `n` values of `out` and fills them with `decode`.
-fn decode_into(out: OutType, n: u64, what: &str, decode: impl DecodeAny) -> Result<Decoded, Error> {
+/// Allocates the values of `job` in `out`'s type and decodes them.
+fn decode_into(py: Python<'_>, out: OutType, what: &str, job: &impl Job) -> PyResult<Decoded> {
+    let n = job.rows() * job.cols();
     Ok(match out {
         OutType::F32 => {
-            let mut v = zeroed::<f32>(n, what)?;
-            decode.f32(&mut v)?;
+            let mut v = zeroed::<f32>(n, what).or_raise()?;
+            run(py, job, &mut v)?;
             Decoded::F32(v)
         }
         OutType::F16 => {
-            let mut v = zeroed::<u16>(n, what)?;
-            decode.f16(bytemuck::cast_slice_mut(&mut v))?;
+            let mut v = zeroed::<u16>(n, what).or_raise()?;
+            run::<half::f16>(py, job, bytemuck::cast_slice_mut(&mut v))?;
             Decoded::U16(v)
         }
         OutType::BF16 => {
-            let mut v = zeroed::<u16>(n, what)?;
-            decode.bf16(bytemuck::cast_slice_mut(&mut v))?;
+            let mut v = zeroed::<u16>(n, what).or_raise()?;
+            run::<half::bf16>(py, job, bytemuck::cast_slice_mut(&mut v))?;
             Decoded::U16(v)
         }
     })
 }
 
-/// A decode into any of the three output types.
-trait DecodeAny {
-    fn f32(self, out: &mut [f32]) -> Result<(), Error>;
-    fn f16(self, out: &mut [half::f16]) -> Result<(), Error>;
-    fn bf16(self, out: &mut [half::bf16]) -> Result<(), Error>;
+/// Values decoded between two looks for Ctrl-C: 4 Mi (16 MiB of f32), a few
+/// milliseconds of work; the GIL is taken back once per piece, which costs
+/// nothing next to that.
+const PIECE_ELEMS: u64 = 1 << 22;
+
+/// A decode of `rows x cols` values (row-major) that can be run in pieces:
+/// whole rows, or a run of whole blocks of one row.
+trait Job: Sync {
+    fn rows(&self) -> u64;
+    fn cols(&self) -> u64;
+    /// Elements per block: where a row may be cut.
+    fn block_elems(&self) -> u64;
+    /// Decodes rows `rows` and, of each, columns `cols` into `out`.
+    fn decode<O: OutElem>(
+        &self,
+        rows: Range<u64>,
+        cols: Range<u64>,
+        out: &mut [O],
+    ) -> Result<(), Error>;
 }
 
-/// Blocks in memory.
-struct Blocks<'a>(GgmlType, &'a [u8]);
+/// `job`'s pieces in output order: about [`PIECE_ELEMS`] each, whole rows,
+/// or for rows longer than that, runs of whole blocks of one row.
+fn pieces(job: &impl Job) -> impl Iterator<Item = (Range<u64>, Range<u64>)> {
+    let (rows, cols) = (job.rows(), job.cols());
+    let row_pieces = (PIECE_ELEMS / cols.max(1)).max(1);
+    let col_piece = (PIECE_ELEMS / job.block_elems()).max(1) * job.block_elems();
+    (0..rows).step_by(row_pieces as usize).flat_map(move |r| {
+        let r1 = (r + row_pieces).min(rows);
+        let col_cuts = if cols > PIECE_ELEMS {
+            col_piece
+        } else {
+            cols.max(1)
+        };
+        (0..cols)
+            .step_by(col_cuts as usize)
+            .map(move |c| (r..r1, c..(c + col_cuts).min(cols)))
+    })
+}
 
-impl DecodeAny for Blocks<'_> {
-    fn f32(self, out: &mut [f32]) -> Result<(), Error> {
-        cpu::dequantize(self.0, self.1, out)
+/// Runs `job` into `out` piece by piece, each with the GIL released, looking
+/// for signals between pieces: Ctrl-C stops a long decode within a piece.
+fn run<O: OutElem>(py: Python<'_>, job: &impl Job, out: &mut [O]) -> PyResult<()> {
+    let cols = job.cols();
+    for (rows, cs) in pieces(job) {
+        let at = (rows.start * cols + cs.start) as usize;
+        let n = ((rows.end - rows.start) * (cs.end - cs.start)) as usize;
+        let part = &mut out[at..at + n];
+        py.detach(|| guarded(|| job.decode(rows, cs, part)))
+            .or_raise()?;
+        py.check_signals()?;
     }
-    fn f16(self, out: &mut [half::f16]) -> Result<(), Error> {
-        cpu::dequantize(self.0, self.1, out)
+    Ok(())
+}
+
+/// Blocks in memory, of `n` values (one row).
+struct Blocks<'a>(GgmlType, &'a [u8], u64);
+
+impl Job for Blocks<'_> {
+    fn rows(&self) -> u64 {
+        1
     }
-    fn bf16(self, out: &mut [half::bf16]) -> Result<(), Error> {
-        cpu::dequantize(self.0, self.1, out)
+    fn cols(&self) -> u64 {
+        self.2
+    }
+    fn block_elems(&self) -> u64 {
+        self.0.block_elems() as u64
+    }
+    fn decode<O: OutElem>(
+        &self,
+        _: Range<u64>,
+        cols: Range<u64>,
+        out: &mut [O],
+    ) -> Result<(), Error> {
+        let (qk, bb) = (self.block_elems(), self.0.block_bytes() as u64);
+        let src = &self.1[(cols.start / qk * bb) as usize..(cols.end / qk * bb) as usize];
+        cpu::dequantize(self.0, src, out)
     }
 }
 
@@ -181,15 +254,29 @@ impl DecodeAny for Blocks<'_> {
 /// mapping: a file that shrinks meanwhile is an error, not SIGBUS).
 struct FileShard<'a>(&'a GgufFile, &'a TensorInfo, &'a Shard);
 
-impl DecodeAny for FileShard<'_> {
-    fn f32(self, out: &mut [f32]) -> Result<(), Error> {
-        shard::dequantize_shard(self.0, self.1, self.2, out)
+impl Job for FileShard<'_> {
+    fn rows(&self) -> u64 {
+        self.2.rows.end - self.2.rows.start
     }
-    fn f16(self, out: &mut [half::f16]) -> Result<(), Error> {
-        shard::dequantize_shard(self.0, self.1, self.2, out)
+    fn cols(&self) -> u64 {
+        self.2.cols.end - self.2.cols.start
     }
-    fn bf16(self, out: &mut [half::bf16]) -> Result<(), Error> {
-        shard::dequantize_shard(self.0, self.1, self.2, out)
+    fn block_elems(&self) -> u64 {
+        self.1.ty.block_elems() as u64
+    }
+    fn decode<O: OutElem>(
+        &self,
+        rows: Range<u64>,
+        cols: Range<u64>,
+        out: &mut [O],
+    ) -> Result<(), Error> {
+        // a shard of the shard, its columns still at block boundaries
+        let (r0, c0) = (self.2.rows.start, self.2.cols.start);
+        let piece = Shard {
+            rows: r0 + rows.start..r0 + rows.end,
+            cols: c0 + cols.start..c0 + cols.end,
+        };
+        shard::dequantize_shard(self.0, self.1, &piece, out)
     }
 }
 
@@ -288,7 +375,8 @@ struct FileBytes {
 /// An open GGUF file (native half of `gguf_dequant.GGUFFile`).
 #[pyclass(frozen, name = "GGUFFile", module = "gguf_dequant._native")]
 struct File {
-    path: String,
+    /// Exactly as given: paths are bytes, which need not be UTF-8.
+    path: PathBuf,
     inner: Mutex<Option<Arc<GgufFile>>>,
 }
 
@@ -296,9 +384,9 @@ impl File {
     /// The open file, or an error once closed.
     fn file(&self) -> PyResult<Arc<GgufFile>> {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        inner
-            .clone()
-            .ok_or_else(|| PyValueError::new_err(format!("GGUF file {} is closed", self.path)))
+        inner.clone().ok_or_else(|| {
+            PyValueError::new_err(format!("GGUF file {} is closed", self.path.display()))
+        })
     }
 }
 
@@ -336,24 +424,58 @@ fn parts<'f>(
         .collect()
 }
 
+/// `data`, bytes of `file`, as a read-only uint8 array that keeps `file`
+/// alive.
+fn view_of<'py>(
+    py: Python<'py>,
+    file: &Arc<GgufFile>,
+    data: &[u8],
+) -> PyResult<Bound<'py, PyArray1<u8>>> {
+    let view = ArrayView1::from(data);
+    let keep = Bound::new(
+        py,
+        FileBytes {
+            _file: Arc::clone(file),
+        },
+    )?;
+    // SAFETY: `data` lies in the bytes of the `GgufFile` that `keep`
+    // holds an `Arc` of: its mapping (or its vector) is never changed,
+    // moved or freed while that `Arc` lives, and `keep` becomes the
+    // array's base, which numpy keeps alive as long as the array (and
+    // any view of it). The bytes are never written: the array is made
+    // read-only below before it is returned, and numpy refuses to make
+    // it writeable again, as its base exports no writeable buffer.
+    let array = unsafe { PyArray1::borrow_from_array(&view, keep.into_any()) };
+    array.readwrite().make_nonwriteable();
+    Ok(array)
+}
+
 #[pymethods]
 impl File {
     /// Opens and parses a GGUF file: mapped (`mmap=True`) or read into memory.
+    /// `path` is a `str`, `bytes` or `os.PathLike` of either, taken exactly.
     #[new]
     #[pyo3(signature = (path, mmap = true))]
-    fn new(py: Python<'_>, path: PathBuf, mmap: bool) -> PyResult<Self> {
+    fn new(py: Python<'_>, path: &Bound<'_, PyAny>, mmap: bool) -> PyResult<Self> {
+        let path: PathBuf = match path.cast::<PyBytes>() {
+            Ok(b) => OsString::from_vec(b.as_bytes().to_vec()).into(),
+            // str (os.fsencode's bytes, surrogate escapes undone) or PathLike
+            Err(_) => path.extract()?,
+        };
         let file = py
             .detach(|| guarded(|| GgufFile::open_with(&path, OpenOptions { mmap })))
             .or_raise()?;
         Ok(File {
-            path: path.display().to_string(),
+            path,
             inner: Mutex::new(Some(Arc::new(file))),
         })
     }
 
+    /// The path as a `str` (os.fsdecode's: bytes that are not UTF-8 as
+    /// surrogate escapes, so that it names the same file).
     #[getter]
-    fn path(&self) -> &str {
-        &self.path
+    fn path(&self) -> &std::ffi::OsStr {
+        self.path.as_os_str()
     }
 
     #[getter]
@@ -440,23 +562,17 @@ impl File {
             .ok_or_else(|| Error::NoSuchTensor(name.to_string()))
             .or_raise()?;
         let data = file.tensor_data(t).or_raise()?;
-        let view = ArrayView1::from(data);
-        let keep = Bound::new(
-            py,
-            FileBytes {
-                _file: Arc::clone(&file),
-            },
-        )?;
-        // SAFETY: `data` lies in the bytes of the `GgufFile` that `keep`
-        // holds an `Arc` of: its mapping (or its vector) is never changed,
-        // moved or freed while that `Arc` lives, and `keep` becomes the
-        // array's base, which numpy keeps alive as long as the array (and
-        // any view of it). The bytes are never written: the array is made
-        // read-only below before it is returned, and numpy refuses to make
-        // it writeable again, as its base exports no writeable buffer.
-        let array = unsafe { PyArray1::borrow_from_array(&view, keep.into_any()) };
-        array.readwrite().make_nonwriteable();
-        Ok(array)
+        view_of(py, &file, data)
+    }
+
+    /// The whole file as it was parsed: a read-only uint8 array viewing its
+    /// mapping (or its bytes in memory), for readers that lay out its parts
+    /// themselves (the transformers patch): the same bytes as the metadata
+    /// came from, never a second open of a path that may name another file
+    /// by then.
+    fn data<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<u8>>> {
+        let file = self.file()?;
+        view_of(py, &file, file.as_bytes())
     }
 
     /// Decodes tensors, each whole (`None`) or a shard `(r0, r1, c0, c1)`:
@@ -477,16 +593,8 @@ impl File {
         let mut arrays = Vec::with_capacity(jobs.len());
         for (t, shard) in jobs {
             let what = format!("tensor '{}'", t.name);
-            let decoded = py
-                .detach(|| {
-                    guarded(|| {
-                        decode_into(out, shard.n_elems(), &what, FileShard(&file, t, &shard))
-                    })
-                })
-                .or_raise()?;
+            let decoded = decode_into(py, out, &what, &FileShard(&file, t, &shard))?;
             arrays.push(to_numpy(py, decoded, &shard.shape(&t.ne))?);
-            // Ctrl-C between tensors
-            py.check_signals()?;
         }
         Ok(arrays)
     }
@@ -516,10 +624,7 @@ fn dequantize<'py>(
     if !ty.is_dequantizable() {
         return Err(py_err(Error::Unsupported { tensor: None, ty }));
     }
-    let n = shape
-        .iter()
-        .try_fold(1u64, |a, &d| a.checked_mul(d))
-        .ok_or_else(|| PyValueError::new_err(format!("shape {shape:?} is too large")))?;
+    let n = elements(&shape)?;
     if ty.bytes_for(n) != Some(src.len() as u64) {
         let (qk, bb) = (ty.block_elems(), ty.block_bytes());
         let need = match ty.bytes_for(n) {
@@ -532,10 +637,32 @@ fn dequantize<'py>(
             src.len()
         ))));
     }
-    let decoded = py
-        .detach(|| guarded(|| decode_into(out, n, "the output", Blocks(ty, src))))
-        .or_raise()?;
+    let decoded = decode_into(py, out, "the output", &Blocks(ty, src, n))?;
     to_numpy(py, decoded, &shape)
+}
+
+/// The most dimensions a numpy array has (numpy 1's `NPY_MAXDIMS`, and what
+/// rust-numpy takes).
+const MAX_DIMS: usize = 32;
+
+/// The number of elements of an array of `shape`, or a `ValueError` naming
+/// it where numpy could not make that array: more than [`MAX_DIMS`]
+/// dimensions, or dimensions whose product (zeros left out, as numpy and
+/// ndarray count) does not fit an `isize`.
+fn elements(shape: &[u64]) -> PyResult<u64> {
+    if shape.len() > MAX_DIMS {
+        return Err(PyValueError::new_err(format!(
+            "shape has {} dimensions: numpy arrays have at most {MAX_DIMS}",
+            shape.len()
+        )));
+    }
+    shape
+        .iter()
+        .filter(|&&d| d != 0)
+        .try_fold(1u64, |a, &d| a.checked_mul(d))
+        .filter(|&n| isize::try_from(n).is_ok())
+        .map(|n| if shape.contains(&0) { 0 } else { n })
+        .ok_or_else(|| PyValueError::new_err(format!("shape {shape:?} is too large")))
 }
 
 /// Rank `rank`'s shard of a tensor of `world` ranks under `split`
@@ -606,9 +733,27 @@ fn ggml_types() -> Vec<(&'static str, u32, usize, usize, bool)> {
         .collect()
 }
 
+/// Sets up rust-numpy's access to numpy's C API now, where a failure is an
+/// exception of the import: rust-numpy sets it up on first use and panics
+/// where that fails, which Ctrl-C at that moment made happen (the set-up runs
+/// Python code, which raises the pending `KeyboardInterrupt`). Its steps are
+/// taken here first, fallibly; once they succeed they are cached, and what
+/// rust-numpy then does itself runs no Python code.
+fn numpy_api(py: Python<'_>) -> PyResult<()> {
+    // numpy's version and core module (`numpy._core` or `numpy.core`), then
+    // the API capsule from it
+    numpy::get_array_module(py)?.getattr("_ARRAY_API")?;
+    // the array API itself, and the borrow checking shared by extensions
+    // (set up by the first `readonly`)
+    let probe = PyArray1::<u8>::zeros(py, 0, false);
+    drop(probe.try_readonly());
+    Ok(())
+}
+
 #[pymodule]
 #[pyo3(name = "_native")]
 fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    numpy_api(m.py())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("GGUFError", m.py().get_type::<GGUFError>())?;
     m.add_class::<File>()?;

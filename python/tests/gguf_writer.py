@@ -4,7 +4,7 @@ of the library under test (and of gguf-py)."""
 from __future__ import annotations
 
 import struct
-from typing import Any, List, Sequence, Tuple
+from typing import Any, List, Sequence, Tuple, Union
 
 # GGUF metadata value types
 U8, I8, U16, I16, U32, I32, F32, BOOL, STRING, ARRAY, U64, I64, F64 = range(13)
@@ -12,8 +12,8 @@ _FMT = {U8: "<B", I8: "<b", U16: "<H", I16: "<h", U32: "<I", I32: "<i", F32: "<f
         BOOL: "<?", U64: "<Q", I64: "<q", F64: "<d"}
 
 
-def _string(s: str) -> bytes:
-    b = s.encode("utf-8")
+def _string(s: Union[str, bytes]) -> bytes:
+    b = s if isinstance(s, bytes) else s.encode("utf-8")  # bytes: exactly those, UTF-8 or not
     return struct.pack("<Q", len(b)) + b
 
 

@@ -194,3 +194,44 @@ def test_undecodable_tensor_in_a_file(tmp_path):
         assert f.get_tensor("ok").tolist() == [0.0, 0.0]
     with pytest.raises(GGUFError, match="tensor 'ids': type i32 \\(id 26\\) cannot be dequantized"):
         gguf_dequant.numpy.load_file(path)
+
+
+def test_every_bad_argument_is_refused_before_decoding():
+    # Each is an exception naming the argument, never a panic, an overflow
+    # or an "internal error", and raised before anything is decoded.
+    q8 = np.zeros(34, np.uint8)  # one q8_0 block of 32 values
+    deq = gguf_dequant.dequantize
+    with pytest.raises(ValueError, match="34 dimensions: numpy arrays have at most 32"):
+        deq(q8, "q8_0", (1,) * 33 + (32,))
+    with pytest.raises(ValueError, match="too large"):
+        deq(np.zeros(0, np.uint8), "q8_0", (0, 2**62, 2**62))  # no values, but no array either
+    with pytest.raises(ValueError, match="too large"):
+        deq(q8, "q8_0", (2**64,))
+    assert deq(np.zeros(0, np.uint8), "q8_0", (0, 2**20, 32)).shape == (0, 2**20, 32)
+    for shape in ("32", b"32", (32.0,), None, [[32]]):
+        with pytest.raises(TypeError, match="shape"):
+            deq(q8, "q8_0", shape)
+    with pytest.raises(TypeError, match="ggml_type"):
+        deq(q8, True, (32,))
+    with pytest.raises(TypeError, match="ggml_type"):
+        deq(q8, 8.0, (32,))
+    with pytest.raises(ValueError, match="unknown ggml type"):
+        deq(q8, "q8_0\udcff", (32,))
+    with pytest.raises(ValueError, match="unknown ggml type id"):
+        deq(q8, 2**70, (32,))
+    with pytest.raises(ValueError, match="dtype"):
+        deq(q8, "q8_0", (32,), "float32\x00")
+
+    name = Q4K.name
+    load = gguf_dequant.numpy.load_file
+    with pytest.raises(TypeError, match="rows"):
+        load(REAL, tensors=[name], shard={name: Shard(rows=(0.5, 3))})
+    with pytest.raises(GGUFError, match="rows .* outside 0..64"):
+        load(REAL, tensors=[name], shard={name: Shard(rows=(0, 2**70))})
+    with pytest.raises(ValueError, match="world"):
+        gguf_dequant.tp_shard(0, 2**70)
+    with gguf_dequant.GGUFFile(REAL) as f:
+        with pytest.raises(GGUFError, match="no tensor named"):
+            f.raw("nope\udcff")
+        with pytest.raises(TypeError, match="mmap"):
+            gguf_dequant.GGUFFile(REAL, mmap="no")

@@ -76,6 +76,35 @@ def test_metadata_values(tmp_path):
         assert f.get_tensor("t").tolist() == [0.0, 1.0, 2.0, 3.0]
 
 
+def test_metadata_values_are_the_callers(tmp_path):
+    # What one caller does to the values it got changes nothing another reads.
+    path = tmp_path / "meta.gguf"
+    md = [
+        ("scores", ARRAY, (F32, [0.5, -1.0])),
+        ("tokens", ARRAY, (STRING, ["a", "b"])),
+        ("nested", ARRAY, (ARRAY, [(U8, [1, 2]), (STRING, ["x"])])),
+    ]
+    write_gguf(path, [("t", 0, [4], bytes(16))], md)
+    with gguf_dequant.GGUFFile(path) as f:
+        m = f.metadata
+        with pytest.raises(ValueError, match="read-only"):
+            m["scores"][0] = 9.0
+        with pytest.raises(ValueError):
+            m["scores"].flags.writeable = True  # a view of a read-only array stays so
+        with pytest.raises(ValueError, match="read-only"):
+            m["nested"][0] += 1
+        m["tokens"].append("c")
+        m["tokens"][0] = "z"
+        m["nested"][1].append("y")
+        m["nested"].append("more")
+        mine = np.array(m["scores"])  # a writeable copy, when one is wanted
+        mine[0] = 9.0
+        again = f.metadata
+        assert again["scores"].tolist() == [0.5, -1.0]
+        assert again["tokens"] == ["a", "b"]
+        assert again["nested"][0].tolist() == [1, 2] and again["nested"][1:] == [["x"]]
+
+
 @pytest.mark.parametrize("mmap", [True, False])
 def test_raw_is_a_read_only_view_of_the_file(mmap):
     f = gguf_dequant.GGUFFile(REAL, mmap=mmap)

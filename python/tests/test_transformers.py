@@ -8,6 +8,7 @@ type gguf-py decodes, taken from the fixture) and loaded by
 from __future__ import annotations
 
 import os
+import threading
 
 import numpy as np
 import pytest
@@ -22,6 +23,7 @@ from gguf_writer import ARRAY, BOOL, F32, I32, STRING, U32  # noqa: E402
 from transformers import AutoModelForCausalLM  # noqa: E402
 from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint  # noqa: E402
 
+import gguf_dequant  # noqa: E402
 import gguf_dequant.transformers as gt  # noqa: E402
 from gguf_dequant import GGML_TYPES  # noqa: E402
 
@@ -147,8 +149,14 @@ def _bits(t: torch.Tensor) -> torch.Tensor:
 
 
 def test_reader_lays_out_the_file_as_gguf_py(tiny):
-    theirs = gguf.GGUFReader(tiny)
-    ours = gt.GGUFReader(tiny)
+    _assert_reads_as_gguf_py(tiny)
+
+
+def _assert_reads_as_gguf_py(path) -> None:
+    """Our reader and gguf-py's give the same fields and tensors: names,
+    offsets, types, and every part's dtype, shape and bytes."""
+    theirs = gguf.GGUFReader(path)
+    ours = gt.GGUFReader(path)
     assert isinstance(ours, gt.GGUFReader)  # not gguf-py's, which it returns for what it cannot mirror
     assert list(ours.fields) == list(theirs.fields)
     for key, a in theirs.fields.items():
@@ -274,3 +282,80 @@ def test_what_we_do_not_mirror_goes_to_gguf_py(tmp_path, llama_file):
                metadata=[("general.architecture", STRING, "llama")])
     with pytest.raises(ValueError, match="42"):
         gt.GGUFReader(odd)  # gguf-py's own error, as without the patch
+
+
+@pytest.mark.parametrize("shifts", [False, True])
+def test_strings_that_are_not_utf8_are_the_files_bytes(tmp_path, shifts):
+    # gguf-py hands out a string value's bytes as they are; our reader reads
+    # bytes that are not UTF-8 as U+FFFD, and must not hand that out instead.
+    # "\xf0\x90\x80" (a cut 4-byte sequence) is one U+FFFD, 3 bytes: the same
+    # length, so nothing after it moves; "\xff" is one byte read as three.
+    odd = [b"\xff", b"a\xffb", b"\xc3"] if shifts else [b"\xf0\x90\x80", b"ab\xf0\x90\x80"]
+    path = tmp_path / "strings.gguf"
+    write_gguf(path, [("x", 0, [4], np.arange(4, dtype="<f4").tobytes())], metadata=[
+        ("general.architecture", STRING, "llama"),
+        ("odd.string", STRING, odd[0]),
+        ("odd.genuine", STRING, "a real \ufffd"),
+        ("odd.tokens", ARRAY, (STRING, ["ok", *odd, "\ufffd", b""])),
+        ("odd.after", U32, 7),
+    ])
+    with gguf_dequant.GGUFFile(path) as f:
+        assert "\ufffd" in f.metadata["odd.string"]  # what our own reader reads
+    _assert_reads_as_gguf_py(path)
+
+
+def _patched() -> tuple:
+    return (gguf.GGUFReader is gt.GGUFReader, gguf.dequantize is gt.dequantize,
+            gguf.quants.dequantize is gt.dequantize)
+
+
+def test_patch_blocks_of_two_threads_ending_in_the_other_order():
+    before = (gguf.GGUFReader, gguf.dequantize, gguf.quants.dequantize)
+    a_in, b_in, a_leave, a_out, b_leave = (threading.Event() for _ in range(5))
+    errors = []
+
+    def a():
+        try:
+            with gt.patch():
+                a_in.set()
+                assert a_leave.wait(60)
+        except BaseException as e:  # noqa: BLE001 (reported below)
+            errors.append(e)
+        a_out.set()
+
+    def b():
+        try:
+            assert a_in.wait(60)
+            with gt.patch():
+                b_in.set()
+                assert b_leave.wait(60)
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=a), threading.Thread(target=b)]
+    for t in threads:
+        t.start()
+    try:
+        assert b_in.wait(60) and _patched() == (True, True, True)
+        a_leave.set()  # the first block in ends first
+        assert a_out.wait(60)
+        assert _patched() == (True, True, True), "undone while another thread's block is open"
+    finally:
+        a_leave.set()
+        b_leave.set()
+        for t in threads:
+            t.join()
+    assert not errors, errors
+    assert (gguf.GGUFReader, gguf.dequantize, gguf.quants.dequantize) == before, "left installed"
+
+
+def test_patch_blocks_ending_out_of_order_in_one_thread():
+    before = (gguf.GGUFReader, gguf.dequantize, gguf.quants.dequantize)
+    outer, inner = gt.patch(dequantize=False), gt.patch(reader=False)
+    outer.__enter__()
+    inner.__enter__()
+    assert _patched() == (True, True, True)
+    outer.__exit__(None, None, None)  # not the last in: ends first
+    assert _patched() == (False, True, True) and gguf.GGUFReader is before[0]
+    inner.__exit__(None, None, None)
+    assert (gguf.GGUFReader, gguf.dequantize, gguf.quants.dequantize) == before

@@ -123,3 +123,29 @@ def test_tensors_selects_and_orders():
     assert list(got) == names
     got = gguf_dequant.torch.load_file(REAL, tensors=[])
     assert got == {}
+
+
+def test_large_decodes_in_pieces_are_whole(tmp_path):
+    # Decodes run in pieces of 4 Mi values (to look for Ctrl-C between them):
+    # whole rows, or runs of blocks of one long row. Tensors past a piece, in
+    # rows, in one row, and a shard of columns, hold every value in its place.
+    from gguf_writer import write_gguf
+
+    def q8_0(n: int, seed: int) -> tuple:
+        q = np.random.default_rng(seed).integers(-128, 128, n, dtype=np.int8)
+        scales = np.full((n // 32, 1), 0x3C00, "<u2").view(np.uint8)  # 1.0
+        return np.concatenate([scales, q.view(np.uint8).reshape(-1, 32)], axis=1).tobytes(), q.astype(np.float32)
+
+    rows_blocks, rows_want = q8_0(4096 * 2050, 1)  # 2050 rows of 4096: 3 pieces of rows
+    row_blocks, row_want = q8_0((1 << 23) + 64, 2)  # one row: 3 pieces of blocks
+    path = tmp_path / "large.gguf"
+    write_gguf(path, [("rows", 8, [4096, 2050], rows_blocks), ("row", 8, [(1 << 23) + 64], row_blocks)])
+    got = gguf_dequant.numpy.load_file(path)
+    assert np.array_equal(got["rows"], rows_want.reshape(2050, 4096))
+    assert np.array_equal(got["row"], row_want)
+    with gguf_dequant.GGUFFile(path) as f:
+        part = f.get_tensor("rows", shard=(None, (1024, 3072)))
+        assert np.array_equal(part, rows_want.reshape(2050, 4096)[:, 1024:3072])
+        for dtype in ("float32", "bfloat16"):
+            whole = gguf_dequant.dequantize(f.raw("row"), "q8_0", ((1 << 23) + 64,), dtype)
+            assert np.array_equal(whole.astype(np.float32), row_want)

@@ -126,8 +126,8 @@ pub fn dequantize_reference<O: OutElem>(ty: GgmlType, src: &[u8], out: &mut [O])
 const CHUNK_ELEMS: usize = 1 << 16;
 
 /// The fast path: the best SIMD kernels this CPU runs ([`Level::best`]), or the
-/// scalar decoders for types without one, over all of rayon's threads. Large
-/// outputs are written with non-temporal stores.
+/// scalar decoders for types without one, over the threads of [`crate::pool`].
+/// Large outputs are written with non-temporal stores.
 pub fn dequantize<O: OutElem>(ty: GgmlType, src: &[u8], out: &mut [O]) -> Result<()> {
     let streaming = std::mem::size_of_val(out) >= fast::STREAM_MIN_BYTES;
     dequantize_with(Level::best(), streaming, ty, src, out)
@@ -151,8 +151,7 @@ pub fn dequantize_with<O: OutElem>(
     } else {
         fast::choose_writer(ty, level, streaming, out.as_ptr(), scalar)
     };
-    run_chunks(level, writer, ty, src, out);
-    Ok(())
+    run_chunks(level, writer, ty, src, out)
 }
 
 /// An error where this CPU cannot run `level`.
@@ -180,23 +179,25 @@ pub fn fill_limit<O: OutElem>(
     check_lengths(ty, src.len(), out.len())?;
     check_level(level)?;
     let writer = fast::choose_fill(level, streaming, out.as_ptr());
-    run_chunks(level, writer, ty, src, out);
-    Ok(())
+    run_chunks(level, writer, ty, src, out)
 }
 
-/// Runs `writer` over `src` and `out` in parallel chunks of whole blocks.
+/// Runs `writer` over `src` and `out` in parallel chunks of whole blocks, on
+/// this process's pool (`crate::pool`: rayon's global one hangs after `fork`).
 fn run_chunks<O: OutElem>(
     level: Level,
     writer: (DecodeFn<O>, fast::Write),
     ty: GgmlType,
     src: &[u8],
     out: &mut [O],
-) {
+) -> Result<()> {
     let blocks_per_chunk = (CHUNK_ELEMS / ty.block_elems()).max(1);
     let (qk, bb) = (ty.block_elems(), ty.block_bytes());
-    out.par_chunks_mut(blocks_per_chunk * qk)
-        .zip(src.par_chunks(blocks_per_chunk * bb))
-        .for_each(|(y, x)| fast::run(level, writer, ty, x, y));
+    crate::pool::install(|| {
+        out.par_chunks_mut(blocks_per_chunk * qk)
+            .zip(src.par_chunks(blocks_per_chunk * bb))
+            .for_each(|(y, x)| fast::run(level, writer, ty, x, y))
+    })
 }
 
 /// [`dequantize`] into a new vector.

@@ -42,7 +42,10 @@ __all__ = [
     "tp_shard",
 ]
 
-PathLike = Union[str, "os.PathLike[str]"]
+#: A path: ``str``, ``bytes`` or an ``os.PathLike`` of either. Paths are
+#: bytes on Linux, and are kept exactly: a ``str`` is ``os.fsencode``'d (its
+#: surrogate escapes back into the bytes they stand for), never a lossy copy.
+PathLike = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
 #: One bound of a shard: ``None`` (all of it), a ``slice`` with step 1
 #: (Python's slicing rules: negative indices count from the end, bounds are
@@ -214,8 +217,11 @@ def _bounds(spec: Range, n: int, what: str, name: str) -> Tuple[int, int]:
             raise ValueError(f"shard of tensor {name!r}: {what} {spec!r} has a step; shards are contiguous")
         start, stop = spec.start, spec.stop
     elif isinstance(spec, (tuple, list)) and len(spec) == 2:
-        start = 0 if spec[0] is None else operator.index(spec[0])
-        stop = n if spec[1] is None else operator.index(spec[1])
+        try:
+            start = 0 if spec[0] is None else operator.index(spec[0])
+            stop = n if spec[1] is None else operator.index(spec[1])
+        except TypeError:
+            raise TypeError(f"shard of tensor {name!r}: {what} {spec!r}: bounds must be ints or None") from None
     else:
         raise TypeError(
             f"shard of tensor {name!r}: {what} must be None, a slice or a (start, stop) pair, got {spec!r}"
@@ -225,6 +231,8 @@ def _bounds(spec: Range, n: int, what: str, name: str) -> Tuple[int, int]:
             f"shard of tensor {name!r}: {what} ({start}, {stop}) is negative "
             "(a slice takes Python's negative indices; a pair is exact)"
         )
+    if max(start, stop) >= 2**64:  # the library checks the rest, in 64 bits
+        raise GGUFError(f"tensor {name!r}: shard {what} ({start}, {stop}) outside 0..{n}")
     return (start, stop)
 
 
@@ -265,6 +273,8 @@ class TPShard:
         self.world = operator.index(world)
         if self.world < 1 or not 0 <= self.rank < self.world:
             raise ValueError(f"tp_shard: rank {rank} of world {world}: need 0 <= rank < world")
+        if self.world >= 2**64:
+            raise ValueError(f"tp_shard: world {world} is too large")
         if isinstance(split, str):
             if split not in ("megatron", "rows", "cols", "replicate"):
                 raise ValueError(
@@ -394,16 +404,19 @@ class GGUFFile:
     """
 
     def __init__(self, path: PathLike, *, mmap: bool = True) -> None:
-        self._f = _native.GGUFFile(os.fspath(path), mmap)
+        self._path: Union[str, bytes] = os.fspath(path)
+        self._f = _native.GGUFFile(self._path, mmap)
         self._tensors: Optional[Dict[str, TensorInfo]] = None
         self._metadata: Optional[Dict[str, Any]] = None
 
     # -- facts
 
     @property
-    def path(self) -> str:
-        """The path the file was opened from."""
-        return self._f.path
+    def path(self) -> Union[str, bytes]:
+        """The path the file was opened from, exactly: ``os.fspath`` of what
+        was given (``str`` or ``bytes``), naming the same file even where it
+        is not UTF-8 (a ``str`` holds such bytes as surrogate escapes)."""
+        return self._path
 
     @property
     def closed(self) -> bool:
@@ -433,12 +446,18 @@ class GGUFFile:
         strings ``str``; arrays of numbers (or booleans) become 1-D numpy
         arrays of their own dtype (``uint32``, ``float32``, ...), arrays of
         strings lists of ``str``, arrays of arrays lists. Each key's GGUF
-        type is in :attr:`metadata_types`. A new dict each time.
+        type is in :attr:`metadata_types`. Bytes of a string value that are
+        not UTF-8 read as U+FFFD.
+
+        The caller owns what it gets: a new dict and new lists each time,
+        and the numpy arrays are **read-only** views (no copy of a large
+        vocabulary's scores; ``np.array(v)`` makes a writeable copy), so that
+        nothing done to one result changes another.
         """
         self._check_open()
         if self._metadata is None:
-            self._metadata = self._f.metadata()
-        return dict(self._metadata)
+            self._metadata = {k: _frozen(v) for k, v in self._f.metadata().items()}
+        return {k: _owned(v) for k, v in self._metadata.items()}
 
     @property
     def metadata_types(self) -> Dict[str, str]:
@@ -495,6 +514,8 @@ class GGUFFile:
         process crash on access (SIGBUS), as with any mapping: open files
         that others may change with ``mmap=False`` (read into memory).
         """
+        if name not in self._infos():
+            raise GGUFError(f"no tensor named {name!r} in the file")
         return self._f.raw(name)
 
     def get_tensor(self, name: str, dtype: Any = "float32", shard: ShardSpec = None) -> np.ndarray:
@@ -574,6 +595,29 @@ class GGUFFile:
         return f"<GGUFFile {self.path!r}: GGUF v{self.version}, {len(self)} tensors>"
 
 
+def _frozen(value: Any) -> Any:
+    """A metadata value as cached: its numpy arrays made read-only."""
+    if isinstance(value, np.ndarray):
+        value.flags.writeable = False
+    elif isinstance(value, list):
+        for v in value:
+            _frozen(v)
+    return value
+
+
+def _owned(value: Any) -> Any:
+    """A cached metadata value as handed out: new lists, read-only views of
+    the arrays (a view of a read-only array cannot be made writeable)."""
+    if isinstance(value, np.ndarray):
+        return value.view()
+    if isinstance(value, list):
+        # GGUF arrays hold one type: strings (immutable, shared) or arrays
+        if value and isinstance(value[0], (list, np.ndarray)):
+            return [_owned(v) for v in value]
+        return list(value)
+    return value
+
+
 # ----------------------------------------------------------------- dequantize
 
 
@@ -635,10 +679,29 @@ def dequantize(
     return _as_torch(raw, name) if torch_in else _as_numpy(raw, name)
 
 
+#: The most dimensions a numpy array has (numpy 1's, and what rust-numpy takes).
+_MAX_DIMS = 32
+
+
 def _dims(shape: Union[int, Sequence[int]]) -> List[int]:
-    dims = [operator.index(shape)] if isinstance(shape, (int, np.integer)) else [operator.index(d) for d in shape]
+    """``shape`` as a list of dimensions, checked before anything is decoded
+    or allocated: ints, none negative, at most 32, of a size an array can
+    have (the product of the dimensions other than 0 fits an ``intp``)."""
+    try:
+        if isinstance(shape, (str, bytes)):
+            raise TypeError
+        dims = [operator.index(shape)] if isinstance(shape, (int, np.integer)) else [operator.index(d) for d in shape]
+    except TypeError:
+        raise TypeError(f"shape {shape!r}: expected an int or a sequence of ints") from None
     if any(d < 0 for d in dims):
         raise ValueError(f"shape {tuple(dims)} has a negative dimension")
+    if len(dims) > _MAX_DIMS:
+        raise ValueError(f"shape has {len(dims)} dimensions: numpy arrays have at most {_MAX_DIMS}")
+    size = 1
+    for d in dims:
+        size *= d or 1
+    if size > np.iinfo(np.intp).max:
+        raise ValueError(f"shape {tuple(dims)} is too large")
     return dims
 
 

@@ -43,14 +43,17 @@ library does not decode (integer types), and f32 tensors (gguf-py returns a
 view of them, which no decoder beats), to gguf-py's own ``dequantize``.
 
 The patch replaces module attributes of ``gguf``: it is process-wide while
-the ``with`` block runs (other threads loading GGUF files meanwhile get it
-too) and restored after it, also on an exception.
+any ``with patch()`` block runs, in any thread (other threads loading GGUF
+files meanwhile get it too), and gguf-py's own attributes are put back when
+the last open block ends, whatever the order the blocks end in, also on an
+exception.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
+import threading
 from collections import OrderedDict
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
@@ -157,9 +160,12 @@ class GGUFReader:
     ``ReaderField``: the header's ``GGUF.version``, ``GGUF.tensor_count``,
     ``GGUF.kv_count``, then each key with the same ``parts``, ``data``,
     ``types`` and ``offset``) and ``tensors`` (gguf-py's ``ReaderTensor``:
-    ``data`` a view of the file's ``np.memmap``, typed and shaped as
-    gguf-py types and shapes it), so that code written against gguf-py's
-    reader reads the same values. Constructing it with ``mode`` other than
+    ``data`` a view of the file's bytes, typed and shaped as gguf-py types
+    and shapes it), so that code written against gguf-py's reader reads the
+    same values and bytes. ``data`` is a read-only view of the very bytes
+    that were parsed (the file is opened once: a path renamed meanwhile
+    cannot mix two files); string values are the file's own bytes, also
+    where they are not UTF-8. Constructing it with ``mode`` other than
     ``"r"``, or on a file this package does not parse (big-endian, arrays
     of arrays), returns gguf-py's own reader.
     """
@@ -167,7 +173,7 @@ class GGUFReader:
     byte_order = "I"
     alignment: int
     data_offset: int
-    data: "np.memmap[Any, np.dtype[np.uint8]]"
+    data: "np.ndarray[Any, np.dtype[np.uint8]]"
     fields: Dict[str, Any]
     tensors: List[Any]
     endianess: Any
@@ -205,7 +211,7 @@ class GGUFReader:
         self.alignment = f.alignment
         self.data_offset = f.data_offset
         self.endianess = gguf.GGUFEndian.LITTLE
-        self.data = np.memmap(f.path, mode="r")
+        self.data = f._f.data()
 
         def one(value: Any, dtype: Any) -> np.ndarray:
             return np.array([value], dtype=dtype)
@@ -217,8 +223,9 @@ class GGUFReader:
         offset = 24
         for key, value in metadata.items():
             # The key's length, its bytes and its value type, then the value's parts.
-            kbytes = key.encode("utf-8")
-            parts, data, vtypes, size = _value_parts(types[key], value)
+            kbytes = key.encode("utf-8")  # keys are valid UTF-8 (the reader checks)
+            at = offset + 8 + len(kbytes) + 4
+            parts, data, vtypes, size = _value_parts(types[key], value, self.data, at)
             head = [one(len(kbytes), np.uint64), np.frombuffer(kbytes, np.uint8), one(vtypes[0], np.uint32)]
             fields[key] = Field(offset, key, head + parts, [i + 3 for i in data], [VT(t) for t in vtypes])
             offset += 8 + len(kbytes) + 4 + size
@@ -272,10 +279,25 @@ class _Unmirrored(Exception):
     """The file holds something gguf-py lays out in a way not mirrored here."""
 
 
-def _value_parts(type_name: str, value: Any) -> Tuple[List[np.ndarray], List[int], List[int], int]:
-    """One metadata value as gguf-py's reader splits it: its parts, the
-    indices of the parts that hold data, its value types (the array's
-    item type after ``ARRAY``) and its size in the file."""
+def _string_parts(s: str, data: np.ndarray, at: int) -> Tuple[np.ndarray, np.ndarray]:
+    """The parts of the string value ``s`` at offset ``at`` of the file
+    ``data``: its length and its bytes. Those are ``s`` encoded, unless the
+    reader replaced bytes that are not UTF-8 (U+FFFD): then the file's own,
+    which re-encoding would not give back."""
+    if "\ufffd" in s:
+        n = data[at : at + 8].view(np.uint64)
+        return n, data[at + 8 : at + 8 + int(n[0])]
+    b = s.encode("utf-8")
+    return np.array([len(b)], np.uint64), np.frombuffer(b, np.uint8)
+
+
+def _value_parts(
+    type_name: str, value: Any, file: np.ndarray, at: int
+) -> Tuple[List[np.ndarray], List[int], List[int], int]:
+    """One metadata value, at offset ``at`` of the file's bytes ``file``, as
+    gguf-py's reader splits it: its parts, the indices of the parts that
+    hold data, its value types (the array's item type after ``ARRAY``) and
+    its size in the file."""
     if type_name.startswith("array["):
         item = type_name[len("array[") : -1]
         if item not in _VALUE_TYPES:
@@ -284,15 +306,23 @@ def _value_parts(type_name: str, value: Any) -> Tuple[List[np.ndarray], List[int
         n = len(value)
         parts: List[np.ndarray] = [np.array([item_id], np.uint32), np.array([n], np.uint64)]
         if dtype is None:
-            encoded = [s.encode("utf-8") for s in value]
-            lengths = np.array([len(b) for b in encoded], dtype=np.uint64).reshape(-1, 1)
             # Interleaved as gguf-py has them: length, bytes, length, bytes, ...
             pairs: List[Any] = [None] * (2 * n)
-            pairs[0::2] = list(lengths)
-            pairs[1::2] = [np.frombuffer(b, np.uint8) for b in encoded]
+            if "\ufffd" in "".join(value):
+                # some bytes were not UTF-8: the strings' own from the file
+                end = at + 12
+                for i, s in enumerate(value):
+                    pairs[2 * i], pairs[2 * i + 1] = _string_parts(s, file, end)
+                    end += 8 + len(pairs[2 * i + 1])
+                size = end - at - 12
+            else:
+                encoded = [s.encode("utf-8") for s in value]
+                lengths = np.array([len(b) for b in encoded], dtype=np.uint64).reshape(-1, 1)
+                pairs[0::2] = list(lengths)
+                pairs[1::2] = [np.frombuffer(b, np.uint8) for b in encoded]
+                size = int(lengths.sum()) + 8 * n
             parts += pairs
             data = list(range(3, 3 + 2 * n, 2))
-            size = int(lengths.sum()) + 8 * n
         else:
             arr: np.ndarray = np.ascontiguousarray(value, dtype=dtype)
             parts += list(arr.reshape(-1, 1))  # one 1-element view per item, as gguf-py's
@@ -304,8 +334,8 @@ def _value_parts(type_name: str, value: Any) -> Tuple[List[np.ndarray], List[int
         raise _Unmirrored
     type_id, dtype = _VALUE_TYPES[type_name]
     if dtype is None:
-        b = value.encode("utf-8")
-        return [np.array([len(b)], np.uint64), np.frombuffer(b, np.uint8)], [1], [type_id], 8 + len(b)
+        length, b = _string_parts(value, file, at)
+        return [length, b], [1], [type_id], 8 + len(b)
     v: np.ndarray = np.array([value], dtype=dtype)
     return [v], [0], [type_id], v.nbytes
 
@@ -313,6 +343,34 @@ def _value_parts(type_name: str, value: Any) -> Tuple[List[np.ndarray], List[int
 # ----------------------------------------------------------------- the patch
 
 _our_dequantize = dequantize
+
+# What the open ``with patch()`` blocks of every thread replaced: for each
+# (module, attribute), how many blocks replace it and what was there before
+# the first. The first block in puts ours in, the last one out puts the
+# original back, whatever the order the blocks end in.
+_patch_lock = threading.Lock()
+_patched: Dict[Tuple[Any, str], List[Any]] = {}
+
+
+def _install(targets: List[Tuple[Any, str, Any]]) -> None:
+    with _patch_lock:
+        for module, name, ours in targets:
+            entry = _patched.get((module, name))
+            if entry is None:
+                _patched[(module, name)] = [1, getattr(module, name)]
+                setattr(module, name, ours)
+            else:
+                entry[0] += 1
+
+
+def _uninstall(targets: List[Tuple[Any, str, Any]]) -> None:
+    with _patch_lock:
+        for module, name, _ in targets:
+            entry = _patched[(module, name)]
+            entry[0] -= 1
+            if entry[0] == 0:
+                setattr(module, name, entry[1])
+                del _patched[(module, name)]
 
 
 @contextlib.contextmanager
@@ -332,8 +390,10 @@ def patch(reader: bool = True, dequantize: bool = True) -> Iterator[None]:
         with gguf_dequant.transformers.patch():
             model = AutoModelForCausalLM.from_pretrained(folder, gguf_file="model.gguf")
 
-    What was there before is put back after the block, also when it
-    raises; nested patches unwind in order. Usable as a decorator too.
+    The replacement is process-wide: it stays while any block that asked
+    for it is open, in any thread, and gguf-py's own attributes are put
+    back when the last of them ends (also when it raises), whatever the
+    order blocks nest or end in. Usable as a decorator too.
 
     Raises:
         ImportError: gguf-py (``pip install gguf``) is not installed.
@@ -344,11 +404,8 @@ def patch(reader: bool = True, dequantize: bool = True) -> Iterator[None]:
         targets.append((gguf, "GGUFReader", GGUFReader))
     if dequantize:
         targets += [(gguf, "dequantize", _our_dequantize), (gguf.quants, "dequantize", _our_dequantize)]
-    saved = [(module, name, getattr(module, name)) for module, name, _ in targets]
+    _install(targets)
     try:
-        for module, name, ours in targets:
-            setattr(module, name, ours)
         yield
     finally:
-        for module, name, before in reversed(saved):
-            setattr(module, name, before)
+        _uninstall(targets)
