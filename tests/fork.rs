@@ -2,7 +2,8 @@
 //! (issue 23): rayon's global pool has no threads in a forked child, so a
 //! decode there waited forever; decodes run on `gguf_dequant::pool`, one pool
 //! per process. Each child runs under a deadline, so a hang fails the test
-//! instead of hanging it.
+//! instead of hanging it. A forked child also runs the one test here that
+//! needs a memory limit of its own.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -26,18 +27,23 @@ fn blocks(n: usize) -> Vec<u8> {
 /// Forks a child that decodes `src` and compares with `want`: whether it
 /// exited with success before the deadline.
 fn child_decodes(src: &[u8], want: &[f32]) -> bool {
-    // SAFETY: the child only decodes (this crate's code, the allocator) and
-    // leaves with `_exit`, running nothing of the test harness's.
+    in_child(|| {
+        cpu::dequantize_to_vec::<f32>(GgmlType::Q8_0, src)
+            .ok()
+            .as_deref()
+            == Some(want)
+    })
+}
+
+/// Runs `check` in a forked child: whether it returned true, before the
+/// deadline and without dying of a signal.
+fn in_child(check: impl FnOnce() -> bool) -> bool {
+    // SAFETY: the child only runs `check` (this crate's code, the allocator)
+    // and leaves with `_exit`, running nothing of the test harness's.
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork failed");
     if pid == 0 {
-        let ok = std::panic::catch_unwind(|| {
-            cpu::dequantize_to_vec::<f32>(GgmlType::Q8_0, src)
-                .ok()
-                .as_deref()
-                == Some(want)
-        })
-        .unwrap_or(false);
+        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(check)).unwrap_or(false);
         // SAFETY: ends the child at once, without the parent's exit handlers.
         unsafe { libc::_exit(if ok { 0 } else { 1 }) };
     }
@@ -60,6 +66,32 @@ fn child_decodes(src: &[u8], want: &[f32]) -> bool {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// A decode into a new vector too large for the memory left is an error, not
+/// an abort: a child limited to 256 MiB of address space above what it uses
+/// asks for about 750 MB of output.
+#[test]
+fn a_decode_too_large_for_memory_is_an_error() {
+    assert!(
+        in_child(|| {
+            let src = vec![0u8; 34 * (6 << 20)]; // 6 Mi q8_0 blocks: 204 MB
+            let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+            let pages: u64 = statm.split(' ').next().unwrap().parse().unwrap();
+            let limit = pages * 4096 + (256 << 20);
+            let rlimit = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            // SAFETY: sets this (child) process's own limit from a valid struct.
+            assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &rlimit) }, 0);
+            match cpu::dequantize_to_vec::<f32>(GgmlType::Q8_0, &src) {
+                Err(e) => e.to_string().contains("do not fit in memory"),
+                Ok(_) => false,
+            }
+        }),
+        "the child aborted, or its decode did not fail as it should"
+    );
 }
 
 #[test]

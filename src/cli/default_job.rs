@@ -45,7 +45,7 @@ pub fn run() -> Result<ExitCode> {
         "gguf-dequant: {} tensors of {} elements, one per type, decoded to f32 on the CPU ({} threads){}",
         file.tensors().len(),
         ne[0] * ne[1],
-        rayon::current_num_threads(),
+        gguf_dequant::pool::current_num_threads(),
         devices
             .gpu_name()
             .map(|g| format!(" and {g}"))

@@ -200,7 +200,8 @@ fn run_chunks<O: OutElem>(
     })
 }
 
-/// [`dequantize`] into a new vector.
+/// [`dequantize`] into a new vector, allocated fallibly (an error where memory
+/// cannot hold it, never an abort).
 pub fn dequantize_to_vec<O: OutElem>(ty: GgmlType, src: &[u8]) -> Result<Vec<O>> {
     let bb = ty.block_bytes();
     if !src.len().is_multiple_of(bb) {
@@ -209,7 +210,9 @@ pub fn dequantize_to_vec<O: OutElem>(ty: GgmlType, src: &[u8]) -> Result<Vec<O>>
             src.len()
         )));
     }
-    let mut out = vec![O::default(); src.len() / bb * ty.block_elems()];
+    let n = (src.len() / bb) as u64 * ty.block_elems() as u64;
+    let mut out = crate::try_vec(n)
+        .ok_or_else(|| Error::Length(format!("{n} elements do not fit in memory")))?;
     dequantize(ty, src, &mut out)?;
     Ok(out)
 }

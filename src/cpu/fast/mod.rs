@@ -16,6 +16,8 @@
 //! writing to outputs not aligned to 16 bytes, go through a small
 //! cache-resident stage that is then streamed out.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use super::{DecodeFn, OutElem};
 use crate::types::GgmlType;
 
@@ -101,17 +103,24 @@ impl Level {
     /// The level [`super::dequantize`] uses: the highest available, capped by
     /// the environment variable `GDQ_SIMD` (a level's name) when set.
     pub fn best() -> Level {
-        static BEST: std::sync::OnceLock<Level> = std::sync::OnceLock::new();
-        *BEST.get_or_init(|| {
-            let cap = std::env::var("GDQ_SIMD")
-                .ok()
-                .and_then(|s| Level::from_name(&s));
-            Level::available()
-                .into_iter()
-                .filter(|&l| cap.is_none_or(|c| l <= c))
-                .max()
-                .unwrap_or(Level::Scalar)
-        })
+        // Not a `OnceLock`: a child forked while another thread of its parent
+        // ran the initializer would wait for that thread forever. Working the
+        // level out twice is harmless: every thread gets the same answer.
+        static BEST: AtomicUsize = AtomicUsize::new(usize::MAX);
+        if let Some(&level) = Level::ALL.get(BEST.load(Ordering::Relaxed)) {
+            return level;
+        }
+        let cap = std::env::var("GDQ_SIMD")
+            .ok()
+            .and_then(|s| Level::from_name(&s));
+        let level = Level::available()
+            .into_iter()
+            .filter(|&l| cap.is_none_or(|c| l <= c))
+            .max()
+            .unwrap_or(Level::Scalar);
+        let index = Level::ALL.iter().position(|&l| l == level);
+        BEST.store(index.unwrap_or(usize::MAX), Ordering::Relaxed);
+        level
     }
 
     /// Whether this level writes large outputs with non-temporal stores.
