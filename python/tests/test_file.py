@@ -99,6 +99,13 @@ def test_metadata_values_are_the_callers(tmp_path):
         m["nested"].append("more")
         mine = np.array(m["scores"])  # a writeable copy, when one is wanted
         mine[0] = 9.0
+        # nor through the array a view is of: `.base` is no writeable alias
+        for a in (m["scores"], m["nested"][0]):
+            base = a
+            while isinstance(base, np.ndarray):
+                with pytest.raises(ValueError):
+                    base.flags.writeable = True
+                base = base.base
         again = f.metadata
         assert again["scores"].tolist() == [0.5, -1.0]
         assert again["tokens"] == ["a", "b"]

@@ -359,3 +359,36 @@ def test_patch_blocks_ending_out_of_order_in_one_thread():
     assert _patched() == (False, True, True) and gguf.GGUFReader is before[0]
     inner.__exit__(None, None, None)
     assert (gguf.GGUFReader, gguf.dequantize, gguf.quants.dequantize) == before
+
+
+class _InterruptedOnce:
+    """A module stand-in whose attribute ``name`` cannot be set the first
+    time: a Ctrl-C (KeyboardInterrupt) at that moment of the patch's install."""
+
+    def __init__(self, module, name):
+        object.__setattr__(self, "_module", module)
+        object.__setattr__(self, "_name", name)
+        object.__setattr__(self, "_armed", True)
+
+    def __getattr__(self, name):
+        return getattr(self._module, name)
+
+    def __setattr__(self, name, value):
+        if name == self._name and self._armed:
+            object.__setattr__(self, "_armed", False)
+            raise KeyboardInterrupt
+        setattr(self._module, name, value)
+
+
+def test_patch_interrupted_while_installing_is_undone(monkeypatch):
+    # Ctrl-C between two of the patch's replacements: nothing stays replaced,
+    # and the next block patches (and unpatches) as if it had never happened.
+    before = (gguf.GGUFReader, gguf.dequantize, gguf.quants.dequantize)
+    monkeypatch.setattr(gguf, "quants", _InterruptedOnce(gguf.quants, "dequantize"))
+    with pytest.raises(KeyboardInterrupt):
+        with gt.patch():
+            pass
+    assert (gguf.GGUFReader, gguf.dequantize, gguf.quants.dequantize) == before, "left half-installed"
+    with gt.patch():
+        assert _patched() == (True, True, True)
+    assert (gguf.GGUFReader, gguf.dequantize, gguf.quants.dequantize) == before

@@ -596,12 +596,13 @@ class GGUFFile:
 
 
 def _frozen(value: Any) -> Any:
-    """A metadata value as cached: its numpy arrays made read-only."""
+    """A metadata value as cached: its numpy arrays read-only for good, views
+    of immutable ``bytes`` (an array that owns its memory could be made
+    writeable again, through the ``.base`` of every view handed out)."""
     if isinstance(value, np.ndarray):
-        value.flags.writeable = False
-    elif isinstance(value, list):
-        for v in value:
-            _frozen(v)
+        return np.frombuffer(value.tobytes(), dtype=value.dtype)
+    if isinstance(value, list):
+        return [_frozen(v) for v in value]
     return value
 
 

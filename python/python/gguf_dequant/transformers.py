@@ -345,31 +345,34 @@ def _value_parts(
 _our_dequantize = dequantize
 
 # What the open ``with patch()`` blocks of every thread replaced: for each
-# (module, attribute), how many blocks replace it and what was there before
-# the first. The first block in puts ours in, the last one out puts the
-# original back, whatever the order the blocks end in.
+# (module, attribute), the tokens of the blocks that replace it and what was
+# there before the first. The first block in puts ours in, the last one out
+# puts the original back, whatever the order the blocks end in. Each step
+# leaves this consistent with the modules, so that an exception at any
+# point of an install (Ctrl-C) is undone by the uninstall of its block.
 _patch_lock = threading.Lock()
-_patched: Dict[Tuple[Any, str], List[Any]] = {}
+_patched: Dict[Tuple[Any, str], Tuple[set, Any]] = {}
 
 
-def _install(targets: List[Tuple[Any, str, Any]]) -> None:
+def _install(targets: List[Tuple[Any, str, Any]], token: object) -> None:
     with _patch_lock:
         for module, name, ours in targets:
-            entry = _patched.get((module, name))
-            if entry is None:
-                _patched[(module, name)] = [1, getattr(module, name)]
-                setattr(module, name, ours)
-            else:
-                entry[0] += 1
+            tokens, _ = _patched.setdefault((module, name), (set(), getattr(module, name)))
+            tokens.add(token)
+            setattr(module, name, ours)
 
 
-def _uninstall(targets: List[Tuple[Any, str, Any]]) -> None:
+def _uninstall(targets: List[Tuple[Any, str, Any]], token: object) -> None:
+    """Undoes what ``_install(targets, token)`` did, all or part of it."""
     with _patch_lock:
         for module, name, _ in targets:
-            entry = _patched[(module, name)]
-            entry[0] -= 1
-            if entry[0] == 0:
-                setattr(module, name, entry[1])
+            entry = _patched.get((module, name))
+            if entry is None:
+                continue  # not reached by an interrupted install
+            tokens, original = entry
+            tokens.discard(token)
+            if not tokens:
+                setattr(module, name, original)
                 del _patched[(module, name)]
 
 
@@ -404,8 +407,9 @@ def patch(reader: bool = True, dequantize: bool = True) -> Iterator[None]:
         targets.append((gguf, "GGUFReader", GGUFReader))
     if dequantize:
         targets += [(gguf, "dequantize", _our_dequantize), (gguf.quants, "dequantize", _our_dequantize)]
-    _install(targets)
+    token = object()
     try:
+        _install(targets, token)
         yield
     finally:
-        _uninstall(targets)
+        _uninstall(targets, token)
