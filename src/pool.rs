@@ -39,6 +39,7 @@ fn pool() -> Result<&'static rayon::ThreadPool> {
             }
         }
         let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads())
             .thread_name(|i| format!("gguf-dequant-{i}"))
             .build()
             .map_err(|e| Error::Invalid(format!("cannot start the decoding threads: {e}")))?;
@@ -54,6 +55,18 @@ fn pool() -> Result<&'static rayon::ThreadPool> {
             Err(_) => drop(unsafe { Box::from_raw(fresh) }),
         }
     }
+}
+
+/// The pool's size: `RAYON_NUM_THREADS` where it is a count from 1 to the
+/// CPUs this process may use, else the CPUs. More threads than CPUs only
+/// contend, and a huge count would start a thread for each before any work.
+fn threads() -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|s| s.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .map_or(cpus, |n| n.min(cpus))
 }
 
 /// Runs `f` on this process's pool: the parallel iterators inside it use its

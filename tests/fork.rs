@@ -128,3 +128,22 @@ fn a_forked_child_decodes_after_and_during_the_parents_decodes() {
         assert!(busy.join().unwrap() > 0);
     });
 }
+
+/// `RAYON_NUM_THREADS` asking for more threads than CPUs gets a pool of the
+/// CPUs: a huge count started a thread for each (a million: minutes in the
+/// kernel, the memory of their stacks) before any work.
+#[test]
+fn a_huge_thread_count_from_the_environment_is_capped() {
+    let src = blocks(1 << 16);
+    let want: Vec<f32> = cpu::dequantize_to_vec(GgmlType::Q8_0, &src).unwrap();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert!(
+        in_child(|| {
+            // the child has one thread: nothing reads the environment meanwhile
+            std::env::set_var("RAYON_NUM_THREADS", "4096");
+            gguf_dequant::pool::current_num_threads() <= cpus
+                && cpu::dequantize_to_vec::<f32>(GgmlType::Q8_0, &src).ok() == Some(want)
+        }),
+        "the child's pool has more threads than CPUs, or it hung"
+    );
+}
