@@ -229,6 +229,9 @@ fn check_parts(
 ) {
     let all: Vec<_> = (0..parts).map(|i| rule(t, i, parts)).collect();
     assert!(rule(t, parts, parts).is_err());
+    if parts == 0 {
+        return;
+    }
     if all.iter().any(|s| s.is_err()) {
         assert!(
             all.iter().all(|s| s.is_err()),
