@@ -25,7 +25,6 @@
 
 mod common;
 
-use std::ops::Range;
 use std::sync::OnceLock;
 
 use gguf_dequant::gguf::{GgufFile, GgufWriter, TensorInfo};
@@ -126,11 +125,11 @@ fuzz_target!(|data: &[u8]| {
         },
         3 => match Shard::of_rows(t, p[0] as u64 % 70, p[1] as u64 % 70) {
             Ok(s) => s,
-            Err(_) => return check_parts(t, p[1] as u64 % 70, Shard::of_rows),
+            Err(_) => return check_parts(t, p[1] as u64 % 70, true),
         },
         4 => match Shard::of_cols(t, p[0] as u64 % 70, p[1] as u64 % 70) {
             Ok(s) => s,
-            Err(_) => return check_parts(t, p[1] as u64 % 70, Shard::of_cols),
+            Err(_) => return check_parts(t, p[1] as u64 % 70, false),
         },
         5 => {
             let world = (p[1] as u64 % 9).max(1);
@@ -147,12 +146,7 @@ fuzz_target!(|data: &[u8]| {
         },
     };
     if matches!(mode, 3 | 4) {
-        let parts = p[1] as u64 % 70;
-        if mode == 3 {
-            check_parts(t, parts, Shard::of_rows);
-        } else {
-            check_parts(t, parts, Shard::of_cols);
-        }
+        check_parts(t, p[1] as u64 % 70, mode == 3);
     }
 
     let ok = shard.check(&t.name, t.ty, &t.ne).is_ok();
@@ -220,13 +214,15 @@ fn wild(p: u32) -> u64 {
     }
 }
 
-/// `parts` parts by `rule`: all or none exist; each is valid and not empty;
-/// together they are the tensor, in order.
-fn check_parts(
-    t: &TensorInfo,
-    parts: u64,
-    rule: fn(&TensorInfo, u64, u64) -> gguf_dequant::Result<Shard>,
-) {
+/// `parts` parts of `t`'s rows (`by_rows`) or columns: all or none exist;
+/// each is valid, not empty in the split dimension, and the whole of the
+/// other; together they are the tensor, in order.
+fn check_parts(t: &TensorInfo, parts: u64, by_rows: bool) {
+    let rule = if by_rows {
+        Shard::of_rows
+    } else {
+        Shard::of_cols
+    };
     let all: Vec<_> = (0..parts).map(|i| rule(t, i, parts)).collect();
     assert!(rule(t, parts, parts).is_err());
     if parts == 0 {
@@ -241,17 +237,21 @@ fn check_parts(
         return;
     }
     let whole = Shard::whole(t);
-    let all: Vec<Shard> = all.into_iter().map(Result::unwrap).collect();
-    let by_rows = all.iter().all(|s| s.cols == whole.cols);
-    let ranges: Vec<&Range<u64>> = all
-        .iter()
-        .map(|s| if by_rows { &s.rows } else { &s.cols })
-        .collect();
-    let span = if by_rows { &whole.rows } else { &whole.cols };
+    let (span, other) = if by_rows {
+        (&whole.rows, &whole.cols)
+    } else {
+        (&whole.cols, &whole.rows)
+    };
     let mut at = span.start;
-    for (s, r) in all.iter().zip(&ranges) {
+    for s in all.into_iter().map(Result::unwrap) {
         s.check(&t.name, t.ty, &t.ne).unwrap();
+        let (r, o) = if by_rows {
+            (&s.rows, &s.cols)
+        } else {
+            (&s.cols, &s.rows)
+        };
         assert!(r.start < r.end, "empty part {s:?} of {:?}", t.ne);
+        assert_eq!(o, other, "part {s:?} of {:?} not whole across", t.ne);
         assert_eq!(r.start, at, "parts of {:?} not contiguous", t.ne);
         at = r.end;
     }
