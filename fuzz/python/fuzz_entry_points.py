@@ -3,7 +3,8 @@
     python fuzz/python/fuzz_entry_points.py CORPUS_DIR -max_total_time=900 \\
         -timeout=10 -rss_limit_mb=2048 -max_len=16384
 
-The first byte of an input picks the entry point:
+Each input picks an entry point (atheris.FuzzedDataProvider draws the
+choices from its bytes):
 
 - ``dequantize``: arbitrary blocks (bytes, bytearray, memoryview, numpy
   arrays of any shape, contiguity or dtype), ggml types (names in any case,
@@ -104,10 +105,13 @@ def too_big_for_numpy(dims):
     allows (intp): numpy refuses such an array, and the native module then
     crashes (SIGSEGV) instead of raising. Found by this fuzzer (2026-12-06),
     reported to the Python package's owner; skipped so the run goes on."""
+    ints = [int(d) for d in dims if isinstance(d, (int, np.integer))]
+    if 0 not in ints:
+        return False
     n = 1
-    for d in dims:
-        if isinstance(d, (int, np.integer)) and int(d) > 0:
-            n *= int(d)
+    for d in ints:
+        if d > 0:
+            n *= d
     return n * 4 > (1 << 63) - 1
 
 
@@ -554,10 +558,14 @@ def fuzz_tp_shard(fdp, data):
             rows *= d
         (r0, r1), (c0, c1) = s.rows, s.cols
         qk = BY_ID[t[1]][2] if t is not None else 1
-        aligned = (c0, c1) == (0, cols) or (c0 % qk == 0 and c1 % qk == 0)
+        # a real tensor's ne0 is whole blocks; a shape given here need not be
+        aligned = c0 % qk == 0 and (c1 % qk == 0 or c1 == cols)
         whole = (r0, r1, c0, c1) == (0, rows, 0, cols)
-        by_rows = (c0, c1) == (0, cols)
-        nonempty = r0 < r1 if by_rows else (c0 < c1 and (r0, r1) == (0, rows))
+        how = split if split != "megatron" else ("cols" if ("ffn_down" in name or "attn_output" in name) else "rows")
+        if how == "rows":
+            nonempty = r0 < r1 and (c0, c1) == (0, cols)
+        else:
+            nonempty = c0 < c1 and (r0, r1) == (0, rows)
         if not (0 <= r0 <= r1 <= rows and 0 <= c0 <= c1 <= cols) or not aligned or not nonempty \
                 or (whole and world > 1):
             raise Finding(f"shard {(r0, r1, c0, c1)} of ne {ne} (rows {rows}, cols {cols})")
