@@ -5,9 +5,10 @@
 //!     cargo run --example fuzz_seeds
 //!
 //! For each type, 256 elements of ggml's own quantized data (a whole number of
-//! blocks of every type) as a small GGUF file (reader targets) and as raw blocks
-//! behind the type id byte (`cpu_decoders`); one file with every type and every
-//! metadata value type. The malformed corpus in `tests/corpus/malformed/` is
+//! blocks of every type) as a small GGUF file (reader targets), as raw blocks
+//! behind the type id byte (`cpu_decoders`) and as the data of tensors of a
+//! few shapes with a shard of each kind (`shards`); one file with every type
+//! and every metadata value type. The malformed corpus in `tests/corpus/malformed/` is
 //! passed to the reader targets as a second, read-only seed directory.
 
 use std::path::Path;
@@ -42,6 +43,9 @@ fn main() -> Result<()> {
         let mut raw = vec![t.ty.id() as u8];
         raw.extend_from_slice(blocks);
         write("cpu_decoders", t.ty.name(), &raw);
+        for (what, input) in shard_seeds(t.ty.id() as u8, blocks) {
+            write("shards", &format!("{}-{what}", t.ty.name()), &input);
+        }
         all.add_tensor(t.name.clone(), t.ty, &[ELEMS], blocks)?;
     }
     // The types ggml cannot dequantize: the reader accepts them, decoding refuses.
@@ -59,6 +63,31 @@ fn main() -> Result<()> {
     write("gguf_reader", "all", &all);
     write("reader_convert", "all", &all);
     Ok(())
+}
+
+/// Inputs of the `shards` target (see its header for the layout): the
+/// blocks as the data of a 2-D or 3-D tensor, sharded by each rule.
+fn shard_seeds(id: u8, blocks: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
+    // (name, flags: dims - 1 | on disk 4 | mode << 3, dims, four u32s)
+    let cases: [(&str, u8, [u8; 4], [u32; 4]); 5] = [
+        ("range", 1, [4, 5, 0, 0], [1, 4, 1, 3]),
+        ("rows", 1 | 3 << 3, [2, 7, 0, 0], [1, 3, 0, 0]),
+        ("cols", 1 | 4 << 3, [6, 2, 0, 0], [1, 4, 0, 0]),
+        ("megatron-disk", 2 | 4 | 5 << 3, [4, 3, 2, 0], [1, 2, 0, 3]),
+        ("empty", 2 | 7 << 3, [3, 0, 0xc0 | 40, 0], [0, 5, 0, 0]),
+    ];
+    cases
+        .iter()
+        .map(|&(name, flags, dims, p)| {
+            let mut v = vec![id, flags];
+            v.extend_from_slice(&dims);
+            for x in p {
+                v.extend_from_slice(&x.to_le_bytes());
+            }
+            v.extend_from_slice(blocks);
+            (name, v)
+        })
+        .collect()
 }
 
 fn add_every_value(w: &mut GgufWriter) -> Result<()> {

@@ -68,8 +68,10 @@ impl Shard {
     }
 
     /// The row-major shape of the shard of a tensor of dimensions `ne`: the
-    /// tensor's own shape when the shard is all of it, `[cols]` for a vector,
-    /// else `[rows, cols]` (the slow dimensions flattened, as rows are).
+    /// tensor's own shape when the shard is all of it, `[cols]` for a vector
+    /// (`[0]` for its empty row range: a shape always holds the shard's
+    /// elements), else `[rows, cols]` (the slow dimensions flattened, as
+    /// rows are).
     pub fn shape(&self, ne: &[u64]) -> Vec<u64> {
         let (nr, nc) = (
             self.rows.end - self.rows.start,
@@ -78,7 +80,8 @@ impl Shard {
         if self.is_whole(ne) {
             ne.iter().rev().copied().collect()
         } else if ne.len() <= 1 {
-            vec![nc]
+            // a vector has one row: its columns, or none of them
+            vec![nr * nc]
         } else {
             vec![nr, nc]
         }

@@ -140,6 +140,41 @@ fn megatron_splits_by_role() {
     }
 }
 
+/// A shard's shape holds exactly its elements, for a vector too: the empty
+/// shard of a vector's rows (`rows: 0..0`) is `[0]`, not `[cols]` (found by
+/// the Python fuzzer, 2026-12-06: `get_tensor(name, shard=((0, 0), None))`
+/// of a 1-D tensor made an array of 0 values in the shape `[cols]`, an
+/// "internal error").
+#[test]
+fn a_shard_shape_holds_its_elements() {
+    let mut w = GgufWriter::new();
+    let ty = GgmlType::Q8_0;
+    w.add_tensor("v", ty, &[64], random_blocks(ty, 2, &mut Rng(3)))
+        .unwrap();
+    let v = GgufFile::from_bytes(w.to_bytes()).unwrap();
+    let t = v.tensor("v").unwrap();
+    let sh = |rows, cols| Shard { rows, cols };
+    let vector = [
+        (sh(0..0, 0..64), vec![0]),
+        (sh(1..1, 32..64), vec![0]),
+        (sh(0..1, 32..64), vec![32]),
+        (sh(0..1, 0..0), vec![0]),
+        (Shard::whole(t), vec![64]),
+    ];
+    for (s, shape) in vector {
+        assert_eq!(s.shape(&t.ne), shape, "{s:?} of a vector");
+        let mut out = vec![0f32; s.n_elems() as usize];
+        dequantize_shard(&v, t, &s, &mut out).unwrap();
+    }
+    let f = file();
+    for t in f.tensors() {
+        for s in shards(t) {
+            let n: u64 = s.shape(&t.ne).iter().product();
+            assert_eq!(n, s.n_elems(), "{s:?} of {:?}", t.ne);
+        }
+    }
+}
+
 /// Splits are as even as whole blocks go, the first parts larger, none
 /// empty, and together cover the row exactly once.
 #[test]
