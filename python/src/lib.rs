@@ -283,6 +283,22 @@ impl Job for FileShard<'_> {
 /// Decoded values as a numpy array of row-major shape `shape`, owning the
 /// buffer they were decoded into (no copy).
 fn to_numpy<'py>(py: Python<'py>, d: Decoded, shape: &[u64]) -> PyResult<Bound<'py, PyAny>> {
+    // numpy refuses an array whose dimensions other than zeros, times the
+    // item size, pass `isize::MAX` bytes, even an empty one ([0, 2^61] of
+    // f32), and rust-numpy then goes on with a null array (SIGSEGV).
+    let item = match d {
+        Decoded::F32(_) => 4,
+        Decoded::U16(_) => 2,
+    };
+    let bytes = shape
+        .iter()
+        .filter(|&&d| d != 0)
+        .try_fold(item, |a: u64, &d| a.checked_mul(d));
+    if !bytes.is_some_and(|b| isize::try_from(b).is_ok()) {
+        return Err(GGUFError::new_err(format!(
+            "shape {shape:?} is too large for a numpy array"
+        )));
+    }
     let dims = shape
         .iter()
         .map(|&d| usize::try_from(d))

@@ -230,8 +230,44 @@ def test_every_bad_argument_is_refused_before_decoding():
         load(REAL, tensors=[name], shard={name: Shard(rows=(0, 2**70))})
     with pytest.raises(ValueError, match="world"):
         gguf_dequant.tp_shard(0, 2**70)
+    with pytest.raises(ValueError, match="negative"):
+        gguf_dequant.tp_shard(0, 2, "rows")("t", (-1, 32))  # an OverflowError before
+    # empty, but past what numpy takes once the item size counts (SIGSEGV before)
+    for shape, dtype in (((0, 2**61), "float32"), ((2**62, 0), "bfloat16")):
+        with pytest.raises(ValueError, match="too large"):
+            deq(np.zeros(0, np.uint8), "f32", shape, dtype)
     with gguf_dequant.GGUFFile(REAL) as f:
         with pytest.raises(GGUFError, match="no tensor named"):
             f.raw("nope\udcff")
         with pytest.raises(TypeError, match="mmap"):
             gguf_dequant.GGUFFile(REAL, mmap="no")
+
+
+def test_empty_tensors_numpy_cannot_hold(tmp_path):
+    # A file the reader accepts (no elements, ne = [0, 2**61]) whose tensor
+    # numpy cannot make even empty, as f32: an error, where the process died
+    # of SIGSEGV (found by fuzz/python). f16 fits: 2 bytes each.
+    from gguf_writer import write_gguf
+
+    path = tmp_path / "empty-huge.gguf"
+    write_gguf(path, [("e", 0, (0, 2**61), b"")])
+    with gguf_dequant.GGUFFile(path) as f:
+        assert f.tensors["e"].shape == (2**61, 0)
+        with pytest.raises(GGUFError, match="too large for a numpy array"):
+            f.get_tensor("e")
+        assert f.get_tensor("e", dtype="float16").shape == (2**61, 0)
+    with pytest.raises(GGUFError, match="too large for a numpy array"):
+        gguf_dequant.numpy.load_file(path)
+
+
+def test_empty_row_range_of_a_vector(tmp_path):
+    # A vector is one row: its empty row range has no elements, shape (0,),
+    # on every path (it was (cols,): "internal error" from numpy's side).
+    from gguf_writer import write_gguf
+
+    path = tmp_path / "vector.gguf"
+    write_gguf(path, [("v", 0, (64,), np.arange(64, dtype=np.float32).tobytes())])
+    with gguf_dequant.GGUFFile(path) as f:
+        assert f.get_tensor("v", shard=((0, 0), None)).shape == (0,)
+        assert f._shape("v", (0, 0, 0, 64)) == (0,)
+        assert f.get_tensor("v", shard=((0, 1), (16, 48))).tolist() == list(range(16, 48))

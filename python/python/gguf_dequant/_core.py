@@ -288,7 +288,7 @@ class TPShard:
     def __call__(
         self, name: str, shape: Sequence[int], ggml_type: Union[str, int, None] = None
     ) -> Optional[Shard]:
-        shape = tuple(operator.index(d) for d in shape)
+        shape = tuple(_dims(shape))
         how = self.split if isinstance(self.split, str) else self.split(name, shape)
         r = _native.tp_shard(name, list(reversed(shape)), ggml_type, self.rank, self.world, how)
         return None if r is None else Shard(rows=(r[0], r[1]), cols=(r[2], r[3]))
@@ -563,7 +563,7 @@ class GGUFFile:
 
     def _shape(self, name: str, spec: Optional[Tuple[int, int, int, int]]) -> Tuple[int, ...]:
         """The row-major shape of tensor ``name``'s shard ``spec``: the
-        tensor's own when whole, ``(cols,)`` for a vector, else ``(rows, cols)``
+        tensor's own when whole, ``(cols,)`` for a vector (``(0,)`` for no rows), else ``(rows, cols)``
         (as the library shapes shards)."""
         info = self._infos()[name]
         if spec is None:
@@ -571,7 +571,8 @@ class GGUFFile:
         r0, r1, c0, c1 = spec
         if (r0, r1, c0, c1) == (0, info.rows, 0, info.cols):
             return tuple(info.shape)
-        return (c1 - c0,) if len(info.shape) <= 1 else (r1 - r0, c1 - c0)
+        # a vector has one row: its columns, or none of them (as the library's)
+        return ((r1 - r0) * (c1 - c0),) if len(info.shape) <= 1 else (r1 - r0, c1 - c0)
 
     # -- lifetime
 
