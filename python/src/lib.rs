@@ -294,7 +294,7 @@ fn to_numpy<'py>(py: Python<'py>, d: Decoded, shape: &[u64]) -> PyResult<Bound<'
         .iter()
         .filter(|&&d| d != 0)
         .try_fold(item, |a: u64, &d| a.checked_mul(d));
-    if !bytes.is_some_and(|b| isize::try_from(b).is_ok()) {
+    if bytes.is_none_or(|b| isize::try_from(b).is_err()) {
         return Err(GGUFError::new_err(format!(
             "shape {shape:?} is too large for a numpy array"
         )));
