@@ -226,23 +226,6 @@ fn a_dangling_link_is_written_through_and_a_loop_refused() {
     assert!(names(&dir.join("b")).is_empty());
 }
 
-/// A terminal: (the master side, the slave side's path).
-fn pty() -> (std::fs::File, PathBuf) {
-    use std::os::fd::FromRawFd;
-    // SAFETY: plain libc calls on a descriptor this test owns; ptsname_r
-    // writes a NUL-terminated name into the buffer it is given.
-    unsafe {
-        let master = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
-        assert!(master >= 0);
-        assert_eq!(libc::grantpt(master), 0);
-        assert_eq!(libc::unlockpt(master), 0);
-        let mut name = [0 as libc::c_char; 128];
-        assert_eq!(libc::ptsname_r(master, name.as_mut_ptr(), name.len()), 0);
-        let name = std::ffi::CStr::from_ptr(name.as_ptr()).to_str().unwrap();
-        (std::fs::File::from_raw_fd(master), PathBuf::from(name))
-    }
-}
-
 /// `-o` naming one of the process's own descriptors (`/dev/stdout`,
 /// `/dev/fd/N`, `/proc/self/fd/N`, bash's `>(...)`) writes through that
 /// descriptor whatever it is: a pipe, a file the shell opened with `>` or

@@ -10,6 +10,7 @@
 mod common;
 
 use std::fs::File;
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -97,19 +98,15 @@ fn run(args: &[String], fd: i32, how: Stream) -> Output {
             }
         }
         Stream::DeadTerminal => {
-            // SAFETY: plain libc calls on descriptors this test owns.
-            unsafe {
-                let master = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
-                assert!(master >= 0);
-                assert_eq!(libc::grantpt(master), 0);
-                assert_eq!(libc::unlockpt(master), 0);
-                let mut name = [0 as libc::c_char; 128];
-                assert_eq!(libc::ptsname_r(master, name.as_mut_ptr(), name.len()), 0);
-                let slave = libc::open(name.as_ptr(), libc::O_RDWR | libc::O_NOCTTY);
-                assert!(slave >= 0);
-                libc::close(master);
-                Some(<File as std::os::fd::FromRawFd>::from_raw_fd(slave))
-            }
+            let (master, slave) = pty();
+            let slave = File::options()
+                .read(true)
+                .write(true)
+                .custom_flags(libc::O_NOCTTY)
+                .open(slave)
+                .unwrap();
+            drop(master);
+            Some(slave)
         }
         Stream::Closed => {
             // SAFETY: close is async-signal-safe, as pre_exec asks.
