@@ -80,6 +80,16 @@ enum Stream {
     Closed,
 }
 
+/// `args` run with ordinary streams (captured): what every other set-up is
+/// compared with.
+fn run_normally(args: &[String]) -> Output {
+    bin()
+        .args(args)
+        .env("GDQ_DEFAULT_JOB_ROWS", "1")
+        .output()
+        .unwrap()
+}
+
 fn run(args: &[String], fd: i32, how: Stream) -> Output {
     let mut cmd = bin();
     cmd.args(args)
@@ -137,11 +147,7 @@ fn run(args: &[String], fd: i32, how: Stream) -> Output {
 fn unwritable_standard_error_loses_diagnostics_not_the_work() {
     let dir = TempDir::new("streams-stderr");
     for (args, writes) in commands(&dir) {
-        let normal = bin()
-            .args(&args)
-            .env("GDQ_DEFAULT_JOB_ROWS", "1")
-            .output()
-            .unwrap();
+        let normal = run_normally(&args);
         let want = normal.status.code();
         assert!(matches!(want, Some(0..=2)), "{args:?}: {normal:?}");
         let written = writes.as_ref().map(|p| std::fs::read(p).unwrap());
@@ -172,11 +178,7 @@ fn unwritable_standard_error_loses_diagnostics_not_the_work() {
 fn unwritable_standard_output_is_an_error_and_closed_is_quiet() {
     let dir = TempDir::new("streams-stdout");
     for (args, _) in commands(&dir) {
-        let normal = bin()
-            .args(&args)
-            .env("GDQ_DEFAULT_JOB_ROWS", "1")
-            .output()
-            .unwrap();
+        let normal = run_normally(&args);
         let want = normal.status.code();
         // output that cannot be written is an error; no output, no error
         let full = run(&args, 1, Stream::Full);
