@@ -14,7 +14,9 @@
 //!   whatever it is: a pipe, a file the shell opened, `/dev/full`.
 //! - A target that exists and is not a regular file (a device such as
 //!   `/dev/null`, a FIFO) is written directly, never replaced. Whatever such
-//!   direct outputs received before a failure stays there.
+//!   direct outputs received before a failure stays there. Should another
+//!   process put a link or a regular file at that name between the check and
+//!   the open, it is refused, never followed or written over in place.
 //! - Otherwise the output is written to a file in the target's directory that
 //!   has no name (Linux's `O_TMPFILE`): if the process dies, it vanishes. Only
 //!   once complete and flushed is it given a name and renamed over the
@@ -28,7 +30,7 @@ use std::fs::File;
 use std::io::{ErrorKind, IsTerminal, Write};
 use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicPtr, Ordering};
 
@@ -88,10 +90,7 @@ impl OutputFile {
                 return Err(Error::Invalid(format!("output {shown} is a directory")));
             }
             if !m.is_file() {
-                let file = std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(&target)
-                    .map_err(|e| Error::io(format!("opening {shown}"), e))?;
+                let file = open_special(&target, &shown.to_string())?;
                 return OutputFile::direct(file, target, input);
             }
             if input == Some((m.dev(), m.ino())) {
@@ -220,6 +219,42 @@ impl Drop for OutputFile {
             }
         }
     }
+}
+
+/// Opens `target`, an output that existed and was not a regular file when
+/// checked (a FIFO, a device), to write straight into it. Another process may
+/// have put something else at that name since: a symbolic link is refused
+/// (`O_NOFOLLOW`: ELOOP), never followed, and a regular file (a hard link to
+/// another file, say) is refused once open, before anything is written, as it
+/// would be written over in place from its start. `shown` names the output in
+/// errors.
+fn open_special(target: &Path, shown: &str) -> Result<File> {
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        // a terminal is refused later: opening it must not make it this
+        // process's controlling terminal meanwhile
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY)
+        .open(target)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                Error::Invalid(format!(
+                    "output {shown} became a symbolic link after it was checked: \
+                     refusing to follow it"
+                ))
+            } else {
+                Error::io(format!("opening {shown}"), e)
+            }
+        })?;
+    let m = file
+        .metadata()
+        .map_err(|e| Error::io(format!("checking the output {shown}"), e))?;
+    if m.is_file() {
+        return Err(Error::Invalid(format!(
+            "output {shown} became a regular file after it was checked: \
+             refusing to write over it in place"
+        )));
+    }
+    Ok(file)
 }
 
 /// What an output name resolves to.
@@ -445,5 +480,110 @@ pub fn remove_on_signal() {
             action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
             libc::sigaction(sig, &action, std::ptr::null_mut());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::FileTypeExt;
+
+    /// A fresh folder for one test, removed at the end.
+    struct Dir(PathBuf);
+
+    impl Dir {
+        fn new(label: &str) -> Dir {
+            let dir =
+                std::env::temp_dir().join(format!("gdq-output-{label}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            Dir(dir)
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn mkfifo(path: &Path) {
+        let c = CString::new(path.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    }
+
+    /// What `create` does with the name once it has checked it is not a
+    /// regular file: opens it and writes the output into it.
+    fn write_special(target: &Path) -> Result<File> {
+        let mut file = open_special(target, "OUT")?;
+        file.write_all(b"output").unwrap();
+        Ok(file)
+    }
+
+    fn refused(got: Result<File>, why: &str) {
+        match got {
+            Ok(_) => panic!("written: expected '{why}'"),
+            Err(e) => {
+                let e = e.to_string();
+                assert!(e.contains(why) && e.contains("OUT"), "{e}");
+            }
+        }
+    }
+
+    /// A symbolic link put at the name after the check (to a regular file,
+    /// a FIFO or a device) is refused, not followed: its target is untouched.
+    #[test]
+    fn a_link_swapped_in_is_refused_not_followed() {
+        let dir = Dir::new("swap-link");
+        let victim = dir.0.join("victim");
+        std::fs::write(&victim, b"VICTIM DATA").unwrap();
+        let fifo = dir.0.join("fifo");
+        mkfifo(&fifo);
+        for to in [&victim, &fifo, Path::new("/dev/null")] {
+            let out = dir.0.join("out");
+            let _ = std::fs::remove_file(&out);
+            std::os::unix::fs::symlink(to, &out).unwrap();
+            refused(write_special(&out), "became a symbolic link");
+        }
+        assert_eq!(std::fs::read(&victim).unwrap(), b"VICTIM DATA");
+    }
+
+    /// A regular file put at the name after the check (a hard link to
+    /// another file, or any file) is refused before anything is written.
+    #[test]
+    fn a_regular_file_swapped_in_is_refused_not_written_over() {
+        let dir = Dir::new("swap-file");
+        let victim = dir.0.join("victim");
+        std::fs::write(&victim, b"VICTIM DATA").unwrap();
+        let out = dir.0.join("out");
+        std::fs::hard_link(&victim, &out).unwrap();
+        refused(write_special(&out), "became a regular file");
+        assert_eq!(std::fs::read(&victim).unwrap(), b"VICTIM DATA");
+        std::fs::remove_file(&out).unwrap();
+        std::fs::write(&out, b"OLD").unwrap();
+        refused(write_special(&out), "became a regular file");
+        assert_eq!(std::fs::read(&out).unwrap(), b"OLD");
+    }
+
+    /// What it is there for: a FIFO (with a reader) and a device are written.
+    #[test]
+    fn fifos_and_devices_are_opened() {
+        let dir = Dir::new("special");
+        let fifo = dir.0.join("fifo");
+        mkfifo(&fifo);
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read(fifo).unwrap())
+        };
+        drop(write_special(&fifo).unwrap());
+        assert_eq!(reader.join().unwrap(), b"output");
+        assert!(std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo());
+
+        let null = write_special(Path::new("/dev/null")).unwrap();
+        assert!(null.metadata().unwrap().file_type().is_char_device());
     }
 }

@@ -5,8 +5,9 @@
 //! a directory, a device, a FIFO, a dangling link, a link loop, one of the
 //! process's descriptors (`/dev/stdout`, `/dev/fd/N`, `>(...)`), a name at the
 //! filesystem's length limit; a disk that fills up and a run interrupted by
-//! SIGINT, SIGTERM or SIGKILL: the input is never harmed, nothing is written
-//! where it should not be, and no partial output is ever left under a name.
+//! SIGINT, SIGTERM or SIGKILL (also while it waits for a FIFO's reader): the
+//! input is never harmed, nothing is written where it should not be, and no
+//! partial output is ever left under a name.
 //! Inputs that are not regular files; names built to drive the terminal or
 //! blow up the table; standard output that cannot be written; sizes from a
 //! file or a flag that memory cannot hold.
@@ -461,6 +462,93 @@ fn interrupted_writers_leave_nothing() {
                 "{args:?} {sig}: old output lost"
             );
             assert_eq!(names(&dir), ["big.gguf", "out"], "{args:?} {sig}");
+        }
+    }
+}
+
+/// Whether process `pid` is asleep opening a FIFO that has no reader: its
+/// kernel wait channel says so or, where the kernel hides that, it has stayed
+/// in an `open` call for 300 ms (no other open of a writer sleeps that long).
+fn blocked_opening_a_fifo(pid: u32) -> bool {
+    let proc =
+        |what: &str| std::fs::read_to_string(format!("/proc/{pid}/{what}")).unwrap_or_default();
+    if proc("wchan").trim() == "wait_for_partner" {
+        return true;
+    }
+    let opening = || {
+        let call = proc("syscall");
+        let nr = call
+            .split(' ')
+            .next()
+            .and_then(|n| n.parse::<libc::c_long>().ok());
+        #[cfg(target_arch = "x86_64")]
+        let open = nr == Some(libc::SYS_open);
+        #[cfg(not(target_arch = "x86_64"))]
+        let open = false;
+        open || nr == Some(libc::SYS_openat)
+    };
+    (0..6).all(|_| {
+        let now = opening();
+        std::thread::sleep(Duration::from_millis(50));
+        now
+    })
+}
+
+/// A writer whose output is a FIFO no one reads waits in `open` for a reader
+/// (as a shell's `>` does), and SIGINT or SIGTERM still end it at once, with
+/// 130 or 143, leaving the FIFO as it was and nothing else.
+#[test]
+fn a_writer_waiting_for_a_fifo_reader_can_be_interrupted() {
+    let (dir, input) = folder("fifo-signal");
+    let fifo = dir.join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    for args in writers(&input, fifo.to_str().unwrap()) {
+        for (sig, code) in [(libc::SIGINT, 130), (libc::SIGTERM, 143)] {
+            let mut child = bin()
+                .args(&args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let start = Instant::now();
+            while !blocked_opening_a_fifo(child.id()) {
+                if start.elapsed() > Duration::from_secs(60) || child.try_wait().unwrap().is_some()
+                {
+                    let _ = child.kill();
+                    panic!(
+                        "{args:?}: never seen waiting for a reader: {:?}",
+                        child.wait_with_output()
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            // SAFETY: a child of this process, not yet waited for.
+            unsafe { libc::kill(child.id() as i32, sig) };
+            let signalled = Instant::now();
+            while child.try_wait().unwrap().is_none() {
+                if signalled.elapsed() > Duration::from_secs(5) {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("{args:?} {sig}: still running 5 s after the signal");
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let out = child.wait_with_output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(
+                out.status.code(),
+                Some(code),
+                "{args:?} {sig}: {:?} {err}",
+                out.status
+            );
+            assert!(!err.contains("panicked"), "{err}");
+            assert!(std::fs::symlink_metadata(&fifo)
+                .unwrap()
+                .file_type()
+                .is_fifo());
+            assert_eq!(names(&dir), ["fifo", "in.gguf"], "{args:?} {sig}");
         }
     }
 }
