@@ -564,3 +564,58 @@ fn launch_configurations_are_checked() {
     let e = m.launch("nope", &mut mem, &c).unwrap_err().to_string();
     assert!(e.contains("CUDA_ERROR_NOT_FOUND"), "{e}");
 }
+
+/// `convert --device ptx` writes what `--device cpu` writes, and `verify
+/// --device ptx` (and `ptx<arch>` for every built target) finds every tensor
+/// bit-identical; an architecture the build lacks is a clear error.
+#[test]
+fn the_command_line_runs_the_ptx() {
+    let targets = targets("the_command_line_runs_the_ptx");
+    if targets.is_empty() {
+        return;
+    }
+    let bin = env!("CARGO_BIN_EXE_gguf-dequant");
+    let dir = TempDir::new("ptx-cli");
+    let input = fixture("real-weights.gguf");
+    let convert = |device: &str, out: &std::path::Path| {
+        let o = std::process::Command::new(bin)
+            .args(["convert", "--dtype", "bf16", "--device", device, "-o"])
+            .arg(out)
+            .arg(&input)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{device}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        std::fs::read(out).unwrap()
+    };
+    let cpu = convert("cpu", &dir.join("cpu.safetensors"));
+    assert_eq!(convert("ptx", &dir.join("ptx.safetensors")), cpu);
+    for arch in targets {
+        let o = std::process::Command::new(bin)
+            .args([
+                "verify",
+                "--device",
+                &format!("ptx{arch}"),
+                "--dtype",
+                "f16",
+            ])
+            .arg(&input)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success() && text.contains("all 28 tensors bit-identical"),
+            "{text}"
+        );
+    }
+    let o = std::process::Command::new(bin)
+        .args(["verify", "--device", "ptx75"])
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no PTX for compute_75"));
+}

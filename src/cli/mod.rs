@@ -73,7 +73,8 @@ pub enum Command {
         /// f32, f16 or bf16.
         #[arg(long, default_value = "f32", value_parser = parse_dtype)]
         dtype: OutType,
-        /// cpu, cuda, emulated, or auto (the GPU when usable, else the CPU).
+        /// cpu, cuda, emulated, ptx (the kernels' compute_90 PTX, interpreted;
+        /// ptx120: compute_120's), or auto (the GPU when usable, else the CPU).
         #[arg(long, default_value = "cpu")]
         device: Device,
         /// Convert only this tensor (repeatable).
@@ -85,7 +86,8 @@ pub enum Command {
     /// Decode every tensor on the CPU and on a device and compare them bit for bit.
     Verify {
         file: PathBuf,
-        /// cuda or emulated (the CUDA kernels run on the CPU).
+        /// cuda, emulated (the CUDA kernels run on the CPU) or ptx (their
+        /// PTX, interpreted; ptx120: compute_120's).
         #[arg(long, default_value = "cuda")]
         device: Device,
         #[arg(long, default_value = "f32", value_parser = parse_dtype)]
