@@ -72,7 +72,7 @@ fn build_kernels() {
             }
             None => false,
         };
-    write_ptx_sources(&out_dir, &ptx);
+    write_ptx_sources(&out_dir, &ptx, built);
     if built {
         println!("cargo:rustc-cfg=gdq_kernels");
         println!("cargo:rustc-env=GDQ_FATBIN={}", fatbin.display());
@@ -130,9 +130,22 @@ fn build_ptx(
 
 /// Writes `ptx_sources.rs`: the PTX texts, included into the library as
 /// `SOURCES` (empty without nvcc).
-fn write_ptx_sources(out_dir: &Path, ptx: &[(String, PathBuf)]) {
-    let mut s = String::from(
-        "/// (architecture, PTX text) of each module build.rs had nvcc emit.\npub const SOURCES: &[(&str, &str)] = &[\n",
+fn write_ptx_sources(out_dir: &Path, ptx: &[(String, PathBuf)], with_log: bool) {
+    let log = if with_log {
+        format!(
+            "include_str!({:?})",
+            out_dir.join("ptxas.log").display().to_string()
+        )
+    } else {
+        "\"\"".to_string()
+    };
+    let mut s = format!(
+        "/// ptxas's report on the fatbin's kernels (registers, spills), or empty.\n\
+         pub const PTXAS_LOG: &str = {log};\n"
+    );
+    s += concat!(
+        "/// (architecture, PTX text) of each module build.rs had nvcc emit.\n",
+        "pub const SOURCES: &[(&str, &str)] = &[\n"
     );
     for (arch, file) in ptx {
         writeln!(

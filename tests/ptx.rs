@@ -619,3 +619,49 @@ fn the_command_line_runs_the_ptx() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("no PTX for compute_75"));
 }
+
+/// The performance model counts what a warp does: a store of 4 bytes a
+/// thread at consecutive addresses touches 4 sectors a warp, the same
+/// store at a 64-byte stride 32; a 16-byte vector a thread, 16 sectors;
+/// warps split at the block's edge (a block of 48 threads is warps of 32 and
+/// 16); instructions are counted once a warp, by class.
+#[test]
+fn the_model_counts_sectors_and_warp_instructions() {
+    use gguf_dequant::ptx::model::{profile, Class};
+    let run = |body: &str, threads: u32, len: usize| {
+        let m = Module::parse(&module("", body)).unwrap();
+        let mut mem = Memory::new(&m);
+        let out = mem.alloc("out", len).unwrap();
+        let c = LaunchConfig {
+            grid: [2, 1, 1],
+            block: [threads, 1, 1],
+            params: &[out],
+        };
+        profile(&m, "t", &mut mem, &c).unwrap()
+    };
+    let index = "mov.u32 %r1, %tid.x; mov.u32 %r2, %ctaid.x; mov.u32 %r3, %ntid.x; mad.lo.s32 %r4, %r2, %r3, %r1;";
+    let dense = run(&format!("{index} mul.wide.u32 %rd1, %r4, 4; add.s64 %rd2, %rd0, %rd1; st.global.u32 [%rd2], %r4;"), 64, 512);
+    // 2 blocks x 2 warps, each one store of 128 bytes: 4 sectors
+    assert_eq!(dense.l1_sectors, 4 * 4);
+    assert_eq!(dense.dram_bytes, 512);
+    assert_eq!(dense.warp_insts[&Class::Store], 4);
+    // ld.param, 4 movs/mad, mul.wide, add.s64, st, ret: per warp
+    assert_eq!(dense.warp_insts[&Class::Load], 4);
+    assert_eq!(dense.warp_insts[&Class::Int64], 4 * 2);
+    assert_eq!(dense.warp_insts[&Class::Branch], 4);
+    let strided = run(&format!("{index} mul.wide.u32 %rd1, %r4, 64; add.s64 %rd2, %rd0, %rd1; st.global.u32 [%rd2], %r4;"), 64, 8192);
+    assert_eq!(strided.l1_sectors, 4 * 32);
+    assert_eq!(strided.dram_bytes, 128 * 32);
+    let vector = run(&format!("{index} mul.wide.u32 %rd1, %r4, 16; add.s64 %rd2, %rd0, %rd1; st.global.v4.u32 [%rd2], {{%r4, %r4, %r4, %r4}};"), 64, 2048);
+    assert_eq!(vector.l1_sectors, 4 * 16);
+    // 48 threads a block: warps of 32 and 16 threads, 4 + 2 sectors a block
+    let ragged = run(&format!("{index} mul.wide.u32 %rd1, %r4, 4; add.s64 %rd2, %rd0, %rd1; st.global.u32 [%rd2], %r4;"), 48, 384);
+    assert_eq!(ragged.l1_sectors, 2 * (4 + 2));
+    assert_eq!(ragged.warp_insts[&Class::Store], 4);
+    // a branch only some threads take: its instructions count once a warp
+    let diverged = run(&format!("{index} setp.lt.u32 %p1, %r1, 5; @%p1 bra $L2;\n\tadd.s32 %r5, %r4, 1;\n$L2:\n\tmul.wide.u32 %rd1, %r4, 4; add.s64 %rd2, %rd0, %rd1; st.global.u32 [%rd2], %r4;"), 64, 512);
+    assert_eq!(
+        diverged.warp_insts[&Class::Int],
+        dense.warp_insts[&Class::Int] + 4 * 2
+    );
+}

@@ -29,6 +29,8 @@ mod devices;
 mod inspect;
 #[cfg(feature = "cuda")]
 mod load;
+#[cfg(feature = "cuda")]
+mod model;
 mod synth;
 mod verify;
 
@@ -134,6 +136,15 @@ pub enum Command {
     /// Time decoding of random blocks of every type (or those named) on the CPU
     /// and the GPU, against the same run's copy of the output's size.
     Bench(bench::BenchArgs),
+    /// Predict the GPU kernels' speed on the H100 and H200 from their PTX,
+    /// run by the interpreter: instructions by class, memory sectors, a roofline.
+    Model {
+        /// The PTX to model: compute_90's (the H100 and H200 run its SASS).
+        #[arg(long, default_value_t = 90)]
+        ptx: u16,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Writes one line to standard output, or says why it could not.
@@ -200,6 +211,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             gguf_dequant::device::NO_CUDA_FEATURE.into(),
         )),
         Some(Command::Bench(args)) => bench::run(args),
+        #[cfg(feature = "cuda")]
+        Some(Command::Model { ptx, json }) => model::run(ptx, json),
+        #[cfg(not(feature = "cuda"))]
+        Some(Command::Model { .. }) => Err(gguf_dequant::Error::Invalid(
+            gguf_dequant::device::NO_CUDA_FEATURE.into(),
+        )),
         Some(Command::Synth { like, output, seed }) => synth::run(&like, &output, seed),
         #[cfg(feature = "cuda")]
         Some(Command::Load {

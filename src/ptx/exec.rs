@@ -9,7 +9,7 @@
 //! input's payload); conversions round to nearest even.
 
 use super::memory::{Fault, Memory};
-use super::parse::{Cmp, Inst, Int, Kernel, Op, Ty, NO_GUARD, SPECIALS};
+use super::parse::{Cmp, Inst, Int, Kernel, Op, Ty, NO_GUARD};
 
 /// The canonical NaN of a GPU's single-precision arithmetic.
 pub(crate) const CANONICAL_NAN: u32 = 0x7fff_ffff;
@@ -30,8 +30,9 @@ pub struct LaunchConfig<'a> {
 
 /// What the performance model records while a thread runs.
 pub(crate) trait Probe {
-    /// Thread `tid` begins.
-    fn thread(&mut self, _tid: u32) {}
+    /// A thread begins: the `index`-th of its block (x fastest), so that
+    /// threads `32k..32k+32` of a block are its warp k.
+    fn thread(&mut self, _index: u32) {}
     /// Instruction `pc` runs (its guard was true, or it has none). For
     /// global loads and stores, `access` is (address, bytes).
     fn step(&mut self, _pc: usize, _access: Option<(u64, u64)>) {}
@@ -274,7 +275,7 @@ pub(crate) fn run<P: Probe>(
                     for ty in 0..c.block[1] {
                         for tx in 0..c.block[0] {
                             regs[0..3].copy_from_slice(&[tx, ty, tz].map(u64::from));
-                            probe.thread(tid);
+                            probe.thread((tz * c.block[1] + ty) * c.block[0] + tx);
                             thread(k, &mut regs, mem, c.params, tid, probe).map_err(
                                 |(what, pc)| Stop {
                                     what,
@@ -291,7 +292,6 @@ pub(crate) fn run<P: Probe>(
             }
         }
     }
-    debug_assert!(SPECIALS == 12);
     Ok(())
 }
 

@@ -188,7 +188,7 @@ impl Memory {
     /// A device load of `len` (1 to 16) bytes at `addr`, little-endian.
     #[inline]
     pub(crate) fn load(&mut self, addr: u64, len: u64) -> Result<u128, Fault> {
-        if addr % len != 0 {
+        if !addr.is_multiple_of(len) {
             return Err(Fault::Misaligned { addr, len });
         }
         let i = self.find(addr, len).ok_or(Fault::Outside { addr, len })?;
@@ -210,7 +210,7 @@ impl Memory {
     /// A device store of the low `len` bytes of `v` at `addr` by thread `tid`.
     #[inline]
     pub(crate) fn store(&mut self, addr: u64, len: u64, v: u128, tid: u32) -> Result<(), Fault> {
-        if addr % len != 0 {
+        if !addr.is_multiple_of(len) {
             return Err(Fault::Misaligned { addr, len });
         }
         let i = self.find(addr, len).ok_or(Fault::Outside { addr, len })?;

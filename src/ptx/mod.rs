@@ -36,7 +36,8 @@ pub use memory::Memory;
 pub use parse::Module;
 
 // `SOURCES: &[(&str, &str)]`: (architecture, PTX text) for each target
-// build.rs had nvcc emit; empty in a build without nvcc.
+// build.rs had nvcc emit, and `PTXAS_LOG`, ptxas's report on the fatbin;
+// both empty in a build without nvcc.
 include!(concat!(env!("OUT_DIR"), "/ptx_sources.rs"));
 
 /// Kernel blocks per launch when a tensor is decoded: each chunk is an
@@ -139,7 +140,9 @@ fn decode_chunk<O: OutElem>(
     let mut mem = Memory::new(module);
     let oom = |e: String| Error::Cuda(format!("CUDA_ERROR_OUT_OF_MEMORY: {e}"));
     let input = mem.alloc("input", src.len()).map_err(oom)?;
-    let output = mem.alloc("output", out.len() * size).map_err(oom)?;
+    let output = mem
+        .alloc("output", std::mem::size_of_val(out))
+        .map_err(oom)?;
     mem.write_host(input, src).map_err(Error::Cuda)?;
     let unsupported = Error::Unsupported { tensor: None, ty };
     for l in launches(ty, out.len() as u64, true).ok_or(unsupported)? {
@@ -157,7 +160,7 @@ fn decode_chunk<O: OutElem>(
         module.launch(&l.kernel.symbol(O::OUT), &mut mem, &config)?;
     }
     let bytes = mem
-        .read_host(output, out.len() * size)
+        .read_host(output, std::mem::size_of_val(out))
         .map_err(Error::Cuda)?;
     crate::out::as_bytes_mut(out).copy_from_slice(bytes);
     Ok(())

@@ -131,12 +131,16 @@ impl Counts {
     }
 }
 
+/// One step of a thread's trace: (instruction, its occurrence in the thread,
+/// the global access it made).
+type Step = (u32, u32, Option<(u64, u64)>);
+
 /// The probe: each thread's trace; a warp's traces are merged when its last
 /// thread ends.
 struct WarpProbe<'k> {
     kernel: &'k Kernel,
     /// Per thread of the current warp: (pc, occurrence, access).
-    traces: Vec<Vec<(u32, u32, Option<(u64, u64)>)>>,
+    traces: Vec<Vec<Step>>,
     occurrence: Vec<u32>,
     counts: Counts,
     dram: HashSet<u64>,
@@ -176,8 +180,8 @@ impl WarpProbe<'_> {
 }
 
 impl Probe for WarpProbe<'_> {
-    fn thread(&mut self, tid: u32) {
-        if tid % 32 == 0 && !self.traces.is_empty() {
+    fn thread(&mut self, index: u32) {
+        if index.is_multiple_of(32) && !self.traces.is_empty() {
             self.flush();
         }
         self.occurrence.iter_mut().for_each(|o| *o = 0);
@@ -213,10 +217,6 @@ fn measure(module: &Module, ty: GgmlType, out: OutType) -> Result<Counts> {
     mem.write_host(input, &src).map_err(Error::Cuda)?;
     let plan = launches(ty, n, true).ok_or(Error::Unsupported { tensor: None, ty })?;
     let l = plan[0];
-    let symbol = l.kernel.symbol(out);
-    let kernel = module
-        .kernel(&symbol)
-        .ok_or_else(|| Error::Cuda(format!("no kernel {symbol} in the PTX")))?;
     let (grid, threads) = l.kernel.geometry(l.n_blocks, MAX_GRID);
     let params = [input, output, l.n_blocks];
     let config = LaunchConfig {
@@ -224,7 +224,25 @@ fn measure(module: &Module, ty: GgmlType, out: OutType) -> Result<Counts> {
         block: [threads, 1, 1],
         params: &params,
     };
-    exec::check_config(kernel, &config).map_err(Error::Cuda)?;
+    let mut counts = profile(module, &l.kernel.symbol(out), &mut mem, &config)?;
+    counts.elements = l.n_blocks * l.kernel.qk as u64;
+    counts.ideal_bytes = src.len() as u64 + n * size;
+    Ok(counts)
+}
+
+/// Runs one launch with the warp probe: warp-instructions by class, L1 and
+/// table sectors, and the launch's distinct DRAM sectors (`dram_bytes`);
+/// `elements` and `ideal_bytes` are left for the caller.
+pub fn profile(
+    module: &Module,
+    kernel: &str,
+    mem: &mut Memory,
+    config: &LaunchConfig,
+) -> Result<Counts> {
+    let kernel = module
+        .kernel(kernel)
+        .ok_or_else(|| Error::Cuda(format!("no kernel {kernel} in the PTX")))?;
+    exec::check_config(kernel, config).map_err(Error::Cuda)?;
     let mut probe = WarpProbe {
         kernel,
         traces: Vec::new(),
@@ -232,11 +250,9 @@ fn measure(module: &Module, ty: GgmlType, out: OutType) -> Result<Counts> {
         counts: Counts::default(),
         dram: HashSet::new(),
     };
-    exec::run(kernel, &mut mem, &config, &mut probe).map_err(|s| Error::Cuda(s.what))?;
+    exec::run(kernel, mem, config, &mut probe).map_err(|s| Error::Cuda(s.what))?;
     probe.flush();
     let mut counts = probe.counts;
-    counts.elements = l.n_blocks * l.kernel.qk as u64;
-    counts.ideal_bytes = src.len() as u64 + n * size;
     counts.dram_bytes = probe.dram.len() as u64 * 32;
     Ok(counts)
 }
