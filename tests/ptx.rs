@@ -512,6 +512,11 @@ fn unsupported_forms_are_refused_at_load() {
         ("vote.sync.all.pred %p1, %p2, -1;", "vote.sync.all.pred"),
         ("call foo;", "call"),
         ("mov.u32 %r1, %laneid;", "%laneid"),
+        // wider than the 16 bytes a thread may access at once
+        (
+            "ld.global.nc.v4.u64 {%rd1, %rd2, %rd3, %rd4}, [%rd0];",
+            "ld.global.nc.v4.u64",
+        ),
     ] {
         let e = Module::parse(&module("", body)).unwrap_err();
         assert!(
@@ -664,4 +669,35 @@ fn the_model_counts_sectors_and_warp_instructions() {
         diverged.warp_insts[&Class::Int],
         dense.warp_insts[&Class::Int] + 4 * 2
     );
+}
+
+/// A body whose last statement is a label (a branch there ends the thread)
+/// or an instruction that is not `ret` (the thread ends after it) runs to
+/// its end and no further.
+#[test]
+fn a_body_ends_at_its_end() {
+    for tail in [
+        "bra.uni $LEND;\n\tst.global.u32 [%rd0], %r1;\n$LEND:",
+        "mov.b32 %r1, 5;",
+    ] {
+        let text = module("", "").replace("\tret;\n}", &format!("\tmov.b32 %r1, 7;\n\t{tail}\n}}"));
+        assert!(text.ends_with(&format!("{tail}\n}}\n")), "{text}");
+        let m = Module::parse(&text).unwrap();
+        let mut mem = Memory::new(&m);
+        let out = mem.alloc("out", 4).unwrap();
+        m.launch(
+            "t",
+            &mut mem,
+            &LaunchConfig {
+                grid: [1; 3],
+                block: [1; 3],
+                params: &[out],
+            },
+        )
+        .unwrap();
+        assert!(
+            mem.read_host(out, 4).is_err(),
+            "the store after the branch ran"
+        );
+    }
 }

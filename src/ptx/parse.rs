@@ -791,7 +791,8 @@ impl Builder<'_> {
         } else {
             vec![value]
         };
-        if values.len() != n as usize {
+        // the widest access a thread makes is 16 bytes
+        if values.len() != n as usize || bytes as u32 * n as u32 > 16 {
             return Err(unsupported());
         }
         match (base, *space) {
@@ -851,30 +852,22 @@ impl Builder<'_> {
                 .ok_or_else(|| err(&self.kernel, line, format!("unknown label `{label}`")))?;
             self.code[at].imm = target as i64;
         }
-        // a body must not run off its end
-        if !matches!(
-            self.code.last(),
-            Some(Inst {
-                op: Op::Ret | Op::Bra,
+        // a body must not run off its end, nor a branch to a label after
+        // its last instruction past it: a final `ret` ends both
+        let line = self.line;
+        self.push(
+            Inst {
+                op: Op::Ret,
                 guard: NO_GUARD,
-                ..
-            })
-        ) {
-            let line = self.line;
-            self.push(
-                Inst {
-                    op: Op::Ret,
-                    guard: NO_GUARD,
-                    guard_neg: false,
-                    d: [0; 4],
-                    a: [0; 5],
-                    dmask: [0; 4],
-                    imm: 0,
-                },
-                "ret (end of body)",
-            );
-            self.text.last_mut().unwrap().0 = line;
-        }
+                guard_neg: false,
+                d: [0; 4],
+                a: [0; 5],
+                dmask: [0; 4],
+                imm: 0,
+            },
+            "ret (end of body)",
+        );
+        self.text.last_mut().unwrap().0 = line;
         let mut constants: Vec<(Slot, u64)> =
             self.constants.into_iter().map(|(v, s)| (s, v)).collect();
         constants.sort_unstable();
