@@ -62,20 +62,103 @@ fn build_kernels() {
 
     let archs = target_archs();
     let fatbin = out_dir.join("kernels.fatbin");
+    let mut ptx = Vec::new();
     let built = env::var_os("GDQ_NO_NVCC").is_none()
         && match find_nvcc() {
             Some(nvcc) => {
                 build_fatbin(&nvcc, &archs, &generated, &fatbin);
+                ptx = build_ptx(&nvcc, &archs, &generated, &out_dir);
                 true
             }
             None => false,
         };
+    write_ptx_sources(&out_dir, &ptx, built);
     if built {
         println!("cargo:rustc-cfg=gdq_kernels");
         println!("cargo:rustc-env=GDQ_FATBIN={}", fatbin.display());
         println!("cargo:rustc-env=GDQ_CUDA_ARCHS={}", archs.join(","));
     } else {
         println!("cargo:rustc-env=GDQ_CUDA_ARCHS=");
+    }
+}
+
+/// The architectures whose PTX the interpreter (`src/ptx/`) runs: 90, from
+/// which the SASS of the H100 and H200 is made, and the newest one, whose PTX
+/// the fatbin embeds for later GPUs (the two come from different NVVM
+/// versions).
+fn interpreted_archs(archs: &[String]) -> Vec<String> {
+    let mut v = vec!["90".to_string()];
+    let last = archs.last().expect("at least one CUDA architecture");
+    if *last != "90" {
+        v.push(last.clone());
+    }
+    v
+}
+
+/// Has nvcc emit the kernels' PTX for each interpreted architecture, with the
+/// fatbin's flags; returns (architecture, file).
+#[cfg(feature = "cuda")]
+fn build_ptx(
+    nvcc: &Path,
+    archs: &[String],
+    generated: &Path,
+    out_dir: &Path,
+) -> Vec<(String, PathBuf)> {
+    interpreted_archs(archs)
+        .into_iter()
+        .map(|a| {
+            let file = out_dir.join(format!("kernels.compute_{a}.ptx"));
+            let mut cmd = nvcc_command(nvcc, generated);
+            cmd.arg("-ptx")
+                .arg(format!("-arch=compute_{a}"))
+                .arg("-o")
+                .arg(&file)
+                .arg(generated.join("all.cu"));
+            let output = cmd
+                .output()
+                .unwrap_or_else(|e| panic!("running {}: {e}", nvcc.display()));
+            if !output.status.success() {
+                panic!(
+                    "nvcc -ptx failed on cuda/all.cu:\n{}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            }
+            (a, file)
+        })
+        .collect()
+}
+
+/// Writes `ptx_sources.rs`: the PTX texts, included into the library as
+/// `SOURCES` (empty without nvcc).
+fn write_ptx_sources(out_dir: &Path, ptx: &[(String, PathBuf)], with_log: bool) {
+    let log = if with_log {
+        format!(
+            "include_str!({:?})",
+            out_dir.join("ptxas.log").display().to_string()
+        )
+    } else {
+        "\"\"".to_string()
+    };
+    let mut s = format!(
+        "/// ptxas's report on the fatbin's kernels (registers, spills), or empty.\n\
+         pub const PTXAS_LOG: &str = {log};\n"
+    );
+    s += concat!(
+        "/// (architecture, PTX text) of each module build.rs had nvcc emit.\n",
+        "pub const SOURCES: &[(&str, &str)] = &[\n"
+    );
+    for (arch, file) in ptx {
+        writeln!(
+            s,
+            "    ({arch:?}, include_str!({:?})),",
+            file.display().to_string()
+        )
+        .unwrap();
+    }
+    s += "];\n";
+    let path = out_dir.join("ptx_sources.rs");
+    if std::fs::read_to_string(&path).ok().as_deref() != Some(s.as_str()) {
+        std::fs::write(&path, s).unwrap();
     }
 }
 
@@ -210,24 +293,16 @@ fn find_nvcc() -> Option<PathBuf> {
     candidates.into_iter().find(|p| p.is_file())
 }
 
-fn build_fatbin(nvcc: &Path, archs: &[String], generated: &Path, fatbin: &Path) {
+/// nvcc with the flags every compilation of the kernels shares.
+fn nvcc_command(nvcc: &Path, generated: &Path) -> Command {
     let mut cmd = Command::new(nvcc);
-    cmd.arg("-fatbin")
-        .arg("-std=c++17")
+    cmd.arg("-std=c++17")
         .arg("-O3")
         // ggml's products are exact in f32, so contraction could not change a
         // result; turning it off keeps the GPU's arithmetic the host's, op for op.
         .arg("--fmad=false")
-        .arg("-Xptxas")
-        .arg("-v")
         .arg(format!("-I{}", generated.display()))
         .arg("-Icuda");
-    for a in archs {
-        cmd.arg(format!("-gencode=arch=compute_{a},code=sm_{a}"));
-    }
-    let last = archs.last().expect("at least one CUDA architecture");
-    cmd.arg(format!("-gencode=arch=compute_{last},code=compute_{last}"));
-    cmd.arg("-o").arg(fatbin).arg(generated.join("all.cu"));
     // nvcc finds its own pieces relative to itself; the PyPI layout also needs
     // the CUDA headers next to it on the include path.
     if let Some(root) = nvcc.parent().and_then(|b| b.parent()) {
@@ -236,6 +311,18 @@ fn build_fatbin(nvcc: &Path, archs: &[String], generated: &Path, fatbin: &Path) 
             cmd.arg(format!("-I{}", inc.display()));
         }
     }
+    cmd
+}
+
+fn build_fatbin(nvcc: &Path, archs: &[String], generated: &Path, fatbin: &Path) {
+    let mut cmd = nvcc_command(nvcc, generated);
+    cmd.arg("-fatbin").arg("-Xptxas").arg("-v");
+    for a in archs {
+        cmd.arg(format!("-gencode=arch=compute_{a},code=sm_{a}"));
+    }
+    let last = archs.last().expect("at least one CUDA architecture");
+    cmd.arg(format!("-gencode=arch=compute_{last},code=compute_{last}"));
+    cmd.arg("-o").arg(fatbin).arg(generated.join("all.cu"));
     let output = cmd
         .output()
         .unwrap_or_else(|e| panic!("running {}: {e}", nvcc.display()));

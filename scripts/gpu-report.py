@@ -175,8 +175,37 @@ def run_date(log):
     return m.group(1) if m else datetime.date.today().isoformat()
 
 
-def bench_rows(out, steps):
-    """{dtype: {"machine":..., "rows": {type: row}} or {"status": not run}}."""
+def model_predictions():
+    """{gpu: {(type, dtype): predicted ratio to the copy}} from the newest committed
+    bench/results/gpu-model-*.json (`gguf-dequant model --json`: the kernels' PTX run
+    by the interpreter, a roofline for the H100 and H200), and its file name."""
+    results = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench", "results")
+    try:
+        names = sorted(n for n in os.listdir(results) if re.match(r"gpu-model-.*\.json$", n))
+    except OSError:
+        return {}, None
+    if not names:
+        return {}, None
+    doc = read_json(os.path.join(results, names[-1])) or {}
+    pred = {}
+    for r in doc.get("rows", []):
+        for p in r.get("predicted", []):
+            pred.setdefault(p.get("gpu"), {})[(r.get("type"), r.get("out"))] = p.get("ratio_to_copy")
+    return pred, names[-1]
+
+
+def model_gpu(card):
+    """The model's GPU for a card name: H200 or H100, else None."""
+    for g in ("H200", "H100"):
+        if card and g in card:
+            return g
+    return None
+
+
+def bench_rows(out, steps, predicted=None):
+    """{dtype: {"machine":..., "rows": {type: row}} or {"status": not run}};
+    with `predicted` ({(type, dtype): ratio}), each row also holds the model's
+    predicted ratio to the copy beside the measured one."""
     bench = {}
     for d in DTYPES:
         doc = read_json(os.path.join(out, "bench-%s.json" % d))
@@ -202,6 +231,8 @@ def bench_rows(out, steps):
             row["copy_gb_per_s"] = round(cm * 1e6 * 2 * ob / 1e9, 1) if cm else None
             gb = r.get("gb_per_s")
             row["fraction_of_copy_bytes"] = round(gb / row["copy_gb_per_s"], 3) if gb and row["copy_gb_per_s"] else None
+            if predicted is not None:
+                row["predicted_ratio_to_copy"] = predicted.get((r["type"], d))
             rows[r["type"]] = row
         bench[d] = {"status": "ok" if rows else "no cuda rows", "machine": doc.get("machine"), "rows": rows}
     return bench
@@ -263,16 +294,22 @@ def markdown(report):
         lines.append("GB/s: bytes read + written per second by the decode; x copy: that over the same "
                      "run's device-to-device copy of the output's size (bytes read + written).")
         lines.append("")
-        lines.append("| type | " + " | ".join("%s GB/s | x copy" % d for d in DTYPES) + " |")
-        lines.append("|---|" + "---:|---:|" * len(DTYPES))
+        if report.get("model"):
+            lines.append("")
+            lines.append("model: the ratio to the copy that `gguf-dequant model` predicted for this card "
+                         "(%s), beside the measured one." % report["model"])
+        lines.append("")
+        lines.append("| type | " + " | ".join("%s GB/s | x copy | model" % d for d in DTYPES) + " |")
+        lines.append("|---|" + "---:|---:|---:|" * len(DTYPES))
         for t in types:
             cells = []
             for d in DTYPES:
                 r = (bench[d].get("rows") or {}).get(t)
                 if r:
-                    cells += [fmt(r["gb_per_s"], ".0f"), fmt(r["fraction_of_copy_bytes"], ".2f")]
+                    cells += [fmt(r["gb_per_s"], ".0f"), fmt(r["fraction_of_copy_bytes"], ".2f"),
+                              fmt(r.get("predicted_ratio_to_copy"), ".2f")]
                 else:
-                    cells += ["-", "-"]
+                    cells += ["-", "-", "-"]
             lines.append("| %s | %s |" % (t, " | ".join(cells)))
         copies = []
         for d in DTYPES:
@@ -346,6 +383,10 @@ def main():
     devices = read_json(os.path.join(out, "devices.json"))
     smi = nvidia_smi(log)
     bench = bench_rows(out, steps)
+    predictions, model_file = model_predictions()
+    gpu = model_gpu(card_name(devices, smi, bench))
+    if gpu in predictions:
+        bench = bench_rows(out, steps, predictions[gpu])
     readme = read_text(os.path.join(out, "README.md")) or ""
     report = {
         "source": "scripts/gpu-run.sh output, by scripts/gpu-report.py",
@@ -361,6 +402,7 @@ def main():
         },
         "verdicts": verdicts(out, steps, log),
         "bench": bench,
+        "model": "%s, %s" % (model_file, gpu) if gpu in predictions else None,
         "load": load_results(out, steps),
         "steps": steps,
     }

@@ -222,6 +222,11 @@ for d in f32 f16 bf16; do
     step "verify-$d" 10 log "$bin" verify "$fixture" --device cuda --dtype "$d"
 done
 
+# The performance model of the same binary's kernels (their PTX run by the
+# interpreter): predicted ratios to the copy, beside which the bench steps
+# below measure the real ones (gpu-report.py puts them side by side).
+step model 30 log "$bin" model
+
 # 6. Throughput of every type, once per output type (bench also times a
 # device-to-device copy of the output's size in the same run: ratio_to_copy).
 # f32 and f16 also time candle-core's CUDA decoders (--peers) where the peers

@@ -1,4 +1,5 @@
-//! Where decoding runs: the CPU, the GPU, or the host-emulated GPU kernels.
+//! Where decoding runs: the CPU, the GPU, the host-emulated GPU kernels, or
+//! the kernels' PTX through the interpreter.
 
 use std::fmt;
 use std::str::FromStr;
@@ -24,6 +25,9 @@ pub enum Device {
     Cuda,
     /// The CUDA kernels compiled for the host and run over an emulated grid.
     Emulated,
+    /// The kernels' PTX for `compute_<arch>` run by the interpreter
+    /// ([`crate::ptx`]): `ptx` is compute_90's, `ptx120` compute_120's.
+    Ptx(u16),
     /// The GPU when one is usable, else the CPU.
     Auto,
 }
@@ -36,9 +40,13 @@ impl FromStr for Device {
             "cuda" | "gpu" => Ok(Device::Cuda),
             "emulated" => Ok(Device::Emulated),
             "auto" => Ok(Device::Auto),
-            _ => Err(format!(
-                "unknown device '{s}' (expected cpu, cuda, emulated or auto)"
-            )),
+            "ptx" => Ok(Device::Ptx(90)),
+            other => match other.strip_prefix("ptx").map(str::parse) {
+                Some(Ok(arch)) => Ok(Device::Ptx(arch)),
+                _ => Err(format!(
+                    "unknown device '{s}' (expected cpu, cuda, emulated, ptx, ptx<arch> or auto)"
+                )),
+            },
         }
     }
 }
@@ -51,6 +59,9 @@ pub enum Backend {
     Emulated(Box<Loader<EmuDevice>>),
     #[cfg(feature = "cuda")]
     Cuda(Box<Loader<Gpu>>),
+    /// The PTX interpreter, with the architecture of the PTX it runs.
+    #[cfg(feature = "cuda")]
+    Ptx(String),
 }
 
 /// A device with a loader pipeline, made once and reused tensor after tensor:
@@ -131,8 +142,16 @@ impl Backend {
                     Some(format!("using the CPU: no usable GPU ({e})")),
                 )),
             },
+            #[cfg(feature = "cuda")]
+            Device::Ptx(arch) => {
+                let arch = arch.to_string();
+                crate::ptx::builtin(&arch)?;
+                Ok((Backend::Ptx(arch), None))
+            }
             #[cfg(not(feature = "cuda"))]
-            Device::Emulated | Device::Cuda => Err(Error::Invalid(NO_CUDA_FEATURE.into())),
+            Device::Emulated | Device::Cuda | Device::Ptx(_) => {
+                Err(Error::Invalid(NO_CUDA_FEATURE.into()))
+            }
             #[cfg(not(feature = "cuda"))]
             Device::Auto => Ok((
                 Backend::Cpu,
@@ -149,6 +168,8 @@ impl Backend {
             Backend::Emulated(_) => emulated::dequantize(ty, src, out),
             #[cfg(feature = "cuda")]
             Backend::Cuda(g) => g.device().dequantize_host(ty, src, out),
+            #[cfg(feature = "cuda")]
+            Backend::Ptx(arch) => crate::ptx::dequantize(arch, ty, src, out),
         }
     }
 
@@ -166,6 +187,10 @@ impl Backend {
             Backend::Emulated(l) => l.decode_tensor(file, t, out),
             #[cfg(feature = "cuda")]
             Backend::Cuda(l) => l.decode_tensor(file, t, out),
+            #[cfg(feature = "cuda")]
+            Backend::Ptx(arch) => {
+                crate::ptx::dequantize(arch, t.ty, &file.read_tensor_all(t)?, out)
+            }
         }
         .map_err(|e| e.for_tensor(&t.name))
     }
@@ -177,6 +202,8 @@ impl Backend {
             Backend::Emulated(_) => "emulated",
             #[cfg(feature = "cuda")]
             Backend::Cuda(_) => "cuda",
+            #[cfg(feature = "cuda")]
+            Backend::Ptx(_) => "ptx",
         }
     }
 }
@@ -189,6 +216,8 @@ impl fmt::Display for Backend {
             Backend::Emulated(_) => f.write_str("host-emulated CUDA kernels"),
             #[cfg(feature = "cuda")]
             Backend::Cuda(g) => write!(f, "CUDA: {}", g.device().name()),
+            #[cfg(feature = "cuda")]
+            Backend::Ptx(arch) => write!(f, "the kernels' compute_{arch} PTX, interpreted"),
         }
     }
 }

@@ -6,7 +6,8 @@
 //!   to ggml in f32 (f16/bf16 are that value rounded to nearest even), threaded,
 //!   with SIMD kernels chosen at run time ([`cpu::fast`]).
 //! - [`gpu`]: the same decoders as CUDA kernels (`cuda/`), launched on raw
-//!   blocks in device memory; [`emulated`] runs those kernels on the CPU.
+//!   blocks in device memory; [`emulated`] runs those kernels on the CPU, and
+//!   [`ptx`] runs the PTX nvcc emits for them through an interpreter.
 //!
 //! ```no_run
 //! use gguf_dequant::{gguf::GgufFile, cpu};
@@ -58,6 +59,8 @@ pub mod peers_cuda;
 #[cfg(feature = "cuda")]
 pub mod pipeline;
 pub mod pool;
+#[cfg(feature = "cuda")]
+pub mod ptx;
 pub mod safetensors;
 pub mod shard;
 pub mod synth;

@@ -1,7 +1,8 @@
 //! The default job (`gguf-dequant` with no arguments): a GGUF file written in
 //! memory with random valid blocks of every type, read back, decoded on the CPU
 //! (and the GPU when there is one), checked to the bit against the scalar
-//! reference and the host-emulated kernels, with a table of throughput.
+//! reference, the host-emulated kernels and the kernels' PTX run by the
+//! interpreter, with a table of throughput.
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -125,11 +126,12 @@ fn best_rate(n: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
 }
 
 /// The paths checked besides the CPU's: with the `cuda` feature, the
-/// host-emulated kernels, and the GPU when there is one.
+/// host-emulated kernels, the PTX of every target the build has (through the
+/// interpreter), and the GPU when there is one.
 #[cfg(feature = "cuda")]
 mod devices {
     use gguf_dequant::gpu::Gpu;
-    use gguf_dequant::{emulated, Error, GgmlType, Result};
+    use gguf_dequant::{emulated, ptx, Error, GgmlType, Result};
 
     use super::{best_rate, same_bits};
 
@@ -161,6 +163,15 @@ mod devices {
             let mut emu = vec![f32::NAN; n];
             emulated::dequantize(ty, src, &mut emu)?;
             checks.push(("emulated kernels", same_bits(&emu, want)));
+            let mut ptx_ok = None;
+            for arch in ptx::targets() {
+                let mut out = vec![f32::NAN; n];
+                ptx::dequantize(arch, ty, src, &mut out)?;
+                ptx_ok = Some(ptx_ok.unwrap_or(true) && same_bits(&out, want));
+            }
+            if let Some(ok) = ptx_ok {
+                checks.push(("interpreted PTX", ok));
+            }
             let Some(g) = &self.gpu else {
                 return Ok(None);
             };

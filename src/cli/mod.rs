@@ -29,6 +29,8 @@ mod devices;
 mod inspect;
 #[cfg(feature = "cuda")]
 mod load;
+#[cfg(feature = "cuda")]
+mod model;
 mod synth;
 mod verify;
 
@@ -73,7 +75,8 @@ pub enum Command {
         /// f32, f16 or bf16.
         #[arg(long, default_value = "f32", value_parser = parse_dtype)]
         dtype: OutType,
-        /// cpu, cuda, emulated, or auto (the GPU when usable, else the CPU).
+        /// cpu, cuda, emulated, ptx (the kernels' compute_90 PTX, interpreted;
+        /// ptx120: compute_120's), or auto (the GPU when usable, else the CPU).
         #[arg(long, default_value = "cpu")]
         device: Device,
         /// Convert only this tensor (repeatable).
@@ -85,7 +88,8 @@ pub enum Command {
     /// Decode every tensor on the CPU and on a device and compare them bit for bit.
     Verify {
         file: PathBuf,
-        /// cuda or emulated (the CUDA kernels run on the CPU).
+        /// cuda, emulated (the CUDA kernels run on the CPU) or ptx (their
+        /// PTX, interpreted; ptx120: compute_120's).
         #[arg(long, default_value = "cuda")]
         device: Device,
         #[arg(long, default_value = "f32", value_parser = parse_dtype)]
@@ -132,6 +136,15 @@ pub enum Command {
     /// Time decoding of random blocks of every type (or those named) on the CPU
     /// and the GPU, against the same run's copy of the output's size.
     Bench(bench::BenchArgs),
+    /// Predict the GPU kernels' speed on the H100 and H200 from their PTX,
+    /// run by the interpreter: instructions by class, memory sectors, a roofline.
+    Model {
+        /// The PTX to model: compute_90's (the H100 and H200 run its SASS).
+        #[arg(long, default_value_t = 90)]
+        ptx: u16,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Writes one line to standard output, or says why it could not.
@@ -198,6 +211,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             gguf_dequant::device::NO_CUDA_FEATURE.into(),
         )),
         Some(Command::Bench(args)) => bench::run(args),
+        #[cfg(feature = "cuda")]
+        Some(Command::Model { ptx, json }) => model::run(ptx, json),
+        #[cfg(not(feature = "cuda"))]
+        Some(Command::Model { .. }) => Err(gguf_dequant::Error::Invalid(
+            gguf_dequant::device::NO_CUDA_FEATURE.into(),
+        )),
         Some(Command::Synth { like, output, seed }) => synth::run(&like, &output, seed),
         #[cfg(feature = "cuda")]
         Some(Command::Load {

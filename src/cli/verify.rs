@@ -11,7 +11,7 @@ use half::{bf16, f16};
 pub fn run(file: &GgufFile, device: Device, dtype: OutType) -> Result<ExitCode> {
     if matches!(device, Device::Cpu | Device::Auto) {
         return Err(Error::Invalid(
-            "verify compares the CPU with --device cuda or --device emulated".into(),
+            "verify compares the CPU with --device cuda, emulated or ptx".into(),
         ));
     }
     let (backend, _) = Backend::open(device)?;

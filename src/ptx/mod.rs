@@ -1,0 +1,167 @@
+//! The PTX that nvcc emits for the kernels, executed by an interpreter of our
+//! own: the code that ships, run where there is no GPU, with every memory
+//! access checked.
+//!
+//! build.rs has nvcc emit the kernels' PTX from the same source and flags as
+//! the fatbin, for two targets: `compute_90`, from which the SASS of the
+//! H100 and H200 is made, and the newest architecture's, which the fatbin
+//! embeds for GPUs newer than its SASS (the two come from different NVVM
+//! versions and differ). [`Module::parse`] decodes a module once; a launch
+//! then runs every thread of its grid in turn over [`Memory`], which stops
+//! the launch, naming the kernel, the thread, the instruction and the
+//! address, at any access outside an allocation, misaligned for its width,
+//! reading bytes never written, writing a read-only table, or writing bytes
+//! another thread of the launch wrote.
+//!
+//! [`dequantize`] decodes a tensor with these kernels exactly as the GPU
+//! launcher would (the same launches, geometry and tail kernels), and
+//! checks that every output byte was written. `--device ptx` on the command
+//! line uses it. The interpreter is a test tool: it runs the kernels at
+//! about a hundred million PTX instructions a second a core.
+
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::kernels::{launches, KernelInfo, MAX_GRID};
+use crate::out::OutElem;
+use crate::types::{check_lengths, GgmlType};
+
+mod exec;
+mod memory;
+pub mod model;
+mod parse;
+
+pub use exec::LaunchConfig;
+pub use memory::Memory;
+pub use parse::Module;
+
+// `SOURCES: &[(&str, &str)]`: (architecture, PTX text) for each target
+// build.rs had nvcc emit, and `PTXAS_LOG`, ptxas's report on the fatbin;
+// both empty in a build without nvcc.
+include!(concat!(env!("OUT_DIR"), "/ptx_sources.rs"));
+
+/// Kernel blocks per launch when a tensor is decoded: each chunk is an
+/// independent launch over its own device memory, run on a host thread.
+const BLOCKS_PER_LAUNCH: usize = 4096;
+
+/// The architectures whose PTX this build holds (`"90"`, `"120"`): empty
+/// where it was built without nvcc.
+pub fn targets() -> Vec<&'static str> {
+    SOURCES.iter().map(|(arch, _)| *arch).collect()
+}
+
+/// The PTX of the kernels for `arch` (one of [`targets`]), parsed once.
+pub fn builtin(arch: &str) -> Result<&'static Module> {
+    use std::sync::OnceLock;
+    static PARSED: OnceLock<Vec<std::result::Result<Module, String>>> = OnceLock::new();
+    let parsed = PARSED.get_or_init(|| {
+        SOURCES
+            .iter()
+            .map(|(_, text)| Module::parse(text))
+            .collect()
+    });
+    let i = SOURCES
+        .iter()
+        .position(|(a, _)| *a == arch)
+        .ok_or_else(|| {
+            Error::Invalid(if SOURCES.is_empty() {
+                "this build has no PTX: nvcc was not found when it was built (see build.rs)"
+                    .to_string()
+            } else {
+                format!(
+                    "no PTX for compute_{arch} in this build (it has {})",
+                    targets().join(", ")
+                )
+            })
+        })?;
+    parsed[i]
+        .as_ref()
+        .map_err(|e| Error::Cuda(format!("loading the built PTX: {e}")))
+}
+
+impl Module {
+    /// Runs one launch of `kernel` over `mem`.
+    pub fn launch(&self, kernel: &str, mem: &mut Memory, config: &LaunchConfig) -> Result<()> {
+        let k = self.kernel(kernel).ok_or_else(|| {
+            Error::Cuda(format!(
+                "CUDA_ERROR_NOT_FOUND: no kernel {kernel} in the PTX"
+            ))
+        })?;
+        exec::check_config(k, config).map_err(Error::Cuda)?;
+        exec::run(k, mem, config, &mut exec::NoProbe).map_err(|s| stopped(k, s))
+    }
+}
+
+/// A launch's stop as an error naming the kernel, thread and instruction.
+fn stopped(k: &parse::Kernel, s: exec::Stop) -> Error {
+    let (line, text) = &k.text[s.pc];
+    Error::Cuda(format!(
+        "{}: block {:?} thread {:?}: {}; at PTX line {line}: `{text}`",
+        k.name, s.block, s.thread, s.what
+    ))
+}
+
+/// Decodes `src` (whole blocks of `ty`) into `out` by running the kernels'
+/// PTX for `arch`, with the GPU launcher's launches and geometry.
+pub fn dequantize<O: OutElem>(arch: &str, ty: GgmlType, src: &[u8], out: &mut [O]) -> Result<()> {
+    dequantize_with_grid(arch, ty, src, out, MAX_GRID)
+}
+
+/// As [`dequantize`], with grids capped at `max_grid` blocks (so that tests
+/// make every thread walk the grid-stride loop).
+pub fn dequantize_with_grid<O: OutElem>(
+    arch: &str,
+    ty: GgmlType,
+    src: &[u8],
+    out: &mut [O],
+    max_grid: u32,
+) -> Result<()> {
+    check_lengths(ty, src.len(), out.len())?;
+    let k = KernelInfo::of(ty).ok_or(Error::Unsupported { tensor: None, ty })?;
+    let module = builtin(arch)?;
+    crate::pool::install(|| {
+        out.par_chunks_mut(BLOCKS_PER_LAUNCH * k.qk as usize)
+            .zip(src.par_chunks(BLOCKS_PER_LAUNCH * k.block_bytes() as usize))
+            .try_for_each(|(y, x)| decode_chunk(module, ty, x, y, max_grid))
+    })?
+}
+
+/// One chunk: its blocks copied to device memory, the launches the GPU
+/// launcher would make, and every output byte copied back (an error if a
+/// kernel left one unwritten).
+fn decode_chunk<O: OutElem>(
+    module: &Module,
+    ty: GgmlType,
+    src: &[u8],
+    out: &mut [O],
+    max_grid: u32,
+) -> Result<()> {
+    let size = std::mem::size_of::<O>();
+    let mut mem = Memory::new(module);
+    let oom = |e: String| Error::Cuda(format!("CUDA_ERROR_OUT_OF_MEMORY: {e}"));
+    let input = mem.alloc("input", src.len()).map_err(oom)?;
+    let output = mem
+        .alloc("output", std::mem::size_of_val(out))
+        .map_err(oom)?;
+    mem.write_host(input, src).map_err(Error::Cuda)?;
+    let unsupported = Error::Unsupported { tensor: None, ty };
+    for l in launches(ty, out.len() as u64, true).ok_or(unsupported)? {
+        let (grid, threads) = l.kernel.geometry(l.n_blocks, max_grid);
+        let params = [
+            input + l.src_offset,
+            output + l.dst_offset * size as u64,
+            l.n_blocks,
+        ];
+        let config = LaunchConfig {
+            grid: [grid, 1, 1],
+            block: [threads, 1, 1],
+            params: &params,
+        };
+        module.launch(&l.kernel.symbol(O::OUT), &mut mem, &config)?;
+    }
+    let bytes = mem
+        .read_host(output, std::mem::size_of_val(out))
+        .map_err(Error::Cuda)?;
+    crate::out::as_bytes_mut(out).copy_from_slice(bytes);
+    Ok(())
+}
