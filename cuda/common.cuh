@@ -79,13 +79,31 @@ GDQ_FN float gdq_bf16_to_f32(uint16_t h) { return gdq_f32_from_bits((uint32_t)h 
 
 /* ---- output conversions: round to nearest even ---- */
 
-GDQ_FN uint16_t gdq_f32_to_bf16(float f) {
+/* f32 bits rounded so that their top 16 bits are the bf16: to nearest even,
+   and a NaN quieted with its sign and top payload kept. */
+GDQ_FN uint32_t gdq_bf16_word(float f) {
     const uint32_t u = gdq_bits_from_f32(f);
-    if ((u & 0x7fffffffu) > 0x7f800000u) {
-        return (uint16_t)((u >> 16) | 0x40u); /* NaN: keep sign and top payload, quiet */
-    }
-    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+    return (u & 0x7fffffffu) > 0x7f800000u ? (u | 0x400000u) : u + 0x7fffu + ((u >> 16) & 1u);
 }
+
+GDQ_FN uint16_t gdq_f32_to_bf16(float f) { return (uint16_t)(gdq_bf16_word(f) >> 16); }
+
+/* Two values packed into a word, a in the low half, each rounded to nearest
+   even. On GPUs since sm_80 one conversion instruction (cvt.rn.{bf16,f16}x2.f32:
+   its first source goes to the high half) converts both; it gives a NaN's
+   result as the canonical NaN, which the contract allows (docs/GPU.md: NaN
+   payloads are not part of it on the GPU). Elsewhere the integer rounding. */
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+GDQ_FN uint32_t gdq_pack_bf16x2(float a, float b) {
+    uint32_t d;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(d) : "f"(b), "f"(a));
+    return d;
+}
+#else
+GDQ_FN uint32_t gdq_pack_bf16x2(float a, float b) {
+    return (gdq_bf16_word(a) >> 16) | (gdq_bf16_word(b) & 0xffff0000u);
+}
+#endif
 
 GDQ_FN uint16_t gdq_f32_to_f16(float f) {
     const uint32_t u = gdq_bits_from_f32(f);
@@ -113,6 +131,19 @@ GDQ_FN uint16_t gdq_f32_to_f16(float f) {
     return (uint16_t)(sign | (r >> 13));
 #endif
 }
+
+/* The pair conversion of gdq_pack_bf16x2, to f16. */
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+GDQ_FN uint32_t gdq_pack_f16x2(float a, float b) {
+    uint32_t d;
+    asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(d) : "f"(b), "f"(a));
+    return d;
+}
+#else
+GDQ_FN uint32_t gdq_pack_f16x2(float a, float b) {
+    return gdq_f32_to_f16(a) | ((uint32_t)gdq_f32_to_f16(b) << 16);
+}
+#endif
 
 /* ---- alignment, as the GPU enforces it ----
    A GPU faults on a misaligned access (the launch fails with
@@ -161,7 +192,9 @@ struct gdq_out_f32 {
     }
 };
 
-template <uint16_t (*CONV)(float), int OUT_ID>
+/* 16-bit outputs: CONV converts one value, PACK two into a word (the first
+   in its low half). */
+template <uint16_t (*CONV)(float), uint32_t (*PACK)(float, float), int OUT_ID>
 struct gdq_out_16 {
     typedef uint16_t T;
     static constexpr int ID = OUT_ID;
@@ -185,10 +218,10 @@ struct gdq_out_16 {
 #pragma unroll
             for (int i = 0; i < N; i += 8) {
                 uint4 q;
-                q.x = CONV(v[i]) | ((uint32_t)CONV(v[i + 1]) << 16);
-                q.y = CONV(v[i + 2]) | ((uint32_t)CONV(v[i + 3]) << 16);
-                q.z = CONV(v[i + 4]) | ((uint32_t)CONV(v[i + 5]) << 16);
-                q.w = CONV(v[i + 6]) | ((uint32_t)CONV(v[i + 7]) << 16);
+                q.x = PACK(v[i], v[i + 1]);
+                q.y = PACK(v[i + 2], v[i + 3]);
+                q.z = PACK(v[i + 4], v[i + 5]);
+                q.w = PACK(v[i + 6], v[i + 7]);
                 *(uint4 *)(dst + i) = q;
             }
         } else {
@@ -198,8 +231,8 @@ struct gdq_out_16 {
     }
 };
 
-typedef gdq_out_16<gdq_f32_to_f16, GDQ_OUT_F16> gdq_out_f16;
-typedef gdq_out_16<gdq_f32_to_bf16, GDQ_OUT_BF16> gdq_out_bf16;
+typedef gdq_out_16<gdq_f32_to_f16, gdq_pack_f16x2, GDQ_OUT_F16> gdq_out_f16;
+typedef gdq_out_16<gdq_f32_to_bf16, gdq_pack_bf16x2, GDQ_OUT_BF16> gdq_out_bf16;
 
 /* A format's RAW_OUT: the output type its blocks already hold (f16 and bf16
    tensors), or 0. Decoding into that type copies the bits, so that the output

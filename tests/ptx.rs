@@ -300,6 +300,12 @@ fn instruction_forms_follow_the_isa() {
         ("mov.f32 %f1, 0f33C00000; cvt.rn.f16.f32 %rs1, %f1; cvt.u32.u16 %r9, %rs1;", 2),
         ("mov.f32 %f1, 0fFF800000; cvt.rn.f16.f32 %rs1, %f1; cvt.u32.u16 %r9, %rs1;", 0xfc00),
         ("mov.f32 %f1, 0f7FC00001; cvt.rn.f16.f32 %rs1, %f1; cvt.u32.u16 %r9, %rs1;", 0x7fff),
+        // pairs: the first source into the high half
+        ("cvt.rn.bf16x2.f32 %r9, 0f3F808000, 0f3F818000;", 0x3f80_3f82),
+        ("cvt.rn.bf16x2.f32 %r9, 0f7F7FFFFF, 0fFFC00001;", 0x7f80_7fff),
+        ("cvt.rn.bf16x2.f32 %r9, 0f00008000, 0f80018000;", 0x0000_8002),
+        ("cvt.rn.f16x2.f32 %r9, 0f477FF000, 0f33C00000;", 0x7c00_0002),
+        ("cvt.rn.f16x2.f32 %r9, 0fBF800000, 0f7F800001;", 0xbc00_7fff),
         // f32 arithmetic: IEEE, subnormals kept, NaN results canonical
         ("mov.f32 %f1, 0f7FC00001; mul.rn.f32 %f2, %f1, 0f3F800000; mov.b32 %r9, %f2;", 0x7fff_ffff),
         ("mov.f32 %f1, 0fFFC00000; add.rn.f32 %f2, %f1, 0f3F800000; mov.b32 %r9, %f2;", 0x7fff_ffff),
@@ -698,6 +704,31 @@ fn a_body_ends_at_its_end() {
         assert!(
             mem.read_host(out, 4).is_err(),
             "the store after the branch ran"
+        );
+    }
+}
+
+/// Every rounding case of f32 to f16 and bf16 (ties, overflow, subnormal
+/// results, NaN payloads: `rounding_patterns`) through the f32 kernels'
+/// 16-bit outputs, the pairs converted by one `cvt.rn.{f16,bf16}x2.f32`:
+/// `half`'s values to the bit, and a NaN wherever `half` gives one.
+#[test]
+fn output_rounding_matches_half() {
+    let bits = rounding_patterns();
+    let src: Vec<u8> = bits.iter().flat_map(|b| b.to_le_bytes()).collect();
+    let values: Vec<f32> = bits.iter().map(|&b| f32::from_bits(b)).collect();
+    for arch in targets("output_rounding_matches_half") {
+        let mut h = vec![f16::ZERO; values.len()];
+        ptx::dequantize(arch, GgmlType::F32, &src, &mut h).unwrap();
+        let want: Vec<f16> = values.iter().map(|&x| f16::from_f32(x)).collect();
+        assert_same_values(&format!("sm_{arch} f32 patterns -> f16"), &h, &want);
+        let mut b = vec![bf16::ZERO; values.len()];
+        ptx::dequantize(arch, GgmlType::F32, &src, &mut b).unwrap();
+        let want: Vec<bf16> = values.iter().map(|&x| bf16::from_f32(x)).collect();
+        assert_same_values(&format!("sm_{arch} f32 patterns -> bf16"), &b, &want);
+        println!(
+            "sm_{arch}: {} f32 patterns rounded as half rounds them",
+            values.len()
         );
     }
 }

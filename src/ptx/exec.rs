@@ -195,6 +195,22 @@ fn convert(d: Ty, a: Ty, v: u64) -> u64 {
     }
 }
 
+/// f32 to bf16 bits, rounded to nearest even; a NaN gives the canonical
+/// `0x7fff` (the ISA promises only a NaN).
+fn to_bf16(v: u64) -> u64 {
+    let u = v as u32;
+    if f32::from_bits(u).is_nan() {
+        0x7fff
+    } else {
+        (u.wrapping_add(0x7fff + (u >> 16 & 1)) >> 16) as u64
+    }
+}
+
+/// f32 to f16 bits, rounded to nearest even; a NaN gives `0x7fff`.
+fn to_f16(v: u64) -> u64 {
+    convert(Ty::F16, Ty::F32, v)
+}
+
 /// Why a launch stopped: the rule, the thread and the instruction.
 pub(crate) struct Stop {
     pub what: String,
@@ -378,6 +394,10 @@ fn thread<P: Probe>(
             Op::FNeg => f32_bits(-f32_of(a(0))),
             Op::FAbs => f32_bits(f32_of(a(0)).abs()),
             Op::Cvt { d, a: from } => convert(d, from, a(0)),
+            Op::CvtPair { bf16 } => {
+                let conv = if bf16 { to_bf16 } else { to_f16 };
+                conv(a(0)) << 16 | conv(a(1))
+            }
             Op::Setp { cmp, ty } => compare(cmp, ty, a(0), a(1)) as u64,
             Op::Selp(t) => {
                 let x = if a(2) & 1 != 0 { a(0) } else { a(1) };

@@ -98,7 +98,7 @@ fn class_of(op: Op) -> Class {
             d: Ty::Int(_),
             a: Ty::Int(_),
         } => Class::Int,
-        Op::Cvt { .. } => Class::Convert,
+        Op::Cvt { .. } | Op::CvtPair { .. } => Class::Convert,
         Op::LdParam { .. } | Op::LdGlobal { .. } => Class::Load,
         Op::StGlobal { .. } => Class::Store,
         Op::Bra | Op::Ret => Class::Branch,

@@ -155,6 +155,11 @@ pub(crate) enum Op {
         d: Ty,
         a: Ty,
     },
+    /// `cvt.rn.{f16x2,bf16x2}.f32 d, a, b`: a rounded into the high half, b
+    /// into the low half.
+    CvtPair {
+        bf16: bool,
+    },
     Setp {
         cmp: Cmp,
         ty: Ty,
@@ -647,6 +652,17 @@ impl Builder<'_> {
                 dsts!(4);
                 inst.op = Op::Prmt;
             }
+            "cvt" if matches!(mods.as_slice(), ["rn", "f16x2" | "bf16x2", "f32"]) => {
+                dsts!(3);
+                if inst.dmask[0] != u32::MAX as u64 {
+                    return Err(
+                        self.e(format!("`{opcode}` writes a 32-bit register (in `{stmt}`)"))
+                    );
+                }
+                inst.op = Op::CvtPair {
+                    bf16: mods[1] == "bf16x2",
+                };
+            }
             "cvt" => {
                 let (rnd, d, a) = match mods.as_slice() {
                     [d, a] => (None, *d, *a),
@@ -662,8 +678,6 @@ impl Builder<'_> {
                     // integer to f32, and f32 to f16, round to nearest even
                     (Ty::F32, Ty::Int(_), Some("rn")) => true,
                     (Ty::F16, Ty::F32, Some("rn")) => true,
-                    // f16 to f32 is exact
-                    (Ty::F32, Ty::F16, None) => true,
                     _ => false,
                 };
                 if !ok {

@@ -270,3 +270,86 @@ pub fn pty() -> (std::fs::File, PathBuf) {
         (std::fs::File::from_raw_fd(master), PathBuf::from(name))
     }
 }
+
+/// f32 bit patterns covering each case of rounding to f16 and bf16.
+pub fn rounding_patterns() -> Vec<u32> {
+    let mut v: Vec<u32> = Vec::new();
+    let mut rng = Rng(0x726f756e64);
+    fn near(v: &mut Vec<u32>, center: u32, radius: u32) {
+        v.extend(center - radius..=center + radius);
+    }
+    // infinities, zeros, the largest finite f32 and the f32 subnormal edges
+    v.extend([
+        0x7f80_0000,
+        0x0000_0000,
+        0x7f7f_ffff,
+        0x0000_0001,
+        0x007f_ffff,
+        0x0080_0000,
+    ]);
+    // NaNs: quiet and signalling, payloads in the bits f16 keeps and the bits it drops
+    v.extend([
+        0x7fc0_0000,
+        0x7f80_0001,
+        0x7fa0_0000,
+        0x7fbf_ffff,
+        0x7fff_ffff,
+        0x7f80_2000,
+    ]);
+    v.extend([
+        0x7f80_1fff,
+        0x7fc0_1000,
+        0x7f81_0000,
+        0x7f80_8000,
+        0x7f80_00ff,
+    ]);
+    for _ in 0..2000 {
+        v.push(0x7f80_0000 | (1 + (rng.next_u64() as u32 % 0x7f_ffff)));
+    }
+    // f16: around its largest finite value 65504 (0x477fe000) and the first value
+    // that rounds to infinity, 65520 (0x477ff000)
+    near(&mut v, 0x477f_e000, 4200);
+    near(&mut v, 0x477f_f000, 4200);
+    near(&mut v, 0x4780_0000, 16);
+    // f16: the normal/subnormal boundary 2^-14, and the smallest subnormal 2^-24
+    // with the ties to zero at 2^-25 and to 2^-24 at 1.5 * 2^-24
+    near(&mut v, 0x3880_0000, 4200);
+    near(&mut v, 0x387f_e000, 4200);
+    near(&mut v, 0x3380_0000, 64);
+    near(&mut v, 0x3300_0000, 64);
+    near(&mut v, 0x33c0_0000, 64);
+    // every exponent, with mantissas at and around the f16 (13 dropped bits) and
+    // bf16 (16 dropped bits) rounding ties, odd and even kept parts
+    for e in 0..=255u32 {
+        for m in [
+            0, 1, 0x7f_ffff, 0x1000, 0x0fff, 0x1001, 0x3000, 0x2fff, 0x3001, 0x8000, 0x7fff,
+            0x8001, 0x1_8000, 0x1_7fff, 0x1_8001, 0x7f_8000, 0x7f_f000, 0x40_0000,
+        ] {
+            v.push((e << 23) | m);
+        }
+        for _ in 0..64 {
+            v.push((e << 23) | (rng.next_u64() as u32 & 0x7f_ffff));
+        }
+    }
+    // f16 subnormal results: every exponent whose values land there, tie patterns
+    for e in 103..=112u32 {
+        // bits dropped when the result is a multiple of 2^-24: |x| = 1.m * 2^(e-127)
+        let shift = 126 - e;
+        for k in 0..512u32 {
+            let kept = rng.next_u64() as u32 & 0x7f_ffff & !((1 << shift) - 1);
+            let tie = (e << 23) | kept | (1 << (shift - 1));
+            v.extend([tie - 1, tie, tie + 1]);
+            v.push((e << 23) | ((k * 0x4001) & 0x7f_ffff));
+        }
+    }
+    // any bits
+    for _ in 0..200_000 {
+        v.push(rng.next_u64() as u32);
+    }
+    // both signs of everything
+    let n = v.len();
+    for i in 0..n {
+        v.push(v[i] ^ 0x8000_0000);
+    }
+    v
+}
