@@ -5,10 +5,8 @@
 //! development machines): the same `.cu` code, the same launch geometry and
 //! grid-stride loop, checked to the bit against the CPU reference.
 
-use rayon::prelude::*;
-
 use crate::error::{Error, Result};
-use crate::kernels::{launches, KernelInfo, MAX_GRID};
+use crate::kernels::{for_each_piece, launches, KernelInfo, MAX_GRID};
 use crate::out::OutElem;
 use crate::types::{check_lengths, GgmlType};
 
@@ -125,8 +123,7 @@ pub fn dequantize_with_grid<O: OutElem>(
     launch_chunks(ty, src, out, max_grid, aligned16)
 }
 
-/// Independent launches over chunks of the tensor, on the host's threads
-/// (`crate::pool`'s).
+/// Independent launches over pieces of the tensor, on the host's threads.
 fn launch_chunks<O: OutElem>(
     ty: GgmlType,
     src: &[u8],
@@ -134,12 +131,9 @@ fn launch_chunks<O: OutElem>(
     max_grid: u32,
     aligned16: bool,
 ) -> Result<()> {
-    let k = KernelInfo::of(ty).ok_or(Error::Unsupported { tensor: None, ty })?;
-    crate::pool::install(|| {
-        out.par_chunks_mut(BLOCKS_PER_LAUNCH * k.qk as usize)
-            .zip(src.par_chunks(BLOCKS_PER_LAUNCH * k.block_bytes() as usize))
-            .try_for_each(|(y, x)| run_launches(ty, x, y, max_grid, aligned16))
-    })?
+    for_each_piece(ty, src, out, BLOCKS_PER_LAUNCH, |x, y| {
+        run_launches(ty, x, y, max_grid, aligned16)
+    })
 }
 
 /// Runs the launches the GPU would make for this piece of a tensor.

@@ -92,6 +92,26 @@ impl KernelInfo {
     }
 }
 
+/// Runs `decode` over independent pieces of a tensor of `ty` (`blocks`
+/// kernel blocks each, input and output in step) on the host's threads
+/// (`crate::pool`'s): how the host-run kernels (emulated grid, PTX
+/// interpreter) split a tensor into launches.
+pub fn for_each_piece<O: crate::out::OutElem>(
+    ty: GgmlType,
+    src: &[u8],
+    out: &mut [O],
+    blocks: usize,
+    decode: impl Fn(&[u8], &mut [O]) -> Result<()> + Sync,
+) -> Result<()> {
+    use rayon::prelude::*;
+    let k = KernelInfo::of(ty).ok_or(Error::Unsupported { tensor: None, ty })?;
+    crate::pool::install(|| {
+        out.par_chunks_mut(blocks * k.qk as usize)
+            .zip(src.par_chunks(blocks * k.block_bytes() as usize))
+            .try_for_each(|(y, x)| decode(x, y))
+    })?
+}
+
 /// One launch of a tensor's decode: `n_blocks` kernel blocks starting at input
 /// byte `src_offset` and output element `dst_offset`.
 #[derive(Clone, Copy, Debug)]

@@ -13,16 +13,6 @@ use gguf_dequant::synth::{random_blocks, Rng};
 use gguf_dequant::{emulated, GgmlType};
 use half::{bf16, f16};
 
-/// A seed that differs between runs (and is printed, to reproduce a failure).
-fn fresh_seed() -> u64 {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    let seed = t.as_nanos() as u64 ^ std::process::id() as u64;
-    println!("seed {seed}");
-    seed
-}
-
 fn check<O: OutElem + Bits>(ty: GgmlType, src: &[u8], what: &str) {
     check_with::<O>(ty, src, what, assert_bits_eq::<O>)
 }

@@ -34,16 +34,6 @@ fn targets(test: &str) -> Vec<&'static str> {
     t
 }
 
-/// A seed that differs between runs (printed, to reproduce a failure).
-fn fresh_seed() -> u64 {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    let seed = t.as_nanos() as u64 ^ std::process::id() as u64;
-    println!("seed {seed}");
-    seed
-}
-
 /// Decodes with the PTX of `arch` (grid capped at `max_grid`) and compares
 /// with the CPU reference: bit for bit, NaN matching NaN.
 fn check<O: OutElem + Bits>(
@@ -218,20 +208,27 @@ fn module(globals: &str, body: &str) -> String {
     )
 }
 
+/// Parses `text` and runs its kernel `t` in one thread over a fresh output of
+/// `len` bytes: the memory, the output's address and the launch's result.
+fn run_one(text: &str, len: usize) -> (Memory, u64, gguf_dequant::Result<()>) {
+    let m = Module::parse(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let mut mem = Memory::new(&m);
+    let out = mem.alloc("out", len).unwrap();
+    let c = LaunchConfig {
+        grid: [1; 3],
+        block: [1; 3],
+        params: &[out],
+    };
+    let r = m.launch("t", &mut mem, &c);
+    (mem, out, r)
+}
+
 /// Runs `body` in one thread and returns what it left in %r9 (stored to the
 /// output by the harness).
 fn eval(body: &str) -> u32 {
     let text = module("", &format!("{body}\n\tst.global.u32 [%rd0], %r9;"));
-    let m = Module::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    let mut mem = Memory::new(&m);
-    let out = mem.alloc("out", 4).unwrap();
-    let c = LaunchConfig {
-        grid: [1, 1, 1],
-        block: [1, 1, 1],
-        params: &[out],
-    };
-    m.launch("t", &mut mem, &c)
-        .unwrap_or_else(|e| panic!("{body}: {e}"));
+    let (mut mem, out, r) = run_one(&text, 4);
+    r.unwrap_or_else(|e| panic!("{body}: {e}"));
     u32::from_le_bytes(mem.read_host(out, 4).unwrap().try_into().unwrap())
 }
 
@@ -455,44 +452,20 @@ fn memory_checks_fail_where_they_should() {
         );
     }
     // reading a table inside it is fine, and sign-extends as `.s8` says
-    let m = Module::parse(&module(
-        ".global .align 4 .b8 TAB[4] = {1, 2, 255, 4};",
-        "mov.u64 %rd1, TAB; ld.global.nc.s8 %rs1, [%rd1+2]; cvt.s32.s16 %r1, %rs1; st.global.u32 [%rd0], %r1;",
-    ))
-    .unwrap();
-    let mut mem = Memory::new(&m);
-    let out = mem.alloc("out", 4).unwrap();
-    m.launch(
-        "t",
-        &mut mem,
-        &LaunchConfig {
-            grid: [1; 3],
-            block: [1; 3],
-            params: &[out],
-        },
-    )
-    .unwrap();
+    let (mut mem, out, r) = run_one(
+        &module(
+            ".global .align 4 .b8 TAB[4] = {1, 2, 255, 4};",
+            "mov.u64 %rd1, TAB; ld.global.nc.s8 %rs1, [%rd1+2]; cvt.s32.s16 %r1, %rs1; st.global.u32 [%rd0], %r1;",
+        ),
+        4,
+    );
+    r.unwrap();
     assert_eq!(mem.read_host(out, 4).unwrap(), &[0xff; 4]);
     // bytes a launch left unwritten are an error when copied back
-    let e = launch_ok_then_read("", 8);
+    let (mut mem, out, r) = run_one(&module("", ""), 8);
+    r.unwrap();
+    let e = mem.read_host(out, 8).unwrap_err();
     assert!(e.contains("never written"), "{e}");
-}
-
-fn launch_ok_then_read(body: &str, len: usize) -> String {
-    let m = Module::parse(&module("", body)).unwrap();
-    let mut mem = Memory::new(&m);
-    let out = mem.alloc("out", len).unwrap();
-    m.launch(
-        "t",
-        &mut mem,
-        &LaunchConfig {
-            grid: [1; 3],
-            block: [1; 3],
-            params: &[out],
-        },
-    )
-    .unwrap();
-    mem.read_host(out, len).unwrap_err()
 }
 
 /// A form the interpreter does not implement, and anything with shared
@@ -688,19 +661,8 @@ fn a_body_ends_at_its_end() {
     ] {
         let text = module("", "").replace("\tret;\n}", &format!("\tmov.b32 %r1, 7;\n\t{tail}\n}}"));
         assert!(text.ends_with(&format!("{tail}\n}}\n")), "{text}");
-        let m = Module::parse(&text).unwrap();
-        let mut mem = Memory::new(&m);
-        let out = mem.alloc("out", 4).unwrap();
-        m.launch(
-            "t",
-            &mut mem,
-            &LaunchConfig {
-                grid: [1; 3],
-                block: [1; 3],
-                params: &[out],
-            },
-        )
-        .unwrap();
+        let (mut mem, out, r) = run_one(&text, 4);
+        r.unwrap();
         assert!(
             mem.read_host(out, 4).is_err(),
             "the store after the branch ran"

@@ -19,10 +19,8 @@
 //! line uses it. The interpreter is a test tool: it runs the kernels at
 //! about a hundred million PTX instructions a second a core.
 
-use rayon::prelude::*;
-
 use crate::error::{Error, Result};
-use crate::kernels::{launches, KernelInfo, MAX_GRID};
+use crate::kernels::{for_each_piece, launches, KernelInfo, MAX_GRID};
 use crate::out::OutElem;
 use crate::types::{check_lengths, GgmlType};
 
@@ -117,13 +115,11 @@ pub fn dequantize_with_grid<O: OutElem>(
     max_grid: u32,
 ) -> Result<()> {
     check_lengths(ty, src.len(), out.len())?;
-    let k = KernelInfo::of(ty).ok_or(Error::Unsupported { tensor: None, ty })?;
+    KernelInfo::of(ty).ok_or(Error::Unsupported { tensor: None, ty })?;
     let module = builtin(arch)?;
-    crate::pool::install(|| {
-        out.par_chunks_mut(BLOCKS_PER_LAUNCH * k.qk as usize)
-            .zip(src.par_chunks(BLOCKS_PER_LAUNCH * k.block_bytes() as usize))
-            .try_for_each(|(y, x)| decode_chunk(module, ty, x, y, max_grid))
-    })?
+    for_each_piece(ty, src, out, BLOCKS_PER_LAUNCH, |x, y| {
+        decode_chunk(module, ty, x, y, max_grid)
+    })
 }
 
 /// One chunk: its blocks copied to device memory, the launches the GPU

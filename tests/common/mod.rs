@@ -353,3 +353,13 @@ pub fn rounding_patterns() -> Vec<u32> {
     }
     v
 }
+
+/// A seed that differs between runs (printed, to reproduce a failure).
+pub fn fresh_seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let seed = t.as_nanos() as u64 ^ std::process::id() as u64;
+    println!("seed {seed}");
+    seed
+}
