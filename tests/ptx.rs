@@ -503,6 +503,30 @@ fn unsupported_forms_are_refused_at_load() {
             "`{body}`: {e}"
         );
     }
+    // malformed text is an error, never a panic
+    let many = vec!["%r1"; 258].join(", ");
+    for (body, want) in [
+        ("add. %r1, %r2, %r3;".to_string(), "add."),
+        ("add.\u{e9} %r1, %r2, %r3;".to_string(), "add."),
+        (format!("mov.b32 {{{many}}}, %r2;"), "mov.b32"),
+        (format!("mov.b64 %rd1, {{{many}}};"), "mov.b64"),
+        ("mov.b32 %r1, 010;".to_string(), "010"),
+        ("mov.b32 %r1, 0x10UU;".to_string(), "0x10UU"),
+        ("selp.b32 %r1, 1, 2, %r3;".to_string(), "not a predicate"),
+        ("$L1:\n$L1:".to_string(), "defined twice"),
+    ] {
+        let body = body.replace("$L1:\n", "\n$L1:\n");
+        let e = Module::parse(&module("", &body)).unwrap_err();
+        assert!(e.contains(want), "`{body}`: {e}");
+    }
+    for align in ["18446744073709551615", "3", "1099511627776"] {
+        let e = Module::parse(&module(
+            &format!(".global .align {align} .b8 T[1] = {{1}};"),
+            "",
+        ))
+        .unwrap_err();
+        assert!(e.contains("alignment"), "{e}");
+    }
     let e = Module::parse(&module("", ".shared .align 4 .b8 s[16];")).unwrap_err();
     assert!(e.contains(".shared"), "{e}");
     let e = Module::parse(&module(".shared .align 4 .b8 s[16];", "")).unwrap_err();

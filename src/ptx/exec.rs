@@ -15,8 +15,10 @@ use super::parse::{Cmp, Inst, Int, Kernel, Op, Ty, NO_GUARD};
 pub(crate) const CANONICAL_NAN: u32 = 0x7fff_ffff;
 
 /// Backward branches one thread may take before the launch is stopped as
-/// hung (a grid-stride loop takes one per iteration).
+/// hung (a grid-stride loop takes one per iteration), and all the threads of
+/// a launch together.
 const MAX_LOOPS: u64 = 1 << 24;
+const MAX_LAUNCH_LOOPS: u64 = 1 << 32;
 
 /// Grid and block shape and the parameters of one launch.
 #[derive(Clone, Copy, Debug)]
@@ -36,6 +38,9 @@ pub(crate) trait Probe {
     /// Instruction `pc` runs (its guard was true, or it has none). For
     /// global loads and stores, `access` is (address, bytes).
     fn step(&mut self, _pc: usize, _access: Option<(u64, u64)>) {}
+    /// Instruction `pc` is issued with its guard false: it does nothing, but
+    /// a GPU issues it all the same.
+    fn skipped(&mut self, _pc: usize) {}
 }
 
 /// No recording: correctness runs.
@@ -241,7 +246,11 @@ pub(crate) fn check_config(k: &Kernel, c: &LaunchConfig) -> Result<(), String> {
             k.name, c.grid
         ));
     }
-    let total = c.grid.iter().map(|&d| d as u64).product::<u64>() * threads;
+    let total = c
+        .grid
+        .iter()
+        .try_fold(threads, |acc, &d| acc.checked_mul(d as u64))
+        .unwrap_or(u64::MAX);
     if total >= u32::MAX as u64 {
         return Err(format!(
             "{}: {total} threads are more than the interpreter runs in one launch",
@@ -283,6 +292,7 @@ pub(crate) fn run<P: Probe>(
     regs[9..12].copy_from_slice(&c.grid.map(u64::from));
     let per_block = c.block.iter().product::<u32>();
     let mut tid = 0u32;
+    let mut launch_loops = 0u64;
     for bz in 0..c.grid[2] {
         for by in 0..c.grid[1] {
             for bx in 0..c.grid[0] {
@@ -292,14 +302,14 @@ pub(crate) fn run<P: Probe>(
                         for tx in 0..c.block[0] {
                             regs[0..3].copy_from_slice(&[tx, ty, tz].map(u64::from));
                             probe.thread((tz * c.block[1] + ty) * c.block[0] + tx);
-                            thread(k, &mut regs, mem, c.params, tid, probe).map_err(
-                                |(what, pc)| Stop {
-                                    what,
-                                    block: [bx, by, bz],
-                                    thread: [tx, ty, tz],
-                                    pc,
-                                },
-                            )?;
+                            let r =
+                                thread(k, &mut regs, mem, c.params, tid, &mut launch_loops, probe);
+                            r.map_err(|(what, pc)| Stop {
+                                what,
+                                block: [bx, by, bz],
+                                thread: [tx, ty, tz],
+                                pc,
+                            })?;
                             tid += 1;
                         }
                     }
@@ -319,6 +329,7 @@ fn thread<P: Probe>(
     mem: &mut Memory,
     params: &[u64],
     tid: u32,
+    launch_loops: &mut u64,
     probe: &mut P,
 ) -> Result<(), (String, usize)> {
     let code: &[Inst] = &k.code;
@@ -329,6 +340,7 @@ fn thread<P: Probe>(
         let here = pc;
         pc += 1;
         if i.guard != NO_GUARD && (regs[i.guard as usize] & 1 != 0) == i.guard_neg {
+            probe.skipped(here);
             continue;
         }
         let a = |n: usize| regs[i.a[n] as usize];
@@ -454,8 +466,15 @@ fn thread<P: Probe>(
                 let target = i.imm as usize;
                 if target <= here {
                     loops += 1;
-                    if loops > MAX_LOOPS {
-                        return Err((format!("more than {MAX_LOOPS} loop iterations: hung"), here));
+                    *launch_loops += 1;
+                    if loops > MAX_LOOPS || *launch_loops > MAX_LAUNCH_LOOPS {
+                        return Err((
+                            format!(
+                                "more than {MAX_LOOPS} loop iterations in a thread or \
+                                 {MAX_LAUNCH_LOOPS} in the launch: hung"
+                            ),
+                            here,
+                        ));
                     }
                 }
                 pc = target;

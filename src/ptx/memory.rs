@@ -13,7 +13,7 @@ use super::parse::{Module, TABLE_BASE};
 
 /// Where launch buffers start in the interpreter's address space (tables sit
 /// below, at `parse::TABLE_BASE`).
-const BUFFER_BASE: u64 = 0x0000_7f00_0000_0000;
+pub(crate) const BUFFER_BASE: u64 = 0x0000_7f00_0000_0000;
 /// Unmapped bytes after every buffer: an access just past its end faults.
 const GAP: u64 = 1 << 16;
 
@@ -34,6 +34,8 @@ pub(crate) enum Fault {
         alloc: String,
         other: u32,
     },
+    /// The host had no memory for the launch's record of writers.
+    HostMemory { alloc: String },
 }
 
 impl std::fmt::Display for Fault {
@@ -50,6 +52,9 @@ impl std::fmt::Display for Fault {
             }
             Fault::ReadOnly { addr, alloc } => {
                 write!(f, "writes {addr:#x} in the read-only {alloc}")
+            }
+            Fault::HostMemory { alloc } => {
+                write!(f, "out of host memory recording the writers of {alloc}")
             }
             Fault::Race { addr, alloc, other } => write!(
                 f,
@@ -194,16 +199,15 @@ impl Memory {
         let i = self.find(addr, len).ok_or(Fault::Outside { addr, len })?;
         let a = &self.allocs[i];
         let off = (addr - a.base) as usize;
-        let mut v = 0u128;
-        for j in (0..len as usize).rev() {
-            if !a.is_written(off + j) {
-                return Err(Fault::Unwritten {
-                    addr: addr + j as u64,
-                    alloc: a.name.clone(),
-                });
-            }
-            v = v << 8 | a.bytes[off + j] as u128;
+        if let Some(j) = (0..len as usize).find(|&j| !a.is_written(off + j)) {
+            return Err(Fault::Unwritten {
+                addr: addr + j as u64,
+                alloc: a.name.clone(),
+            });
         }
+        let v = (0..len as usize)
+            .rev()
+            .fold(0u128, |v, j| v << 8 | a.bytes[off + j] as u128);
         Ok(v)
     }
 
@@ -222,7 +226,9 @@ impl Memory {
             });
         }
         if a.writer.is_empty() {
-            a.writer = vec![0; a.bytes.len()];
+            a.writer = crate::try_vec(a.bytes.len() as u64).ok_or_else(|| Fault::HostMemory {
+                alloc: a.name.clone(),
+            })?;
         }
         let off = (addr - a.base) as usize;
         for j in 0..len as usize {

@@ -1,9 +1,10 @@
 //! A performance model of the GPU kernels, measured by the interpreter.
 //!
 //! A sample launch of each kernel is run with a probe that records, per warp
-//! of 32 threads, the warp-instructions issued (a thread's n-th execution of
-//! an instruction and the other threads' n-th are one warp-instruction: the
-//! warp reconverges after every divergence, as these loops do) by class,
+//! of 32 threads, the warp-instructions issued (a thread's n-th issue of an
+//! instruction and the other threads' n-th are one warp-instruction: the
+//! warp reconverges after every divergence, as these loops do; an
+//! instruction whose guard is false is issued all the same) by class,
 //! and for every global load and store the distinct 32-byte sectors the
 //! warp's threads touch (coalescing). Over the whole launch, the distinct
 //! sectors of the input and output are the DRAM traffic; the tables are
@@ -131,69 +132,91 @@ impl Counts {
     }
 }
 
-/// One step of a thread's trace: (instruction, its occurrence in the thread,
-/// the global access it made).
-type Step = (u32, u32, Option<(u64, u64)>);
+/// A global access of a thread: (instruction, its occurrence in the
+/// thread, address, bytes).
+type Access = (u32, u32, u64, u64);
 
-/// The probe: each thread's trace; a warp's traces are merged when its last
-/// thread ends.
+/// The probe. Per thread, how often each instruction issued; per warp, the
+/// most any of its threads issued each (the warp issues it that often:
+/// threads reconverge), and its threads' global accesses, merged into
+/// warp-level accesses when the warp's last thread ends.
 struct WarpProbe<'k> {
     kernel: &'k Kernel,
-    /// Per thread of the current warp: (pc, occurrence, access).
-    traces: Vec<Vec<Step>>,
+    /// Issues of each instruction by the thread under way.
     occurrence: Vec<u32>,
+    /// The most issues of each instruction by a thread of the warp.
+    warp_max: Vec<u32>,
+    accesses: Vec<Access>,
+    threads_in_warp: u32,
     counts: Counts,
     dram: HashSet<u64>,
 }
 
 impl WarpProbe<'_> {
+    fn end_thread(&mut self) {
+        for (m, o) in self.warp_max.iter_mut().zip(self.occurrence.iter_mut()) {
+            *m = (*m).max(*o);
+            *o = 0;
+        }
+    }
+
     fn flush(&mut self) {
-        // (pc, occurrence) -> sectors of its accesses
-        let mut insts: HashMap<(u32, u32), Option<HashSet<u64>>> = HashMap::new();
-        for t in &self.traces {
-            for &(pc, k, access) in t {
-                let e = insts.entry((pc, k)).or_insert(None);
-                if let Some((addr, len)) = access {
-                    let set = e.get_or_insert_with(HashSet::new);
-                    for s in addr / 32..=(addr + len - 1) / 32 {
-                        set.insert(s);
-                    }
-                }
+        self.end_thread();
+        for (pc, m) in self.warp_max.iter_mut().enumerate() {
+            if *m > 0 {
+                let class = class_of(self.kernel.code[pc].op);
+                *self.counts.warp_insts.entry(class).or_insert(0) += *m as u64;
+                *m = 0;
             }
         }
-        for ((pc, _), sectors) in insts {
-            let op = self.kernel.code[pc as usize].op;
-            *self.counts.warp_insts.entry(class_of(op)).or_insert(0) += 1;
-            if let Some(sectors) = sectors {
-                let first = *sectors.iter().next().expect("an access touches a sector");
-                if is_table_address(first * 32) {
-                    self.counts.table_loads += 1;
-                    self.counts.table_sectors += sectors.len() as u64;
-                } else {
-                    self.dram.extend(sectors.iter().copied());
-                }
-                self.counts.l1_sectors += sectors.len() as u64;
-            }
+        // (pc, occurrence) -> the sectors its threads' accesses touch
+        let mut insts: HashMap<(u32, u32), HashSet<u64>> = HashMap::new();
+        for &(pc, k, addr, len) in &self.accesses {
+            insts
+                .entry((pc, k))
+                .or_default()
+                .extend(addr / 32..=(addr + len - 1) / 32);
         }
-        self.traces.clear();
+        for sectors in insts.values() {
+            let tables = sectors
+                .iter()
+                .filter(|&&s| is_table_address(s * 32))
+                .count() as u64;
+            if tables > 0 {
+                self.counts.table_loads += 1;
+                self.counts.table_sectors += tables;
+            }
+            self.dram.extend(
+                sectors
+                    .iter()
+                    .copied()
+                    .filter(|&s| !is_table_address(s * 32)),
+            );
+            self.counts.l1_sectors += sectors.len() as u64;
+        }
+        self.accesses.clear();
+        self.threads_in_warp = 0;
     }
 }
 
 impl Probe for WarpProbe<'_> {
     fn thread(&mut self, index: u32) {
-        if index.is_multiple_of(32) && !self.traces.is_empty() {
+        if index.is_multiple_of(32) && self.threads_in_warp > 0 {
             self.flush();
+        } else {
+            self.end_thread();
         }
-        self.occurrence.iter_mut().for_each(|o| *o = 0);
-        self.traces.push(Vec::new());
+        self.threads_in_warp += 1;
     }
     fn step(&mut self, pc: usize, access: Option<(u64, u64)>) {
         let k = self.occurrence[pc];
         self.occurrence[pc] += 1;
-        self.traces
-            .last_mut()
-            .expect("a thread began")
-            .push((pc as u32, k, access));
+        if let Some((addr, len)) = access {
+            self.accesses.push((pc as u32, k, addr, len));
+        }
+    }
+    fn skipped(&mut self, pc: usize) {
+        self.occurrence[pc] += 1;
     }
 }
 
@@ -245,8 +268,10 @@ pub fn profile(
     exec::check_config(kernel, config).map_err(Error::Cuda)?;
     let mut probe = WarpProbe {
         kernel,
-        traces: Vec::new(),
         occurrence: vec![0; kernel.code.len()],
+        warp_max: vec![0; kernel.code.len()],
+        accesses: Vec::new(),
+        threads_in_warp: 0,
         counts: Counts::default(),
         dram: HashSet::new(),
     };
@@ -360,10 +385,15 @@ pub fn registers(ptxas_log: &str, sm: &str) -> HashMap<String, u32> {
 
 /// Resident warps per SM (of 64) for `regs` registers a thread and blocks of
 /// `threads`: registers are allocated per warp in units of 256.
+/// 0 for a block the device cannot run (no threads, more than 1024, more
+/// than 255 registers a thread).
 pub fn occupancy(regs: u32, threads: u32) -> f64 {
+    if threads == 0 || threads > 1024 || regs > 255 {
+        return 0.0;
+    }
     let warps_per_block = threads.div_ceil(32);
-    let per_warp = (regs * 32).div_ceil(256) * 256;
-    let blocks = (65536 / (per_warp * warps_per_block).max(1))
+    let per_warp = (regs.max(1) * 32).div_ceil(256) * 256;
+    let blocks = (65536 / (per_warp * warps_per_block))
         .min(32)
         .min(64 / warps_per_block);
     (blocks * warps_per_block) as f64 / 64.0

@@ -11,6 +11,8 @@
 
 use std::collections::HashMap;
 
+use super::memory;
+
 /// Where the module's `.global` tables start in the interpreter's address
 /// space; launch buffers are placed elsewhere (see `memory.rs`).
 pub(crate) const TABLE_BASE: u64 = 0x0000_7e00_0000_0000;
@@ -230,6 +232,9 @@ fn mask(bits: u8) -> u64 {
 
 /// An instruction type suffix: `u32`, `s8`, `b16`, `f32`, `pred`, ...
 fn parse_ty(s: &str) -> Option<Ty> {
+    if !s.is_char_boundary(1) {
+        return None;
+    }
     let (kind, bits) = s.split_at(1);
     let bits: u8 = match bits.parse() {
         Ok(b @ (8 | 16 | 32 | 64)) => b,
@@ -266,8 +271,12 @@ fn parse_imm(s: &str) -> Option<u64> {
         }
         u32::from_str_radix(h, 16).ok()? as u64
     } else if let Some(h) = body.strip_prefix("0x").or_else(|| body.strip_prefix("0X")) {
-        u64::from_str_radix(h.trim_end_matches('U'), 16).ok()?
-    } else if body.chars().all(|c| c.is_ascii_digit()) && !body.is_empty() {
+        u64::from_str_radix(h.strip_suffix('U').unwrap_or(h), 16).ok()?
+    } else if body.chars().all(|c| c.is_ascii_digit())
+        && !body.is_empty()
+        && (body == "0" || !body.starts_with('0'))
+    {
+        // (a leading 0 is octal in PTX: nvcc does not write it, so it is refused)
         body.parse::<u64>().ok()?
     } else {
         return None;
@@ -531,8 +540,11 @@ impl Builder<'_> {
                 want(self, 2)?;
                 if ops[0].starts_with('{') {
                     let parts = self.vector(ops[0])?;
+                    if base != "mov" || !matches!(parts.len(), 2 | 4) {
+                        return Err(unsupported(self));
+                    }
                     let n = parts.len() as u8;
-                    if base != "mov" || !(n == 2 || n == 4) || bits % n != 0 {
+                    if bits % n != 0 {
                         return Err(unsupported(self));
                     }
                     for (i, p) in parts.iter().enumerate() {
@@ -544,8 +556,11 @@ impl Builder<'_> {
                     inst.op = Op::Unpack { n, bits: bits / n };
                 } else if ops[1].starts_with('{') {
                     let parts = self.vector(ops[1])?;
+                    if base != "mov" || !matches!(parts.len(), 2 | 4) {
+                        return Err(unsupported(self));
+                    }
                     let n = parts.len() as u8;
-                    if base != "mov" || !(n == 2 || n == 4) || bits % n != 0 {
+                    if bits % n != 0 {
                         return Err(unsupported(self));
                     }
                     let (s, m) = self.dst(ops[0])?;
@@ -736,6 +751,9 @@ impl Builder<'_> {
                     _ => return Err(unsupported(self)),
                 };
                 dsts!(4);
+                if !ops[3].starts_with('%') || self.reg(ops[3])?.1 != 1 {
+                    return Err(self.e(format!("selp's condition `{}` is not a predicate", ops[3])));
+                }
                 inst.op = Op::Selp(t);
             }
             "ld" | "st" => return self.memory(base, &mods, &ops, inst, stmt, opcode),
@@ -963,9 +981,19 @@ impl Module {
             } else if line.starts_with(".version") || line.starts_with(".address_size") {
             } else if line.starts_with(".global") {
                 let (name, align, bytes) = parse_table(line, lineno)?;
-                let base = next_table.next_multiple_of(align.max(256));
+                if !align.is_power_of_two() || align > 4096 {
+                    return Err(format!(
+                        "PTX line {lineno}: table alignment {align} is not a power of two up to 4096"
+                    ));
+                }
+                let base = next_table.next_multiple_of(256);
                 // a gap after every table: a read past its end is outside memory
                 next_table = base + bytes.len() as u64 + 4096;
+                if next_table > memory::BUFFER_BASE {
+                    return Err(format!(
+                        "PTX line {lineno}: the module's tables are too large"
+                    ));
+                }
                 table_addrs.insert(name.clone(), base);
                 tables.push(Table { name, base, bytes });
             } else if let Some(rest) = line
@@ -1123,7 +1151,12 @@ fn parse_kernel(
                 }
                 rest = r.trim_start();
             } else if let Some(label) = rest.strip_suffix(':') {
-                b.labels.insert(label.trim().to_string(), b.code.len());
+                if b.labels
+                    .insert(label.trim().to_string(), b.code.len())
+                    .is_some()
+                {
+                    return Err(b.e(format!("label `{label}` defined twice")));
+                }
                 rest = "";
             } else {
                 return Err(b.e(format!("unsupported statement `{rest}`")));
