@@ -88,23 +88,6 @@ GDQ_FN uint32_t gdq_bf16_word(float f) {
 
 GDQ_FN uint16_t gdq_f32_to_bf16(float f) { return (uint16_t)(gdq_bf16_word(f) >> 16); }
 
-/* Two values packed into a word, a in the low half, each rounded to nearest
-   even. On GPUs since sm_80 one conversion instruction (cvt.rn.{bf16,f16}x2.f32:
-   its first source goes to the high half) converts both; it gives a NaN's
-   result as the canonical NaN, which the contract allows (docs/GPU.md: NaN
-   payloads are not part of it on the GPU). Elsewhere the integer rounding. */
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-GDQ_FN uint32_t gdq_pack_bf16x2(float a, float b) {
-    uint32_t d;
-    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(d) : "f"(b), "f"(a));
-    return d;
-}
-#else
-GDQ_FN uint32_t gdq_pack_bf16x2(float a, float b) {
-    return (gdq_bf16_word(a) >> 16) | (gdq_bf16_word(b) & 0xffff0000u);
-}
-#endif
-
 GDQ_FN uint16_t gdq_f32_to_f16(float f) {
     const uint32_t u = gdq_bits_from_f32(f);
     const uint32_t sign = (u >> 16) & 0x8000u;
@@ -132,14 +115,26 @@ GDQ_FN uint16_t gdq_f32_to_f16(float f) {
 #endif
 }
 
-/* The pair conversion of gdq_pack_bf16x2, to f16. */
+/* Two values packed into a word, a in the low half, each rounded to nearest
+   even. On GPUs since sm_80 one conversion instruction (cvt.rn.{bf16,f16}x2.f32:
+   its first source goes to the high half) converts both; it gives a NaN's
+   result as the canonical NaN, which the contract allows (docs/GPU.md: NaN
+   payloads are not part of it on the GPU). Elsewhere, each value's rounding. */
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+GDQ_FN uint32_t gdq_pack_bf16x2(float a, float b) {
+    uint32_t d;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(d) : "f"(b), "f"(a));
+    return d;
+}
 GDQ_FN uint32_t gdq_pack_f16x2(float a, float b) {
     uint32_t d;
     asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(d) : "f"(b), "f"(a));
     return d;
 }
 #else
+GDQ_FN uint32_t gdq_pack_bf16x2(float a, float b) {
+    return (gdq_bf16_word(a) >> 16) | (gdq_bf16_word(b) & 0xffff0000u);
+}
 GDQ_FN uint32_t gdq_pack_f16x2(float a, float b) {
     return gdq_f32_to_f16(a) | ((uint32_t)gdq_f32_to_f16(b) << 16);
 }

@@ -39,21 +39,11 @@ fn check_with<O: OutElem + Bits>(
 
 #[test]
 fn every_type_and_output_on_fresh_random_blocks() {
-    let mut rng = Rng(fresh_seed());
-    for ty in GgmlType::dequantizable() {
-        // 1 block; 7; enough that 256-thread blocks do not divide the work.
-        for n_blocks in [1usize, 7, 333] {
-            let n_blocks = if ty.block_elems() == 1 {
-                n_blocks * 8 + 3
-            } else {
-                n_blocks
-            };
-            let src = random_blocks(ty, n_blocks, &mut rng);
-            let what = format!("{n_blocks} blocks");
-            check::<f32>(ty, &src, &what);
-            check::<f16>(ty, &src, &what);
-            check::<bf16>(ty, &src, &what);
-        }
+    for (ty, n_blocks, src) in kernel_cases(&mut Rng(fresh_seed())) {
+        let what = format!("{n_blocks} blocks");
+        check::<f32>(ty, &src, &what);
+        check::<f16>(ty, &src, &what);
+        check::<bf16>(ty, &src, &what);
     }
 }
 

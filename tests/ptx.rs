@@ -18,7 +18,7 @@ mod common;
 use common::*;
 use gguf_dequant::cpu::{self, OutElem};
 use gguf_dequant::kernels::KERNELS;
-use gguf_dequant::synth::{random_blocks, Rng};
+use gguf_dequant::synth::Rng;
 use gguf_dequant::{ptx, GgmlType, OutType};
 use half::{bf16, f16};
 
@@ -77,26 +77,16 @@ fn every_listed_kernel_is_in_both_modules_and_loads() {
 
 #[test]
 fn every_type_and_output_on_random_blocks() {
-    let mut rng = Rng(fresh_seed());
+    let cases = kernel_cases(&mut Rng(fresh_seed()));
     for arch in targets("every_type_and_output_on_random_blocks") {
         let mut runs = 0;
-        for ty in GgmlType::dequantizable() {
-            // 1 block; 7; enough that 256-thread blocks do not divide the work,
-            // and the plain types' counts leave a tail for the 1-element kernel.
-            for n_blocks in [1usize, 7, 333] {
-                let n_blocks = if ty.block_elems() == 1 {
-                    n_blocks * 8 + 3
-                } else {
-                    n_blocks
-                };
-                let src = random_blocks(ty, n_blocks, &mut rng);
-                let what = format!("{n_blocks} blocks");
-                for max_grid in [1, 3, u32::MAX] {
-                    check::<f32>(arch, ty, &src, max_grid, &what);
-                    check::<f16>(arch, ty, &src, max_grid, &what);
-                    check::<bf16>(arch, ty, &src, max_grid, &what);
-                    runs += 3;
-                }
+        for (ty, n_blocks, src) in &cases {
+            let what = format!("{n_blocks} blocks");
+            for max_grid in [1, 3, u32::MAX] {
+                check::<f32>(arch, *ty, src, max_grid, &what);
+                check::<f16>(arch, *ty, src, max_grid, &what);
+                check::<bf16>(arch, *ty, src, max_grid, &what);
+                runs += 3;
             }
         }
         println!("sm_{arch}: {runs} decodes bit-identical to the reference");

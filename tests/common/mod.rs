@@ -363,3 +363,26 @@ pub fn fresh_seed() -> u64 {
     println!("seed {seed}");
     seed
 }
+
+/// Random valid blocks of every decodable type in the counts the kernel
+/// tests use: 1 block; 7; 333, enough that 256-thread blocks do not divide
+/// the work; the plain types' counts times 8 plus 3, so that their
+/// one-element tail kernel runs too. (type, block count, bytes).
+pub fn kernel_cases(rng: &mut gguf_dequant::synth::Rng) -> Vec<(GgmlType, usize, Vec<u8>)> {
+    let mut cases = Vec::new();
+    for ty in GgmlType::dequantizable() {
+        for n_blocks in [1usize, 7, 333] {
+            let n_blocks = if ty.block_elems() == 1 {
+                n_blocks * 8 + 3
+            } else {
+                n_blocks
+            };
+            cases.push((
+                ty,
+                n_blocks,
+                gguf_dequant::synth::random_blocks(ty, n_blocks, rng),
+            ));
+        }
+    }
+    cases
+}
