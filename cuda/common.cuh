@@ -58,9 +58,31 @@ GDQ_FN uint32_t gdq_bits_from_f32(float f) {
 
 /* ---- input conversions (exact) ---- */
 
-/* IEEE half bits to f32. Integer arithmetic, so the GPU and the host agree on
-   every input, NaN payloads included (quieted, as x86's F16C and ggml do). */
+/* Byte k (0..3) of w, minus `bias`, as an f32, exactly. A permute (PRMT)
+   puts the byte under the exponent of 2^23, making the f32 2^23 + byte, and
+   one f32 subtraction of 2^23 + bias leaves byte - bias (an integer far below
+   2^23: exact). It takes the integer pipe once where a shift, a mask, an
+   add and an integer-to-float conversion would take it three times and the
+   conversion unit once. */
+GDQ_FN float gdq_byte_f32(uint32_t w, int k, int bias = 0) {
+    return gdq_f32_from_bits(__byte_perm(w, 0x4B000000u, 0x7650u | (uint32_t)k)) - (8388608.0f + (float)bias);
+}
+
+/* x negated where bit j of `signs` is set: exactly x * -1 (a NaN may differ
+   in its sign, which no contract covers), by the sign bit alone. */
+GDQ_FN float gdq_flip(float x, uint32_t signs, int j) {
+    return gdq_f32_from_bits(gdq_bits_from_f32(x) ^ ((signs << (31 - j)) & 0x80000000u));
+}
+
+/* IEEE half bits to f32, exactly (every half is an f32). On the GPU one
+   conversion instruction (cvt.f32.f16) does it; a NaN may come out as the
+   canonical NaN there, which the contract allows (docs/GPU.md: NaN payloads
+   are not part of it on the GPU). On the host, integer arithmetic that keeps
+   the payload, quieted, as x86's F16C and ggml do. */
 GDQ_FN float gdq_f16_to_f32(uint16_t h) {
+#ifdef __CUDA_ARCH__
+    return __half2float(__ushort_as_half(h));
+#else
     const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
     const uint32_t exp = (h >> 10) & 0x1fu;
     const uint32_t man = h & 0x3ffu;
@@ -73,6 +95,7 @@ GDQ_FN float gdq_f16_to_f32(uint16_t h) {
         return gdq_f32_from_bits(sign | gdq_bits_from_f32(mag));
     }
     return gdq_f32_from_bits(sign | ((exp + 112u) << 23) | (man << 13));
+#endif
 }
 
 GDQ_FN float gdq_bf16_to_f32(uint16_t h) { return gdq_f32_from_bits((uint32_t)h << 16); }

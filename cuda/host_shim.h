@@ -47,4 +47,13 @@ struct alignas(16) uint4 {
     unsigned int x, y, z, w;
 };
 
+/* CUDA's __byte_perm (PTX prmt.b32, default mode): byte i of the result is
+   byte (s >> 4i) & 7 of the eight bytes x (0..3) then y (4..7). */
+static inline uint32_t __byte_perm(uint32_t x, uint32_t y, uint32_t s) {
+    const uint64_t bytes = (uint64_t)y << 32 | x;
+    uint32_t r = 0;
+    for (int i = 0; i < 4; i++) r |= (uint32_t)(bytes >> (8 * ((s >> (4 * i)) & 7)) & 0xff) << (8 * i);
+    return r;
+}
+
 #endif

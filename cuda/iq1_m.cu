@@ -29,10 +29,11 @@ struct iq1_m {
         const uint32_t h = b->qh[2 * ib + (l >> 1)] >> (4 * (l & 1));
         const uint64_t grid = IQ1S_GRID[b->qs[part] | ((h & 7) << 8)];
         const float delta = h & 8 ? -IQ1S_DELTA : IQ1S_DELTA;
+        /* signed bytes: b ^ 0x80 is b + 128 as an unsigned byte */
+        const uint32_t half[2] = {(uint32_t)grid ^ 0x80808080u, (uint32_t)(grid >> 32) ^ 0x80808080u};
 #pragma unroll
         for (int j = 0; j < VALS; j++) {
-            const float g = (float)(int8_t)(uint8_t)(grid >> (8 * j));
-            v[j] = dl * (g + delta);
+            v[j] = dl * (gdq_byte_f32(half[j >> 2], j & 3, 128) + delta);
         }
     }
 };

@@ -17,10 +17,10 @@ struct iq2_s {
         const uint32_t hi = (b->qh[ib32] >> (2 * l)) & 3;
         const uint64_t grid = IQ2S_GRID[b->qs[part] | (hi << 8)];
         const uint32_t signs = b->qs[32 + part];
+        const uint32_t half[2] = {(uint32_t)grid, (uint32_t)(grid >> 32)};
 #pragma unroll
         for (int j = 0; j < VALS; j++) {
-            const float g = (float)(uint8_t)(grid >> (8 * j));
-            v[j] = db * g * ((signs >> j) & 1 ? -1.f : 1.f);
+            v[j] = gdq_flip(db * gdq_byte_f32(half[j >> 2], j & 3), signs, j);
         }
     }
 };

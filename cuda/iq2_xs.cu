@@ -17,10 +17,10 @@ struct iq2_xs {
         const uint32_t q = b->qs[part];
         const uint64_t grid = IQ2XS_GRID[q & 511];
         const uint32_t signs = KSIGNS_IQ2XS[q >> 9];
+        const uint32_t half[2] = {(uint32_t)grid, (uint32_t)(grid >> 32)};
 #pragma unroll
         for (int j = 0; j < VALS; j++) {
-            const float g = (float)(uint8_t)(grid >> (8 * j));
-            v[j] = db * g * ((signs >> j) & 1 ? -1.f : 1.f);
+            v[j] = gdq_flip(db * gdq_byte_f32(half[j >> 2], j & 3), signs, j);
         }
     }
 };

@@ -7,22 +7,27 @@
 
 struct iq3_s {
     typedef block_iq3_s Block;
-    static constexpr int QK = 256, PARTS = 32, VALS = QK / PARTS;
+    static constexpr int QK = 256, PARTS = 16, VALS = QK / PARTS;
 
-    /* part = 4 * ib32 + l: group l of sub-block ib32, grid entries qs[2 * part], qs[2 * part + 1] */
+    /* part = 2 * ib32 + h: groups l = 2h and 2h + 1 of sub-block ib32; group
+       p = 4 * ib32 + l has grid entries qs[2p], qs[2p + 1] (their 9th bits
+       bits 2l, 2l + 1 of qh[ib32]) and signs[p] */
     static GDQ_FN void decode(const Block *b, int part, float *v) {
-        const int ib32 = part >> 2, l = part & 3;
+        const int ib32 = part >> 1, h = part & 1;
         const int s = (b->scales[ib32 >> 1] >> (4 * (ib32 & 1))) & 0xF;
         const float d = gdq_f16_to_f32(b->d);
         const float db = d * (float)(1 + 2 * s); /* integer factor, one rounding */
-        const uint32_t qh = b->qh[ib32] >> (2 * l);
-        const uint32_t grid[2] = {IQ3S_GRID[b->qs[2 * part] | ((qh & 1) << 8)],
-                                  IQ3S_GRID[b->qs[2 * part + 1] | ((qh & 2) << 7)]};
-        const uint32_t signs = b->signs[part];
+        const uint32_t qh = b->qh[ib32] >> (4 * h);
 #pragma unroll
-        for (int j = 0; j < VALS; j++) {
-            const float g = (float)(uint8_t)(grid[j >> 2] >> (8 * (j & 3)));
-            v[j] = db * g * ((signs >> j) & 1 ? -1.f : 1.f);
+        for (int g = 0; g < 2; g++) {
+            const int p = 4 * ib32 + 2 * h + g;
+            const uint32_t grid[2] = {IQ3S_GRID[b->qs[2 * p] | (((qh >> (2 * g)) & 1) << 8)],
+                                      IQ3S_GRID[b->qs[2 * p + 1] | (((qh >> (2 * g)) & 2) << 7)]};
+            const uint32_t signs = b->signs[p];
+#pragma unroll
+            for (int j = 0; j < 8; j++) {
+                v[8 * g + j] = gdq_flip(db * gdq_byte_f32(grid[j >> 2], j & 3), signs, j);
+            }
         }
     }
 };

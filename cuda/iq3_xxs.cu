@@ -19,8 +19,7 @@ struct iq3_xxs {
         const uint32_t grid[2] = {IQ3XXS_GRID[b->qs[2 * part]], IQ3XXS_GRID[b->qs[2 * part + 1]]};
 #pragma unroll
         for (int j = 0; j < VALS; j++) {
-            const float g = (float)(uint8_t)(grid[j >> 2] >> (8 * (j & 3)));
-            v[j] = db * g * ((signs >> j) & 1 ? -1.f : 1.f);
+            v[j] = gdq_flip(db * gdq_byte_f32(grid[j >> 2], j & 3), signs, j);
         }
     }
 };

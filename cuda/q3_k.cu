@@ -20,14 +20,20 @@ struct q3_k {
     static GDQ_FN void decode(const Block *b, int part, float *v) {
         const float dl = gdq_f16_to_f32(b->d) * (float)group_scale(b->scales, part);
         const int off = (part % 2) * 16;
-        const uint8_t *qs = b->qs + (part / 8) * 32 + off;
-        const uint8_t *hm = b->hmask + off;
+        /* even offsets in a 2-byte aligned block: read as u16 */
+        const uint16_t *qs = (const uint16_t *)(b->qs + (part / 8) * 32 + off);
+        const uint16_t *hm = (const uint16_t *)(b->hmask + off);
         const int shift = (part % 8) / 2 * 2;
-        const int bit = 1 << (part / 2);
+        const int hbit = part / 2;
+        /* four elements a word: byte k of c is q + 4, that is the 2 low bits
+           and the high bit (set: no -4) above them */
 #pragma unroll
-        for (int j = 0; j < VALS; j++) {
-            const int q = ((qs[j] >> shift) & 3) - ((hm[j] & bit) ? 0 : 4);
-            v[j] = dl * (float)q;
+        for (int i = 0; i < VALS / 4; i++) {
+            const uint32_t qw = __byte_perm(qs[2 * i], qs[2 * i + 1], 0x5410);
+            const uint32_t hw = __byte_perm(hm[2 * i], hm[2 * i + 1], 0x5410);
+            const uint32_t c = ((qw >> shift) & 0x03030303u) | (((hw >> hbit) & 0x01010101u) << 2);
+#pragma unroll
+            for (int k = 0; k < 4; k++) v[4 * i + k] = dl * gdq_byte_f32(c, k, 4);
         }
     }
 };

@@ -45,11 +45,11 @@ macro_rules! for_each_format {
             q4_k { Q4_K => q4_k: 16 }
             q5_k { Q5_K => q5_k: 16 }
             q6_k { Q6_K => q6_k: 16 }
-            iq2_xxs { IQ2_XXS => iq2_xxs: 32 }
+            iq2_xxs { IQ2_XXS => iq2_xxs: 16 }
             iq2_xs { IQ2_XS => iq2_xs: 32 }
             iq2_s { IQ2_S => iq2_s: 32 }
             iq3_xxs { IQ3_XXS => iq3_xxs: 32 }
-            iq3_s { IQ3_S => iq3_s: 32 }
+            iq3_s { IQ3_S => iq3_s: 16 }
             iq1_s { IQ1_S => iq1_s: 32 }
             iq1_m { IQ1_M => iq1_m: 32 }
             iq4_nl { IQ4_NL => iq4_nl: 4 }

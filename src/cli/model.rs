@@ -21,6 +21,7 @@ pub fn run(arch: u16, json: bool) -> Result<ExitCode> {
                     "out": r.out.name(),
                     "kernel": r.kernel,
                     "elements": c.elements,
+                    "elements_per_thread": r.elements_per_thread,
                     "ideal_bytes_per_elem": c.ideal_bytes as f64 / c.elements as f64,
                     "dram_bytes_per_elem": c.dram_bytes as f64 / c.elements as f64,
                     "warp_insts_per_elem": model::Class::ALL
@@ -65,14 +66,18 @@ pub fn run(arch: u16, json: bool) -> Result<ExitCode> {
         module.target
     );
     outln!(
+        "warp-instructions an element: issued (renames not counted), integer ALU slots \
+         (64-bit operations twice), FMA pipes (f32 and IMAD), float conversions"
+    );
+    outln!(
         "{:<8} {:<5} {:>9} {:>9} {:>7} {:>6} {:>6} {:>6}  {:>6} {:>6}  bound (H200)",
         "type",
         "out",
         "bytes/el",
         "DRAM/ide",
         "inst/el",
-        "int",
-        "f32",
+        "alu",
+        "fma",
         "cvt",
         "H100",
         "H200"
@@ -86,9 +91,9 @@ pub fn run(arch: u16, json: bool) -> Result<ExitCode> {
             r.out.name(),
             c.ideal_bytes as f64 / c.elements as f64,
             c.dram_bytes as f64 / c.ideal_bytes as f64,
-            c.total_warp_insts() as f64 / c.elements as f64,
-            per(model::Class::Int) + per(model::Class::Int64),
-            per(model::Class::F32),
+            c.issued_warp_insts() as f64 / c.elements as f64,
+            per(model::Class::Int) + 2.0 * per(model::Class::Int64),
+            per(model::Class::F32) + per(model::Class::IntMul),
             per(model::Class::Convert),
             r.predictions[0].ratio_to_copy,
             r.predictions[1].ratio_to_copy,

@@ -188,6 +188,16 @@ fn convert(d: Ty, a: Ty, v: u64) -> u64 {
             let x = if a.signed { v as i64 as f32 } else { v as f32 };
             x.to_bits() as u64
         }
+        (Ty::F32, Ty::F16) => {
+            // exact; a NaN gives the canonical NaN, as the GPU's f32
+            // arithmetic does (the ISA promises only a NaN)
+            let x = half::f16::from_bits(v as u16);
+            if x.is_nan() {
+                CANONICAL_NAN as u64
+            } else {
+                x.to_f32().to_bits() as u64
+            }
+        }
         (Ty::F16, Ty::F32) => {
             let x = f32_of(v);
             if x.is_nan() {

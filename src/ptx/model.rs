@@ -12,17 +12,24 @@
 //!
 //! A roofline then predicts, for a GPU given by its SM count, clock, issue
 //! rates per class (the CUDA C++ Programming Guide's throughput table for
-//! compute capability 9.0) and the device-to-device copy bandwidth measured
-//! on the lent machines, the time per element as the largest of: DRAM bytes
-//! at the copy's bandwidth, instruction issue (4 warp-instructions a clock
-//! an SM), the f32 pipe (4), the integer pipe (2; a 64-bit integer operation
-//! counted twice), conversions involving floats (0.5), load/store issue (1)
-//! and L1 sectors (4 a clock). Its ratio to the copy is the copy's time for
-//! the ideal bytes (compressed in + decoded out) over that.
+//! compute capability 9.0, and NVIDIA's account of the SM's pipes: IMAD runs
+//! on one of the two FMA pipes, the rest of integer work on the ALU) and the
+//! device-to-device copy bandwidth measured on the lent machines, the time
+//! per element as the largest of: DRAM bytes at the copy's bandwidth,
+//! instruction issue (4 warp-instructions a clock an SM), the FMA pipes (f32
+//! arithmetic and 32-bit integer multiplies 4 together, the multiplies 2),
+//! the integer ALU (2; a 64-bit integer operation counted twice),
+//! conversions involving floats (0.5), load/store issue (1) and L1 sectors
+//! (4 a clock). Register moves and integer `cvt`s that only zero-extend or
+//! narrow are counted but not costed: SASS registers are 32 bits, so ptxas
+//! folds them (see [`Class::Rename`]). Its ratio to the copy is the copy's
+//! time for the ideal bytes (compressed in + decoded out) over that.
 //!
-//! What it leaves out: PTX is not SASS (ptxas folds moves, integer `cvt`s
-//! and bit-field patterns, so most classes are upper bounds, while 64-bit
-//! arithmetic expands into more than the two instructions counted),
+//! What it leaves out: PTX is not SASS (ptxas also folds masks after narrow
+//! loads, fuses logic into three-input LOP3s and moves shifts and adds onto
+//! the FMA pipe as IMADs, so the ALU counts are upper bounds, while 64-bit
+//! arithmetic expands; `scripts/sass-check.py` compares every kernel with
+//! ptxas's sm_90 SASS),
 //! latency (it assumes enough warps in flight to hide it: occupancy from
 //! ptxas's register counts is reported beside the prediction), the tail of
 //! a grid, and cache misses on the tables.
@@ -43,6 +50,10 @@ pub enum Class {
     Int,
     /// 64-bit integer arithmetic (two issue slots).
     Int64,
+    /// 32-bit integer multiplies (`mul.lo`, `mul.wide`, `mad.lo`): SASS's
+    /// IMAD, which runs on the FMA pipe beside f32 arithmetic, not on the
+    /// integer ALU.
+    IntMul,
     /// f32 add, subtract, multiply, negate.
     F32,
     /// Conversions to or from a float type.
@@ -51,27 +62,37 @@ pub enum Class {
     Load,
     Store,
     Branch,
+    /// Register moves and integer `cvt`s that only widen without sign or
+    /// narrow: SASS registers are 32 bits, a 64-bit value a pair of them and
+    /// narrow loads zero-extend, so ptxas folds these into their neighbours
+    /// (a move of a constant becomes the consumer's immediate, a zero
+    /// extension the zero register). Counted, not costed.
+    Rename,
 }
 
 impl Class {
-    pub const ALL: [Class; 7] = [
+    pub const ALL: [Class; 9] = [
         Class::Int,
         Class::Int64,
+        Class::IntMul,
         Class::F32,
         Class::Convert,
         Class::Load,
         Class::Store,
         Class::Branch,
+        Class::Rename,
     ];
     pub fn name(self) -> &'static str {
         match self {
             Class::Int => "int",
             Class::Int64 => "int64",
+            Class::IntMul => "int_mul",
             Class::F32 => "f32",
             Class::Convert => "convert",
             Class::Load => "load",
             Class::Store => "store",
             Class::Branch => "branch",
+            Class::Rename => "rename",
         }
     }
 }
@@ -85,16 +106,25 @@ fn class_of(op: Op) -> Class {
         }
     };
     match op {
+        Op::MadLo(t) | Op::MulLo(t) if t.bits <= 32 => Class::IntMul,
+        Op::MulWide(t) if t.bits <= 32 => Class::IntMul,
         Op::Add(t) | Op::Sub(t) | Op::MadLo(t) | Op::MulLo(t) | Op::Shl(t) | Op::Shr(t) => wide(t),
         Op::MulWide(t) => wide(Int {
             bits: t.bits * 2,
             signed: t.signed,
         }),
         Op::And(t) | Op::Or(t) | Op::Xor(t) | Op::Not(t) | Op::Bfe(t) | Op::Bfi(t) => wide(t),
-        Op::Prmt | Op::Mov | Op::Pack { .. } | Op::Unpack { .. } => Class::Int,
+        Op::Mov => Class::Rename,
+        Op::Unpack { .. } => Class::Rename,
+        Op::Prmt | Op::Pack { .. } => Class::Int,
         Op::Setp { ty: Ty::F32, .. } => Class::F32,
         Op::Setp { .. } | Op::Selp(_) => Class::Int,
         Op::FAdd | Op::FSub | Op::FMul | Op::FNeg | Op::FAbs => Class::F32,
+        // a zero extension, or a narrowing: the low register(s) of the source
+        Op::Cvt {
+            d: Ty::Int(d),
+            a: Ty::Int(a),
+        } if d.bits <= a.bits || !a.signed => Class::Rename,
         Op::Cvt {
             d: Ty::Int(_),
             a: Ty::Int(_),
@@ -126,6 +156,10 @@ pub struct Counts {
 impl Counts {
     pub fn total_warp_insts(&self) -> u64 {
         self.warp_insts.values().sum()
+    }
+    /// Warp-instructions that cost an issue slot (renames do not).
+    pub fn issued_warp_insts(&self) -> u64 {
+        self.total_warp_insts() - self.warp_insts.get(&Class::Rename).unwrap_or(&0)
     }
     pub fn per_element(&self, c: Class) -> f64 {
         *self.warp_insts.get(&c).unwrap_or(&0) as f64 / self.elements as f64
@@ -314,6 +348,9 @@ pub const GPUS: [Gpu; 2] = [
 const ISSUE: f64 = 4.0;
 const F32_RATE: f64 = 4.0;
 const INT_RATE: f64 = 2.0;
+/// IMAD issues to one of the SM's two FMA pipes (the "heavy" one), f32
+/// arithmetic to either.
+const IMAD_RATE: f64 = 2.0;
 const CONVERT_RATE: f64 = 0.5;
 const LSU_RATE: f64 = 1.0;
 const L1_SECTORS: f64 = 4.0;
@@ -334,11 +371,15 @@ pub fn predict(c: &Counts, g: &Gpu) -> Prediction {
     let per_s = g.sms as f64 * g.clock_ghz * 1e9;
     let w = |cl: Class| *c.warp_insts.get(&cl).unwrap_or(&0) as f64;
     let int_slots = w(Class::Int) + 2.0 * w(Class::Int64);
-    let issue = c.total_warp_insts() as f64 + w(Class::Int64);
+    let issue = c.issued_warp_insts() as f64 + w(Class::Int64);
     let limits = [
         ("DRAM", c.dram_bytes as f64 / g.copy_bytes_per_s),
         ("issue", issue / (ISSUE * per_s)),
-        ("f32 pipe", w(Class::F32) / (F32_RATE * per_s)),
+        (
+            "FMA pipe",
+            ((w(Class::F32) + w(Class::IntMul)) / F32_RATE).max(w(Class::IntMul) / IMAD_RATE)
+                / per_s,
+        ),
         ("integer pipe", int_slots / (INT_RATE * per_s)),
         ("conversions", w(Class::Convert) / (CONVERT_RATE * per_s)),
         (
@@ -405,6 +446,8 @@ pub struct Row {
     pub ty: GgmlType,
     pub out: OutType,
     pub kernel: String,
+    /// Output elements each thread writes.
+    pub elements_per_thread: u32,
     pub counts: Counts,
     pub registers: Option<u32>,
     pub predictions: Vec<Prediction>,
@@ -417,10 +460,12 @@ pub fn rows(module: &Module, ptxas_log: &str) -> Result<Vec<Row>> {
     for ty in GgmlType::dequantizable() {
         for out in OutType::ALL {
             let counts = measure(module, ty, out)?;
-            let kernel = KernelInfo::of(ty).expect("dequantizable").symbol(out);
+            let info = KernelInfo::of(ty).expect("dequantizable");
+            let kernel = info.symbol(out);
             rows.push(Row {
                 ty,
                 out,
+                elements_per_thread: info.qk / info.parts,
                 registers: regs.get(&kernel).copied(),
                 kernel,
                 predictions: GPUS.iter().map(|g| predict(&counts, g)).collect(),

@@ -690,9 +690,11 @@ impl Builder<'_> {
                 );
                 let ok = match (d, a, rnd) {
                     (Ty::Int(_), Ty::Int(_), None) => true,
-                    // integer to f32, and f32 to f16, round to nearest even
+                    // integer to f32, and f32 to f16, round to nearest even;
+                    // f16 to f32 is exact and takes no rounding
                     (Ty::F32, Ty::Int(_), Some("rn")) => true,
                     (Ty::F16, Ty::F32, Some("rn")) => true,
+                    (Ty::F32, Ty::F16, None) => true,
                     _ => false,
                 };
                 if !ok {
