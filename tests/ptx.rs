@@ -377,7 +377,7 @@ fn memory_checks_fail_where_they_should() {
         // past the end of the buffer (into the gap after it)
         (
             "",
-            "st.global.u32 [%rd0+256], %r1;",
+            "mov.b32 %r1, 0; st.global.u32 [%rd0+256], %r1;",
             1,
             256,
             &[
@@ -410,6 +410,15 @@ fn memory_checks_fail_where_they_should() {
             64,
             &["a race", "thread 0", "thread [1, 0, 0]"],
         ),
+        // reading what another thread wrote
+        (
+            "",
+            "mov.u32 %r1, %tid.x; setp.eq.u32 %p1, %r1, 0; @%p1 st.global.u32 [%rd0], %r1;\n\t\
+             ld.global.u32 %r2, [%rd0]; mul.wide.u32 %rd1, %r1, 4; add.s64 %rd2, %rd0, %rd1; st.global.u32 [%rd2+4], %r2;",
+            2,
+            64,
+            &["reads", "a race", "thread 0", "thread [1, 0, 0]"],
+        ),
         // writing a table
         (
             table,
@@ -436,6 +445,23 @@ fn memory_checks_fail_where_they_should() {
         ),
         // a loop that never ends
         ("", "$L9:\n\tbra.uni $L9;", 1, 64, &["hung"]),
+        // a register no one wrote
+        (
+            "",
+            "st.global.u32 [%rd0], %r3;",
+            1,
+            64,
+            &["never wrote", "st.global.u32 [%rd0], %r3"],
+        ),
+        // a register only the thread before wrote: no value carries over
+        (
+            "",
+            "mov.u32 %r1, %tid.x; setp.eq.u32 %p1, %r1, 0; @%p1 mov.b32 %r5, 7;\n\t\
+             mul.wide.u32 %rd1, %r1, 4; add.s64 %rd2, %rd0, %rd1; st.global.u32 [%rd2], %r5;",
+            2,
+            64,
+            &["never wrote", "thread [1, 0, 0]"],
+        ),
     ];
     for (globals, body, threads, len, want) in cases {
         let e = launch_err(globals, body, *threads, *len);
@@ -567,6 +593,20 @@ fn launch_configurations_are_checked() {
     };
     let e = m.launch("nope", &mut mem, &c).unwrap_err().to_string();
     assert!(e.contains("CUDA_ERROR_NOT_FOUND"), "{e}");
+    // `.reqntid` is a shape every launch must have, not only a maximum
+    let text = module("", "").replace(".maxntid 64, 1, 1", ".reqntid 32, 2");
+    let m = Module::parse(&text).unwrap();
+    for (block, ok) in [([32, 2, 1], true), ([64, 1, 1], false), ([32, 1, 1], false)] {
+        let c = LaunchConfig {
+            grid: [1; 3],
+            block,
+            params: &[out],
+        };
+        match m.launch("t", &mut mem, &c) {
+            Ok(()) => assert!(ok, "{block:?} ran"),
+            Err(e) => assert!(!ok && e.to_string().contains("requires [32, 2, 1]"), "{e}"),
+        }
+    }
 }
 
 /// `convert --device ptx` writes what `--device cpu` writes, and `verify

@@ -9,7 +9,7 @@
 //! input's payload); conversions round to nearest even.
 
 use super::memory::{Fault, Memory};
-use super::parse::{Cmp, Inst, Int, Kernel, Op, Ty, NO_GUARD};
+use super::parse::{Cmp, Inst, Int, Kernel, Op, Slot, Ty, NO_GUARD, SPECIALS};
 
 /// The canonical NaN of a GPU's single-precision arithmetic.
 pub(crate) const CANONICAL_NAN: u32 = 0x7fff_ffff;
@@ -226,6 +226,9 @@ fn to_f16(v: u64) -> u64 {
     convert(Ty::F16, Ty::F32, v)
 }
 
+/// The writer of slots every thread may read: specials and constants.
+const ALWAYS: u64 = u64::MAX;
+
 /// Why a launch stopped: the rule, the thread and the instruction.
 pub(crate) struct Stop {
     pub what: String,
@@ -248,6 +251,12 @@ pub(crate) fn check_config(k: &Kernel, c: &LaunchConfig) -> Result<(), String> {
         return Err(format!(
             "{}: {threads} threads a block, more than the kernel's {} or the device's 1024 (CUDA_ERROR_INVALID_VALUE)",
             k.name, k.max_threads
+        ));
+    }
+    if let Some(req) = k.required_block.filter(|&r| r != c.block) {
+        return Err(format!(
+            "{}: a block of {:?} threads, but the kernel requires {req:?} (.reqntid) (CUDA_ERROR_INVALID_VALUE)",
+            k.name, c.block
         ));
     }
     if c.grid[0] > i32::MAX as u32 || c.grid[1] > 65535 || c.grid[2] > 65535 {
@@ -295,8 +304,14 @@ pub(crate) fn run<P: Probe>(
 ) -> Result<(), Stop> {
     mem.begin_launch();
     let mut regs = vec![0u64; k.slots];
+    // Which thread last wrote each slot (its launch index + 1; 0 for none):
+    // a thread may read only slots it wrote, the specials and the constants
+    // (ALWAYS), so a value can never leak from one thread into the next.
+    let mut writer = vec![0u64; k.slots];
+    writer[..SPECIALS].fill(ALWAYS);
     for &(s, v) in &k.constants {
         regs[s as usize] = v;
+        writer[s as usize] = ALWAYS;
     }
     regs[3..6].copy_from_slice(&c.block.map(u64::from));
     regs[9..12].copy_from_slice(&c.grid.map(u64::from));
@@ -312,8 +327,15 @@ pub(crate) fn run<P: Probe>(
                         for tx in 0..c.block[0] {
                             regs[0..3].copy_from_slice(&[tx, ty, tz].map(u64::from));
                             probe.thread((tz * c.block[1] + ty) * c.block[0] + tx);
-                            let r =
-                                thread(k, &mut regs, mem, c.params, tid, &mut launch_loops, probe);
+                            let r = thread(
+                                k,
+                                (&mut regs, &mut writer),
+                                mem,
+                                c.params,
+                                tid,
+                                &mut launch_loops,
+                                probe,
+                            );
                             r.map_err(|(what, pc)| Stop {
                                 what,
                                 block: [bx, by, bz],
@@ -335,7 +357,7 @@ pub(crate) fn run<P: Probe>(
 #[inline(never)]
 fn thread<P: Probe>(
     k: &Kernel,
-    regs: &mut [u64],
+    (regs, writer): (&mut [u64], &mut [u64]),
     mem: &mut Memory,
     params: &[u64],
     tid: u32,
@@ -343,12 +365,22 @@ fn thread<P: Probe>(
     probe: &mut P,
 ) -> Result<(), (String, usize)> {
     let code: &[Inst] = &k.code;
+    let me = tid as u64 + 1;
     let mut pc = 0usize;
     let mut loops = 0u64;
     loop {
         let i = &code[pc];
         let here = pc;
         pc += 1;
+        // Unused operand slots are 0 (%tid.x), which is always readable.
+        let unwritten = |s: Slot| writer[s as usize] != me && writer[s as usize] != ALWAYS;
+        if i.guard != NO_GUARD && unwritten(i.guard) || i.a.iter().any(|&s| unwritten(s)) {
+            return Err((
+                "reads a register this thread never wrote (its value would be undefined on a GPU)"
+                    .to_string(),
+                here,
+            ));
+        }
         if i.guard != NO_GUARD && (regs[i.guard as usize] & 1 != 0) == i.guard_neg {
             probe.skipped(here);
             continue;
@@ -432,6 +464,7 @@ fn thread<P: Probe>(
                 let x = a(0);
                 for j in 0..n as usize {
                     regs[i.d[j] as usize] = (x >> (bits as usize * j)) & mask(bits) & i.dmask[j];
+                    writer[i.d[j] as usize] = me;
                 }
                 probe.step(here, None);
                 continue;
@@ -447,7 +480,9 @@ fn thread<P: Probe>(
             Op::LdGlobal { bytes, n, signed } => {
                 let addr = a(0).wrapping_add(i.imm as u64);
                 let len = bytes as u64 * n as u64;
-                let raw = mem.load(addr, len).map_err(|f| (f.to_string(), here))?;
+                let raw = mem
+                    .load(addr, len, tid)
+                    .map_err(|f| (f.to_string(), here))?;
                 let t = Int {
                     bits: bytes * 8,
                     signed,
@@ -455,6 +490,7 @@ fn thread<P: Probe>(
                 for j in 0..n as usize {
                     let x = (raw >> (bytes as usize * 8 * j)) as u64;
                     regs[i.d[j] as usize] = ext(x, t) & i.dmask[j];
+                    writer[i.d[j] as usize] = me;
                 }
                 probe.step(here, Some((addr, len)));
                 continue;
@@ -497,6 +533,7 @@ fn thread<P: Probe>(
             }
         };
         regs[i.d[0] as usize] = v & i.dmask[0];
+        writer[i.d[0] as usize] = me;
         probe.step(here, access);
     }
 }

@@ -28,11 +28,12 @@ pub(crate) enum Fault {
     Unwritten { addr: u64, alloc: String },
     /// Writes a read-only table.
     ReadOnly { addr: u64, alloc: String },
-    /// Writes a byte another thread of the launch wrote.
+    /// Writes, or reads, a byte another thread of the launch wrote.
     Race {
         addr: u64,
         alloc: String,
         other: u32,
+        read: bool,
     },
     /// The host had no memory for the launch's record of writers.
     HostMemory { alloc: String },
@@ -42,10 +43,16 @@ impl std::fmt::Display for Fault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Fault::Outside { addr, len } => {
-                write!(f, "{len}-byte access at {addr:#x} is outside every allocation")
+                write!(
+                    f,
+                    "{len}-byte access at {addr:#x} is outside every allocation"
+                )
             }
             Fault::Misaligned { addr, len } => {
-                write!(f, "{len}-byte access at {addr:#x} is not {len}-byte aligned")
+                write!(
+                    f,
+                    "{len}-byte access at {addr:#x} is not {len}-byte aligned"
+                )
             }
             Fault::Unwritten { addr, alloc } => {
                 write!(f, "reads {addr:#x} in {alloc}, which was never written")
@@ -56,9 +63,15 @@ impl std::fmt::Display for Fault {
             Fault::HostMemory { alloc } => {
                 write!(f, "out of host memory recording the writers of {alloc}")
             }
-            Fault::Race { addr, alloc, other } => write!(
+            Fault::Race {
+                addr,
+                alloc,
+                other,
+                read,
+            } => write!(
                 f,
-                "writes {addr:#x} in {alloc}, which thread {other} of the same launch wrote (a race)"
+                "{} {addr:#x} in {alloc}, which thread {other} of the same launch wrote (a race)",
+                if *read { "reads" } else { "writes" }
             ),
         }
     }
@@ -190,9 +203,12 @@ impl Memory {
         }
     }
 
-    /// A device load of `len` (1 to 16) bytes at `addr`, little-endian.
+    /// A device load of `len` (1 to 16) bytes at `addr`, little-endian, by
+    /// thread `tid`: bytes another thread of the launch wrote are a race
+    /// (nothing orders the two threads). Reads before another thread's
+    /// write are not seen: threads run one after another here.
     #[inline]
-    pub(crate) fn load(&mut self, addr: u64, len: u64) -> Result<u128, Fault> {
+    pub(crate) fn load(&mut self, addr: u64, len: u64, tid: u32) -> Result<u128, Fault> {
         if !addr.is_multiple_of(len) {
             return Err(Fault::Misaligned { addr, len });
         }
@@ -204,6 +220,19 @@ impl Memory {
                 addr: addr + j as u64,
                 alloc: a.name.clone(),
             });
+        }
+        if !a.writer.is_empty() {
+            for j in 0..len as usize {
+                let w = a.writer[off + j];
+                if w != 0 && w != tid + 1 {
+                    return Err(Fault::Race {
+                        addr: addr + j as u64,
+                        alloc: a.name.clone(),
+                        other: w - 1,
+                        read: true,
+                    });
+                }
+            }
         }
         let v = (0..len as usize)
             .rev()
@@ -238,6 +267,7 @@ impl Memory {
                     addr: addr + j as u64,
                     alloc: a.name.clone(),
                     other: w - 1,
+                    read: false,
                 });
             }
         }

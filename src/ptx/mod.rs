@@ -10,8 +10,10 @@
 //! then runs every thread of its grid in turn over [`Memory`], which stops
 //! the launch, naming the kernel, the thread, the instruction and the
 //! address, at any access outside an allocation, misaligned for its width,
-//! reading bytes never written, writing a read-only table, or writing bytes
-//! another thread of the launch wrote.
+//! reading bytes never written, writing a read-only table, or writing or
+//! reading bytes another thread of the launch wrote, and at any read of a
+//! register the thread never wrote (undefined on a GPU; here it would be
+//! the last thread's value).
 //!
 //! [`dequantize`] decodes a tensor with these kernels exactly as the GPU
 //! launcher would (the same launches, geometry and tail kernels), and

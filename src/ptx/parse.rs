@@ -75,6 +75,8 @@ pub(crate) struct Kernel {
     pub text: Vec<(u32, String)>,
     /// `.maxntid`/`.reqntid`: the most threads a block may have.
     pub max_threads: u32,
+    /// `.reqntid`: the block shape every launch must have.
+    pub required_block: Option<[u32; 3]>,
 }
 
 /// An integer type of an instruction: its width and signedness (`.b` types
@@ -878,7 +880,11 @@ impl Builder<'_> {
         Ok(())
     }
 
-    fn finish(mut self, max_threads: u32) -> Result<Kernel, String> {
+    fn finish(
+        mut self,
+        max_threads: u32,
+        required_block: Option<[u32; 3]>,
+    ) -> Result<Kernel, String> {
         for (at, label, line) in std::mem::take(&mut self.branches) {
             let target = *self
                 .labels
@@ -913,6 +919,7 @@ impl Builder<'_> {
             code: self.code,
             text: self.text,
             max_threads,
+            required_block,
         })
     }
 }
@@ -1079,6 +1086,7 @@ fn parse_kernel(
     }
     // performance directives, to `{`
     let mut max_threads = 1024;
+    let mut required_block = None;
     loop {
         let Some(line) = lines.get(i) else {
             return Err(err(name, i as u32, "a kernel without a body"));
@@ -1088,15 +1096,23 @@ fn parse_kernel(
         if line == "{" {
             break;
         }
-        if let Some(dims) = line
-            .strip_prefix(".maxntid")
-            .or_else(|| line.strip_prefix(".reqntid"))
-        {
-            max_threads = dims
-                .split(',')
-                .map(|d| d.trim().parse::<u32>())
-                .try_fold(1u32, |acc, d| d.map(|d| acc.saturating_mul(d)))
-                .map_err(|_| err(name, i as u32, format!("bad `{line}`")))?;
+        let max = line.strip_prefix(".maxntid");
+        let req = line.strip_prefix(".reqntid");
+        if let Some(dims) = max.or(req) {
+            // one to three sizes; those left out are 1
+            let bad = || err(name, i as u32, format!("bad `{line}`"));
+            let mut shape = [1u32; 3];
+            let sizes: Vec<&str> = dims.split(',').collect();
+            if sizes.len() > 3 {
+                return Err(bad());
+            }
+            for (d, text) in shape.iter_mut().zip(sizes) {
+                *d = text.trim().parse().map_err(|_| bad())?;
+            }
+            max_threads = shape.iter().fold(1u32, |acc, &d| acc.saturating_mul(d));
+            if req.is_some() {
+                required_block = Some(shape);
+            }
         } else if !line.is_empty()
             && !line.starts_with(".minnctapersm")
             && !line.starts_with(".maxnreg")
@@ -1165,6 +1181,6 @@ fn parse_kernel(
             }
         }
     }
-    let kernel = b.finish(max_threads)?;
+    let kernel = b.finish(max_threads, required_block)?;
     Ok((kernel, i))
 }
