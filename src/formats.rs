@@ -13,7 +13,8 @@
 // - the tests, which run once per format (`for_each_format!(their_macro)`).
 //
 // Adding a format: a row here, its id and geometry in `src/types.rs`, its
-// layout in `cuda/blocks.h`, and the three files above.
+// layout in `cuda/blocks.h`, the three files above, and its scale fields in
+// `src/synth.rs` (what must be finite for random blocks to be valid).
 //
 // Each row: `Type => name: parts`, where `Type` is the `GgmlType` variant,
 // `name` the CUDA struct and kernel name, and `parts` the number of GPU
