@@ -143,7 +143,7 @@ fn on_cpu<O: OutElem + candle_core::WithDType>(
         .iter()
         .map(|(t, s)| {
             let n = s.n_elems();
-            let mut out: Vec<O> = crate::try_vec(n).ok_or_else(|| {
+            let mut out: Vec<O> = crate::alloc::try_vec(n).ok_or_else(|| {
                 Error::Length(format!(
                     "tensor '{}': {n} elements do not fit in memory",
                     t.name

@@ -9,13 +9,13 @@ use std::path::Path;
 
 use half::{bf16, f16};
 
+use crate::alloc::try_vec;
 use crate::device::Backend;
 use crate::error::{Error, Result};
 use crate::gguf::{GgufFile, TensorInfo, Value};
 use crate::out::{as_bytes, OutElem};
 use crate::output::OutputFile;
 use crate::safetensors::{TensorSpec, Writer};
-use crate::try_vec;
 use crate::types::OutType;
 
 /// What a conversion wrote.

@@ -7,8 +7,9 @@
 
 use crate::error::{Error, Result};
 use crate::kernels::{for_each_piece, launches, KernelInfo, MAX_GRID};
+use crate::out::check_lengths;
 use crate::out::OutElem;
-use crate::types::{check_lengths, GgmlType};
+use crate::types::GgmlType;
 
 extern "C" {
     /// Runs the kernel named `symbol` (NUL-terminated) over a `grid` x
@@ -36,7 +37,7 @@ impl DeviceBytes {
     /// Fails as a GPU's allocation does where memory cannot hold `len` bytes
     /// (an error, never an abort).
     fn zeroed(len: usize) -> Result<Self> {
-        let words = crate::try_vec(len.div_ceil(16) as u64).ok_or_else(|| {
+        let words = crate::alloc::try_vec(len.div_ceil(16) as u64).ok_or_else(|| {
             Error::Cuda(format!(
                 "CUDA_ERROR_OUT_OF_MEMORY: {len} bytes of device memory (emulated)"
             ))
@@ -71,7 +72,7 @@ mod fault;
 mod fault {
     /// Faults are injected only in builds with the `fault-injection` feature.
     #[inline(always)]
-    pub fn injected() -> Option<crate::Error> {
+    pub fn injected() -> Option<crate::error::Error> {
         None
     }
 }
@@ -109,7 +110,7 @@ pub fn dequantize_with_grid<O: OutElem>(
         // The quantized kernels store 16 bytes at a time: as a GPU decoding for
         // the host does, decode into (aligned) device memory, then copy back.
         let len = out.len() + 16 / std::mem::size_of::<O>();
-        let mut device = crate::try_vec::<O>(len as u64).ok_or_else(|| {
+        let mut device = crate::alloc::try_vec::<O>(len as u64).ok_or_else(|| {
             Error::Cuda(format!(
                 "CUDA_ERROR_OUT_OF_MEMORY: {len} output elements (emulated)"
             ))

@@ -24,7 +24,8 @@
 
 use half::{bf16, f16};
 
-use crate::types::OutType;
+use crate::error::{Error, Result};
+use crate::types::{GgmlType, OutType};
 
 mod sealed {
     /// The private supertrait of [`super::OutElem`]. With the `cuda`
@@ -131,4 +132,25 @@ pub fn to_bits<O: OutElem>(v: O) -> u32 {
         [a, b] => u16::from_ne_bytes([a, b]) as u32,
         _ => unreachable!("output types are 2 or 4 bytes"),
     }
+}
+
+/// Checks that `src` holds whole blocks of `ty` and `out` has room for exactly
+/// their elements; returns the element count.
+pub fn check_lengths(ty: GgmlType, src_len: usize, out_len: usize) -> Result<usize> {
+    if !ty.is_dequantizable() {
+        return Err(Error::Unsupported { tensor: None, ty });
+    }
+    let (qk, bb) = (ty.block_elems(), ty.block_bytes());
+    if !src_len.is_multiple_of(bb) {
+        return Err(Error::Length(format!(
+            "{src_len} bytes is not a whole number of {ty} blocks ({bb} bytes each)"
+        )));
+    }
+    let n = src_len / bb * qk;
+    if out_len != n {
+        return Err(Error::Length(format!(
+            "{src_len} bytes of {ty} decode to {n} elements, but the output holds {out_len}"
+        )));
+    }
+    Ok(n)
 }

@@ -53,13 +53,7 @@ enum How {
     Direct,
 }
 
-/// A file's identity: device and inode.
-pub type Identity = (u64, u64);
-
-/// The identity of an open file.
-pub fn identity(file: &File) -> Option<Identity> {
-    file.metadata().ok().map(|m| (m.dev(), m.ino()))
-}
+pub use crate::gguf::{file_identity as identity, FileIdentity as Identity};
 
 impl OutputFile {
     /// Checks `target` and opens the file the output is written to. `input`
@@ -480,6 +474,28 @@ pub fn remove_on_signal() {
             action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
             libc::sigaction(sig, &action, std::ptr::null_mut());
         }
+    }
+}
+
+/// Writing a GGUF file lives here, above the reader and writer, so that they
+/// know nothing of output files.
+impl crate::gguf::GgufWriter {
+    /// Writes the file to `path`, replacing it only once complete (see
+    /// [`crate::output`]: links followed, FIFOs and devices written directly).
+    pub fn write_file(&self, path: impl AsRef<Path>) -> Result<()> {
+        self.write_file_with(path, &mut crate::gguf::no_deferred)
+    }
+
+    /// [`GgufWriter::write_file`](crate::gguf::GgufWriter::write_file), asking
+    /// `fill` for the bytes of each deferred tensor.
+    pub fn write_file_with(
+        &self,
+        path: impl AsRef<Path>,
+        fill: &mut crate::gguf::FillTensor<'_>,
+    ) -> Result<()> {
+        let mut output = OutputFile::create(path.as_ref(), None)?;
+        self.write_to_with(output.file(), fill)?;
+        output.commit()
     }
 }
 

@@ -39,8 +39,11 @@
 
 use std::sync::Arc;
 
+use cudarc::driver::CudaSlice;
+
 use crate::error::{Error, Result};
 use crate::gguf::{GgufFile, TensorInfo};
+use crate::gpu::Gpu;
 use crate::out::OutElem;
 use crate::pipeline::{Device, LoadOptions, LoadReport, Pipeline};
 use crate::shard::Shard;
@@ -57,6 +60,45 @@ pub struct Loaded<B> {
     /// Row-major shape ([`Shard::shape`]: the tensor's own when whole).
     pub shape: Vec<u64>,
     pub data: B,
+}
+
+/// One decoded tensor (or shard of one) in a GPU's memory.
+pub type DeviceTensor<O> = Loaded<CudaSlice<O>>;
+
+/// Every tensor of a file, decoded on one GPU.
+pub struct DeviceModel<O> {
+    pub tensors: Vec<DeviceTensor<O>>,
+}
+
+impl Gpu {
+    /// A whole GGUF model onto this GPU at bus speed, through the loader
+    /// pipeline ([`crate::pipeline`]): compressed blocks cross the bus (1 to 8
+    /// bits a weight, not 16) and are decoded in device memory. Every tensor
+    /// of `file` is decoded as `O`, the outputs allocated in the order of this
+    /// `Gpu`'s stream and complete on return. `progress` is called with the
+    /// compressed bytes done so far.
+    pub fn load_model<O: OutElem>(
+        &self,
+        file: &GgufFile,
+        opts: &LoadOptions,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(DeviceModel<O>, LoadReport)> {
+        let tensors: Vec<&TensorInfo> = file.tensors().iter().collect();
+        let mut pipeline = Pipeline::new(self, opts)?;
+        let (outs, report) = pipeline.load::<O>(self, self.stream(), file, &tensors, progress)?;
+        let tensors = tensors
+            .iter()
+            .zip(outs)
+            .map(|(t, data)| DeviceTensor {
+                name: t.name.clone(),
+                source_type: t.ty,
+                shard: Shard::whole(t),
+                shape: t.shape_row_major(),
+                data,
+            })
+            .collect();
+        Ok((DeviceModel { tensors }, report))
+    }
 }
 
 /// What one rank loaded.

@@ -198,7 +198,7 @@ mod ggml {
 
     /// ggml's decoder of `ty` (f32 output only), checked against our geometry.
     pub fn decoder<O: OutElem>(ty: GgmlType) -> Option<Decode<O>> {
-        if O::OUT != crate::OutType::F32 || ty.id() >= TYPE_COUNT {
+        if O::OUT != crate::types::OutType::F32 || ty.id() >= TYPE_COUNT {
             return None;
         }
         // SAFETY: the id is below ggml's type count, and the traits are a

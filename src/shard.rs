@@ -218,7 +218,7 @@ pub fn dequantize_shard_with<O: OutElem>(
     }
     let ranges = shard.byte_ranges(t.ty, &t.ne);
     let total: u64 = ranges.iter().map(|r| r.end - r.start).sum();
-    let mut blocks: Vec<u8> = crate::try_vec(total)
+    let mut blocks: Vec<u8> = crate::alloc::try_vec(total)
         .ok_or_else(|| Error::Length(format!("tensor '{}': shard too large for memory", t.name)))?;
     let mut at = 0;
     for r in ranges {

@@ -5,8 +5,6 @@
 
 use std::fmt;
 
-use crate::error::{Error, Result};
-
 /// A GGML storage type, by its id in `ggml.h`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u32)]
@@ -180,27 +178,6 @@ impl GgmlType {
         }
         (n_elems / qk).checked_mul(self.block_bytes() as u64)
     }
-}
-
-/// Checks that `src` holds whole blocks of `ty` and `out` has room for exactly
-/// their elements; returns the element count.
-pub fn check_lengths(ty: GgmlType, src_len: usize, out_len: usize) -> Result<usize> {
-    if !ty.is_dequantizable() {
-        return Err(Error::Unsupported { tensor: None, ty });
-    }
-    let (qk, bb) = (ty.block_elems(), ty.block_bytes());
-    if !src_len.is_multiple_of(bb) {
-        return Err(Error::Length(format!(
-            "{src_len} bytes is not a whole number of {ty} blocks ({bb} bytes each)"
-        )));
-    }
-    let n = src_len / bb * qk;
-    if out_len != n {
-        return Err(Error::Length(format!(
-            "{src_len} bytes of {ty} decode to {n} elements, but the output holds {out_len}"
-        )));
-    }
-    Ok(n)
 }
 
 impl fmt::Display for GgmlType {

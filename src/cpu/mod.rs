@@ -15,8 +15,8 @@ use half::f16;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
+pub use crate::out::check_lengths;
 pub use crate::out::OutElem;
-pub use crate::types::check_lengths;
 use crate::types::{GgmlType, OutType};
 
 pub use fast::Level;
@@ -211,7 +211,7 @@ pub fn dequantize_to_vec<O: OutElem>(ty: GgmlType, src: &[u8]) -> Result<Vec<O>>
         )));
     }
     let n = (src.len() / bb) as u64 * ty.block_elems() as u64;
-    let mut out = crate::try_vec(n)
+    let mut out = crate::alloc::try_vec(n)
         .ok_or_else(|| Error::Length(format!("{n} elements do not fit in memory")))?;
     dequantize(ty, src, &mut out)?;
     Ok(out)

@@ -26,9 +26,10 @@ use std::sync::Mutex;
 use super::{launch_chunks, DeviceBytes};
 use crate::error::{Error, Result};
 use crate::kernels::{check_alignment, MAX_GRID};
+use crate::out::check_lengths;
 use crate::out::OutElem;
 use crate::pipeline::{Device, Rows};
-use crate::types::{check_lengths, GgmlType};
+use crate::types::GgmlType;
 
 /// A stream of the emulated device.
 #[derive(Debug)]

@@ -71,7 +71,8 @@ use memmap2::Mmap;
 
 pub use reader::MAGIC;
 pub use value::{Array, Value, ValueType};
-pub use writer::{GgufWriter, TensorBytes};
+pub(crate) use writer::no_deferred;
+pub use writer::{FillTensor, GgufWriter, TensorBytes};
 
 use crate::error::{Error, Result};
 use crate::types::GgmlType;
@@ -140,7 +141,17 @@ pub struct GgufFile {
     tensors: Vec<TensorInfo>,
     tensor_index: HashMap<String, usize>,
     /// The file it was read from (device, inode), if any.
-    source: Option<crate::output::Identity>,
+    source: Option<FileIdentity>,
+}
+
+/// A file's identity: device and inode (a path can come to name another file;
+/// this cannot).
+pub type FileIdentity = (u64, u64);
+
+/// The identity of an open file.
+pub fn file_identity(file: &std::fs::File) -> Option<FileIdentity> {
+    use std::os::unix::fs::MetadataExt;
+    file.metadata().ok().map(|m| (m.dev(), m.ino()))
 }
 
 impl GgufFile {
@@ -172,7 +183,7 @@ impl GgufFile {
                 ),
             ));
         }
-        let source = crate::output::identity(&file);
+        let source = file_identity(&file);
         if !opts.mmap {
             let mut buf = Vec::new();
             (&file)
@@ -220,7 +231,7 @@ impl GgufFile {
     }
 
     /// The file this was read from, as (device, inode): outputs must not be it.
-    pub fn source_identity(&self) -> Option<crate::output::Identity> {
+    pub fn source_identity(&self) -> Option<FileIdentity> {
         self.source
     }
 
@@ -318,7 +329,7 @@ impl GgufFile {
     /// All of tensor `t`'s data, read as [`GgufFile::read_tensor`] reads it
     /// (an error, not an abort, where memory cannot hold it).
     pub fn read_tensor_all(&self, t: &TensorInfo) -> Result<Vec<u8>> {
-        let mut buf = crate::try_vec(t.nbytes).ok_or_else(|| {
+        let mut buf = crate::alloc::try_vec(t.nbytes).ok_or_else(|| {
             Error::Length(format!(
                 "tensor '{}': {} bytes do not fit in memory",
                 t.name, t.nbytes

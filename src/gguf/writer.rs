@@ -3,13 +3,11 @@
 //! so what it writes always reads back.
 
 use std::io::{self, Write};
-use std::path::Path;
 
 use super::reader::{align_up, MAGIC};
 use super::value::{Array, Value, ValueType};
 use super::{DEFAULT_ALIGNMENT, MAX_ALIGNMENT, MAX_ARRAY_DEPTH, MAX_DIMS};
 use crate::error::{Error, Result};
-use crate::output::OutputFile;
 use crate::types::GgmlType;
 
 /// Tensor data given to [`GgufWriter::add_tensor`]: an owned `Vec<u8>` (moved)
@@ -71,7 +69,7 @@ impl TensorData {
 pub type FillTensor<'a> = dyn FnMut(usize, &mut [u8]) -> Result<()> + 'a;
 
 /// The fill of writers that have no deferred tensors.
-fn no_deferred(i: usize, _: &mut [u8]) -> Result<()> {
+pub(crate) fn no_deferred(i: usize, _: &mut [u8]) -> Result<()> {
     Err(Error::Invalid(format!(
         "GGUF writer: tensor {i} was added deferred: write it with write_to_with"
     )))
@@ -241,20 +239,6 @@ impl GgufWriter {
         let mut w = io::BufWriter::new(w);
         self.write_raw(&mut w, fill)?;
         w.flush().map_err(|e| Error::io("writing GGUF", e))
-    }
-
-    /// Writes the file to `path`, replacing it only once complete (see
-    /// [`crate::output`]: links followed, FIFOs and devices written directly).
-    pub fn write_file(&self, path: impl AsRef<Path>) -> Result<()> {
-        self.write_file_with(path, &mut no_deferred)
-    }
-
-    /// [`GgufWriter::write_file`], asking `fill` for the bytes of each
-    /// deferred tensor.
-    pub fn write_file_with(&self, path: impl AsRef<Path>, fill: &mut FillTensor<'_>) -> Result<()> {
-        let mut output = OutputFile::create(path.as_ref(), None)?;
-        self.write_to_with(output.file(), fill)?;
-        output.commit()
     }
 
     /// The file's bytes. For a writer without deferred tensors (whose bytes

@@ -168,7 +168,7 @@ impl Gpu {
         src: ForeignBuffer,
         dst: ForeignBuffer,
     ) -> Result<()> {
-        crate::types::check_lengths(ty, src.len, dst.len)?;
+        crate::out::check_lengths(ty, src.len, dst.len)?;
         if dst.len == 0 {
             return Ok(());
         }

@@ -8,7 +8,6 @@
 
 mod device;
 mod foreign;
-mod model;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -21,12 +20,13 @@ use cudarc::driver::{
 pub use foreign::{ForeignBuffer, KeepCurrentContext};
 /// A CUDA stream of another framework's (a raw `CUstream`).
 pub type RawStream = cudarc::driver::sys::CUstream;
-pub use model::{DeviceModel, DeviceTensor, LoadOptions, LoadReport};
+pub use crate::pipeline::{LoadOptions, LoadReport};
 
 use crate::error::{Error, Result};
 use crate::kernels::{check_alignment, launches, KernelInfo, MAX_GRID};
+use crate::out::check_lengths;
 use crate::out::OutElem;
-use crate::types::{check_lengths, GgmlType};
+use crate::types::GgmlType;
 
 #[cfg(gdq_kernels)]
 static FATBIN: &[u8] = include_bytes!(env!("GDQ_FATBIN"));

@@ -134,7 +134,7 @@ impl Memory {
     /// A buffer of `len` bytes, none written (its bytes poisoned: all ones),
     /// 256-byte aligned as the CUDA allocator's are. Returns its address.
     pub fn alloc(&mut self, name: &str, len: usize) -> Result<u64, String> {
-        let bytes = crate::try_vec::<u8>(len as u64)
+        let bytes = crate::alloc::try_vec::<u8>(len as u64)
             .ok_or_else(|| format!("out of host memory for a {len}-byte buffer"))?;
         let mut bytes = bytes;
         bytes.fill(0xff);
@@ -255,9 +255,10 @@ impl Memory {
             });
         }
         if a.writer.is_empty() {
-            a.writer = crate::try_vec(a.bytes.len() as u64).ok_or_else(|| Fault::HostMemory {
-                alloc: a.name.clone(),
-            })?;
+            a.writer =
+                crate::alloc::try_vec(a.bytes.len() as u64).ok_or_else(|| Fault::HostMemory {
+                    alloc: a.name.clone(),
+                })?;
         }
         let off = (addr - a.base) as usize;
         for j in 0..len as usize {

@@ -23,8 +23,9 @@
 
 use crate::error::{Error, Result};
 use crate::kernels::{for_each_piece, launches, KernelInfo, MAX_GRID};
+use crate::out::check_lengths;
 use crate::out::OutElem;
-use crate::types::{check_lengths, GgmlType};
+use crate::types::GgmlType;
 
 mod exec;
 mod memory;
