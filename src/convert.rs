@@ -7,8 +7,6 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::path::Path;
 
-use half::{bf16, f16};
-
 use crate::alloc::try_vec;
 use crate::device::Backend;
 use crate::error::{Error, Result};
@@ -189,11 +187,9 @@ fn write_all(
         metadata_left_out: metadata.left_out,
     };
     for t in tensors {
-        report.output_bytes += match dtype {
-            OutType::F32 => decode_and_write::<f32, _>(backend, file, t, &mut w)?,
-            OutType::F16 => decode_and_write::<f16, _>(backend, file, t, &mut w)?,
-            OutType::BF16 => decode_and_write::<bf16, _>(backend, file, t, &mut w)?,
-        };
+        report.output_bytes += crate::with_out_elem!(dtype, O => {
+            decode_and_write::<O, _>(backend, file, t, &mut w)?
+        });
         report.tensors += 1;
         report.input_bytes += t.nbytes;
         progress(t);

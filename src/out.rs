@@ -154,3 +154,36 @@ pub fn check_lengths(ty: GgmlType, src_len: usize, out_len: usize) -> Result<usi
     }
     Ok(n)
 }
+
+/// The element types of the output types, for [`with_out_elem!`].
+#[doc(hidden)]
+pub use half::{bf16 as Bf16, f16 as F16};
+
+/// Evaluates `$body` with `$O` the element type of the run-time output type
+/// `$out` (an [`OutType`]): the one dispatch from a dtype to the code generic
+/// over [`OutElem`].
+///
+/// ```
+/// use gguf_dequant::{with_out_elem, OutElem, OutType};
+/// fn size<O: OutElem>() -> usize { std::mem::size_of::<O>() }
+/// assert_eq!(with_out_elem!(OutType::BF16, O => size::<O>()), 2);
+/// ```
+#[macro_export]
+macro_rules! with_out_elem {
+    ($out:expr, $O:ident => $body:expr) => {
+        match $out {
+            $crate::types::OutType::F32 => {
+                type $O = f32;
+                $body
+            }
+            $crate::types::OutType::F16 => {
+                type $O = $crate::out::F16;
+                $body
+            }
+            $crate::types::OutType::BF16 => {
+                type $O = $crate::out::Bf16;
+                $body
+            }
+        }
+    };
+}

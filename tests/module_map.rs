@@ -114,7 +114,7 @@ fn crate_names(text: &str) -> Vec<(String, usize)> {
 
 /// Names at the crate root that are not modules, and the module each is
 /// defined in (`#[macro_export]` macros live at the root).
-const ROOT_ITEMS: &[(&str, &str)] = &[("for_each_format", "formats")];
+const ROOT_ITEMS: &[(&str, &str)] = &[("for_each_format", "formats"), ("with_out_elem", "out")];
 
 #[test]
 fn no_module_imports_against_the_readme_map() {

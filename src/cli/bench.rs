@@ -26,9 +26,9 @@ use gguf_dequant::gpu::Gpu;
 #[cfg(feature = "peers")]
 use gguf_dequant::out::to_bits;
 use gguf_dequant::synth::{fill_random_blocks, Rng};
+use gguf_dequant::with_out_elem;
 use gguf_dequant::OutElem;
 use gguf_dequant::{try_vec, Error, GgmlType, OutType, Result};
-use half::{bf16, f16};
 use rayon::prelude::*;
 use serde_json::{json, Value};
 
@@ -197,17 +197,9 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         if !args.json {
             super::diagnostic(format_args!("{ty}...\r"));
         }
-        match args.dtype {
-            OutType::F32 => {
-                ctx.one_type::<f32>(ty, &src, gpu.as_ref(), cpu_too, &mut rows, &mut peer_rows)?
-            }
-            OutType::F16 => {
-                ctx.one_type::<f16>(ty, &src, gpu.as_ref(), cpu_too, &mut rows, &mut peer_rows)?
-            }
-            OutType::BF16 => {
-                ctx.one_type::<bf16>(ty, &src, gpu.as_ref(), cpu_too, &mut rows, &mut peer_rows)?
-            }
-        }
+        with_out_elem!(args.dtype, O => {
+            ctx.one_type::<O>(ty, &src, gpu.as_ref(), cpu_too, &mut rows, &mut peer_rows)?
+        })
     }
     if args.json {
         print_json(&rows, &peer_rows, level, gpu.as_ref())?;

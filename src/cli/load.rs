@@ -9,6 +9,7 @@ use std::time::Instant;
 use gguf_dequant::gguf::GgufFile;
 use gguf_dequant::gpu::{self, Gpu, LoadOptions, LoadReport};
 use gguf_dequant::parallel::{ModelLoad, Split};
+use gguf_dequant::with_out_elem;
 use gguf_dequant::OutElem;
 use gguf_dequant::{cpu, try_vec, Error, OutType, Result};
 use half::{bf16, f16};
@@ -25,20 +26,9 @@ pub fn run(file: &GgufFile, dtype: OutType, compare: bool, as_json: bool) -> Res
     let total: u64 = file.tensors().iter().map(|t| t.nbytes).sum();
     let pb = progress_bar(total, "loading");
     let opts = LoadOptions::default();
-    let report = match dtype {
-        OutType::F32 => {
-            gpu.load_model::<f32>(file, &opts, &mut |d| pb.set_position(d))?
-                .1
-        }
-        OutType::F16 => {
-            gpu.load_model::<f16>(file, &opts, &mut |d| pb.set_position(d))?
-                .1
-        }
-        OutType::BF16 => {
-            gpu.load_model::<bf16>(file, &opts, &mut |d| pb.set_position(d))?
-                .1
-        }
-    };
+    let report = with_out_elem!(dtype, O => {
+        gpu.load_model::<O>(file, &opts, &mut |d| pb.set_position(d))?.1
+    });
     pb.finish_and_clear();
     let h2d = pinned_h2d_bandwidth(&gpu)?;
     let limit = report.compressed_bytes as f64 / h2d;
@@ -128,23 +118,9 @@ pub fn run_parallel(
         .split(Split::megatron)
         .world_size(world);
     let start = Instant::now();
-    let reports: Vec<LoadReport> = match dtype {
-        OutType::F32 => load
-            .run_gpus::<f32>(&gpus)?
-            .into_iter()
-            .map(|r| r.report)
-            .collect(),
-        OutType::F16 => load
-            .run_gpus::<f16>(&gpus)?
-            .into_iter()
-            .map(|r| r.report)
-            .collect(),
-        OutType::BF16 => load
-            .run_gpus::<bf16>(&gpus)?
-            .into_iter()
-            .map(|r| r.report)
-            .collect(),
-    };
+    let reports: Vec<LoadReport> = with_out_elem!(dtype, O => {
+        load.run_gpus::<O>(&gpus)?.into_iter().map(|r| r.report).collect()
+    });
     let seconds = start.elapsed().as_secs_f64();
     let whole: u64 = file.tensors().iter().map(|t| t.nbytes).sum();
     let ranks: Vec<_> = reports

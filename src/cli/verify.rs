@@ -4,9 +4,9 @@ use std::process::ExitCode;
 
 use gguf_dequant::device::{Backend, Device};
 use gguf_dequant::gguf::{GgufFile, TensorInfo};
-use gguf_dequant::OutElem;
+use gguf_dequant::with_out_elem;
 use gguf_dequant::{cpu, try_vec, Error, OutType, Result};
-use half::{bf16, f16};
+use gguf_dequant::{to_bits, OutElem};
 
 pub fn run(file: &GgufFile, device: Device, dtype: OutType) -> Result<ExitCode> {
     if matches!(device, Device::Cpu | Device::Auto) {
@@ -21,11 +21,7 @@ pub fn run(file: &GgufFile, device: Device, dtype: OutType) -> Result<ExitCode> 
     );
     let mut failures = 0;
     for t in file.tensors() {
-        let line = match dtype {
-            OutType::F32 => compare::<f32>(file, t, &backend),
-            OutType::F16 => compare::<f16>(file, t, &backend),
-            OutType::BF16 => compare::<bf16>(file, t, &backend),
-        };
+        let line = with_out_elem!(dtype, O => compare::<O>(file, t, &backend));
         let (ok, text) = match line {
             Ok(r) => r,
             Err(e) => (false, format!("error: {e}")),
@@ -50,7 +46,7 @@ pub fn run(file: &GgufFile, device: Device, dtype: OutType) -> Result<ExitCode> 
 }
 
 /// (matched, the report line).
-fn compare<O: OutElem + ToBits>(
+fn compare<O: OutElem>(
     file: &GgufFile,
     t: &TensorInfo,
     backend: &Backend,
@@ -66,7 +62,7 @@ fn compare<O: OutElem + ToBits>(
     // Poison the device output so an element the kernel missed cannot pass.
     got.fill(O::from_f32(f32::NAN));
     backend.decode_tensor(file, t, &mut got)?;
-    let nonfinite = got.iter().filter(|v| !v.is_finite_value()).count();
+    let nonfinite = got.iter().filter(|&&v| classify(v).1).count();
     let note = if nonfinite > 0 {
         format!(" ({nonfinite} NaN/Inf values, as on the CPU)")
     } else {
@@ -75,7 +71,9 @@ fn compare<O: OutElem + ToBits>(
     // NaN payloads are not part of the contract: a GPU returns the canonical NaN
     // where x86 propagates the input's payload, so any NaN matches any NaN.
     let differs = |i: usize| {
-        got[i].bits() != want[i].bits() && !(got[i].is_nan_value() && want[i].is_nan_value())
+        let (g, _, g_nan) = classify(got[i]);
+        let (w, _, w_nan) = classify(want[i]);
+        g != w && !(g_nan && w_nan)
     };
     match (0..n).find(|&i| differs(i)) {
         None => Ok((true, format!("bit-identical, {n} values{note}"))),
@@ -85,33 +83,24 @@ fn compare<O: OutElem + ToBits>(
                 false,
                 format!(
                     "DIFFERS at {count} of {n} values; first at element {i}: cpu {:#x}, {} {:#x}",
-                    want[i].bits(),
+                    to_bits(want[i]),
                     backend.kind(),
-                    got[i].bits()
+                    to_bits(got[i])
                 ),
             ))
         }
     }
 }
 
-pub trait ToBits: Copy {
-    fn bits(self) -> u32;
-    fn is_finite_value(self) -> bool;
-    fn is_nan_value(self) -> bool;
+/// `v`'s raw bits, and whether its exponent is all ones (infinite or NaN)
+/// and whether it is a NaN, by the layout of its output type.
+fn classify<O: OutElem>(v: O) -> (u32, bool, bool) {
+    let (exponent, mantissa) = match O::OUT {
+        OutType::F32 => (0x7f80_0000, 0x007f_ffff),
+        OutType::F16 => (0x7c00, 0x03ff),
+        OutType::BF16 => (0x7f80, 0x007f),
+    };
+    let bits = to_bits(v);
+    let special = bits & exponent == exponent;
+    (bits, special, special && bits & mantissa != 0)
 }
-macro_rules! to_bits {
-    ($($t:ty),*) => {$(
-        impl ToBits for $t {
-            fn bits(self) -> u32 {
-                self.to_bits() as u32
-            }
-            fn is_finite_value(self) -> bool {
-                self.is_finite()
-            }
-            fn is_nan_value(self) -> bool {
-                self.is_nan()
-            }
-        }
-    )*};
-}
-to_bits!(f32, f16, bf16);
