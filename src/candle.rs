@@ -87,12 +87,7 @@ pub fn parts(
 ) -> Result<Vec<Tensor>> {
     for (t, s) in parts {
         s.check(&t.name, t.ty, &t.ne)?;
-        if !t.ty.is_dequantizable() {
-            return Err(Error::Unsupported {
-                tensor: Some(t.name.clone()),
-                ty: t.ty,
-            });
-        }
+        t.check_decodable()?;
     }
     match device {
         Device::Cpu => match dtype {

@@ -139,12 +139,7 @@ pub fn convert(
 ) -> Result<ConvertReport> {
     // Refuse undecodable types before writing anything.
     for t in tensors {
-        if !t.ty.is_dequantizable() {
-            return Err(Error::Unsupported {
-                tensor: Some(t.name.clone()),
-                ty: t.ty,
-            });
-        }
+        t.check_decodable()?;
     }
     // Checked and opened before any work; in place only when complete.
     let mut output = OutputFile::create(out, file.source_identity())?;

@@ -183,11 +183,8 @@ impl<'f> ModelLoad<'f> {
             .iter()
             .filter(|t| (self.select)(t))
             .collect();
-        if let Some(t) = chosen.iter().find(|t| !t.ty.is_dequantizable()) {
-            return Err(Error::Unsupported {
-                tensor: Some(t.name.clone()),
-                ty: t.ty,
-            });
+        for t in &chosen {
+            t.check_decodable()?;
         }
         (0..self.world)
             .map(|rank| {

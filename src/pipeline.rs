@@ -422,12 +422,7 @@ impl<D: Device> Pipeline<D> {
 /// decoded or whose shard does not fit its tensor.
 fn check_parts(parts: &[(&TensorInfo, Shard)]) -> Result<()> {
     for (t, shard) in parts {
-        if !t.ty.is_dequantizable() {
-            return Err(Error::Unsupported {
-                tensor: Some(t.name.clone()),
-                ty: t.ty,
-            });
-        }
+        t.check_decodable()?;
         shard.check(&t.name, t.ty, &t.ne)?;
     }
     Ok(())

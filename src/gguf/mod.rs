@@ -101,6 +101,21 @@ pub struct TensorInfo {
 }
 
 impl TensorInfo {
+    /// `Ok` if this crate decodes the tensor's type, else
+    /// [`Error::Unsupported`] naming the tensor and its type: the check every
+    /// job makes before it allocates or moves anything (never zeros for a
+    /// type it cannot decode).
+    pub fn check_decodable(&self) -> Result<()> {
+        if self.ty.is_dequantizable() {
+            Ok(())
+        } else {
+            Err(Error::Unsupported {
+                tensor: Some(self.name.clone()),
+                ty: self.ty,
+            })
+        }
+    }
+
     /// The shape in row-major (numpy) order: `ne` reversed.
     pub fn shape_row_major(&self) -> Vec<u64> {
         self.ne.iter().rev().copied().collect()
