@@ -110,9 +110,17 @@ def test_multiprocessing_fork_workers_decode():
         assert result.get(timeout=DEADLINE) == [True] * 4
 
 
+# Python installs its Ctrl-C handler (KeyboardInterrupt) only where SIGINT was
+# not ignored when it started; a shell's background job, `nohup` or a CI runner
+# may start the tests with it ignored, and children inherit that. The
+# interpreters these tests signal install the handler first, so they test how
+# gguf_dequant meets a KeyboardInterrupt, whatever started them.
+WITH_CTRL_C = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+
+
 def _python(code: str, **kwargs) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(code)],
+        [sys.executable, "-c", WITH_CTRL_C + textwrap.dedent(code)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
