@@ -201,12 +201,12 @@ pub fn preset(name: &str) -> Option<Vec<TensorPlan>> {
             }
             v.push(t("output_norm.weight".into(), F32, &[h]));
         }
-        // tiny-llama: llama-3-8b's tensors and types at a 16th of its width and
-        // 2 layers (1.6 M elements): small enough for the software CUDA driver
+        // tiny-llama: llama-3-8b's tensors and types at an 8th of its width and
+        // 2 layers (5.4 M elements): small enough for the software CUDA driver
         // (fakecuda/), whose kernels run in an interpreter.
         "llama-3-8b-q4_k_m" | "tiny-llama-q4_k_m" => {
             let (h, ffn, layers, vocab, kv) = if name == "tiny-llama-q4_k_m" {
-                (256, 512, 2, 1024, 64)
+                (512, 1024, 2, 1024, 128)
             } else {
                 (4096, 14336, 32, 128256, 1024)
             };

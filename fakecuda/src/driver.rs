@@ -140,6 +140,7 @@ enum Kind {
         len: usize,
     },
     Free {
+        dev: usize,
         base: u64,
     },
     HtoD {
@@ -172,6 +173,7 @@ enum Kind {
         height: usize,
     },
     Launch {
+        module: u64,
         ptx: &'static Ptx,
         name: String,
         grid: [u32; 3],
@@ -397,10 +399,19 @@ impl Driver {
     /// The primary context's destruction: its queued work runs, then
     /// whatever it still holds is reported as a leak and freed.
     fn teardown(&mut self, dev: usize) {
+        // Its own streams' work, and other contexts' queued work on its
+        // memory (frees cudarc queued in another context's stream): a GPU
+        // would have run them by now, whatever their order.
+        let mine = &self.devices[dev].allocs;
         let sids: Vec<u64> = self
             .streams
             .iter()
-            .filter(|(_, s)| s.dev == dev)
+            .filter(|(_, s)| {
+                s.dev == dev
+                    || s.queue
+                        .iter()
+                        .any(|op| op.dev_refs.iter().any(|b| mine.contains_key(b)))
+            })
             .map(|(&id, _)| id)
             .collect();
         for &sid in &sids {
@@ -911,11 +922,11 @@ impl Driver {
         }
     }
 
-    /// Queued operations that use device `d`'s allocation at `base`.
-    fn users_of(&self, d: usize, base: u64) -> Vec<String> {
+    /// Queued operations, on any stream, that use the allocation at `base`
+    /// (addresses are unique across devices: device `d` only documents it).
+    fn users_of(&self, _d: usize, base: u64) -> Vec<String> {
         self.streams
             .iter()
-            .filter(|(_, s)| s.dev == d)
             .flat_map(|(&sid, s)| {
                 s.queue
                     .iter()
@@ -947,17 +958,32 @@ impl Driver {
         Ok(())
     }
 
+    /// A stream-ordered free. The memory may be another device's (cudarc
+    /// frees a slice on its stream without binding the slice's context, and
+    /// the legacy default stream, handle 0, is the current context's): the
+    /// free is then ordered in that other device's stream, and any work of
+    /// the owner still queued on the memory when it runs is reported.
     pub fn mem_free_async(&mut self, ptr: u64, s: u64) -> R<()> {
         let (sid, d) = self.stream_here(s)?;
-        self.alloc_at(d, ptr)?;
-        self.devices[d].allocs.get_mut(&ptr).expect("checked").state = AllocState::FreeQueued;
+        let owner = (0..self.devices.len())
+            .find(|&o| self.devices[o].allocs.contains_key(&ptr))
+            .unwrap_or(d);
+        self.alloc_at(owner, ptr)?;
+        self.devices[owner]
+            .allocs
+            .get_mut(&ptr)
+            .expect("checked")
+            .state = AllocState::FreeQueued;
         self.push(
             sid,
-            Kind::Free { base: ptr },
+            Kind::Free {
+                dev: owner,
+                base: ptr,
+            },
             Vec::new(),
+            vec![ptr],
             Vec::new(),
-            Vec::new(),
-            format!("cuMemFreeAsync of {ptr:#x}"),
+            format!("cuMemFreeAsync of device {owner}'s {ptr:#x}"),
         );
         Ok(())
     }
@@ -1331,24 +1357,18 @@ impl Driver {
 
     pub fn unload_module(&mut self, h: u64) -> R<()> {
         let id = self.module(h)?;
-        let fns: Vec<u64> = self
-            .functions
-            .iter()
-            .filter(|(_, f)| f.module == id)
-            .map(|(&k, _)| k)
+        let queued: Vec<String> = self
+            .streams
+            .values()
+            .flat_map(|s| s.queue.iter())
+            .filter(|op| matches!(&op.kind, Kind::Launch { module, .. } if *module == id))
+            .map(|op| op.what.clone())
             .collect();
-        for f in &fns {
-            let name = &self.functions[f].name;
-            let queued = self.streams.values().any(|s| {
-                s.queue
-                    .iter()
-                    .any(|op| matches!(&op.kind, Kind::Launch { name: n, .. } if n == name))
-            });
-            if queued {
-                report(&format!(
-                    "cuModuleUnload while a launch of its kernel {name} is still queued"
-                ));
-            }
+        if !queued.is_empty() {
+            report(&format!(
+                "cuModuleUnload while launches of its kernels are still queued: {}",
+                queued.join("; ")
+            ));
         }
         self.functions.retain(|_, f| f.module != id);
         self.modules.remove(&id);
@@ -1412,7 +1432,8 @@ impl Driver {
             );
         }
         let name = func.name.clone();
-        let ptx = self.modules[&func.module].ptx;
+        let module = func.module;
+        let ptx = self.modules[&module].ptx;
         let (sid, _) = self.stream_here(s)?;
         if shared > 48 << 10 {
             return fail(
@@ -1476,6 +1497,7 @@ impl Driver {
         self.push(
             sid,
             Kind::Launch {
+                module,
                 ptx,
                 name: name.clone(),
                 grid,
@@ -1529,8 +1551,13 @@ impl Driver {
                 }
                 Ok(())
             }
-            Kind::Free { base } => {
-                let users = self.users_of(d, *base);
+            Kind::Free { dev: owner, base } => {
+                let d = *owner;
+                let users: Vec<String> = self
+                    .users_of(d, *base)
+                    .into_iter()
+                    .filter(|u| !u.starts_with("cuMemFreeAsync"))
+                    .collect();
                 if !users.is_empty() {
                     report(&format!(
                         "cuMemFreeAsync of {base:#x} ran while work no event orders before it still uses the memory: {}",
@@ -1637,6 +1664,7 @@ impl Driver {
                 name,
                 grid,
                 block,
+                module: _,
                 params,
             } => {
                 let cfg = LaunchConfig {
