@@ -13,6 +13,7 @@ const OK: u32 = 0;
 const INVALID_VALUE: u32 = 1;
 const INVALID_CONTEXT: u32 = 201;
 const INVALID_HANDLE: u32 = 400;
+const NOT_FOUND: u32 = 500;
 const ILLEGAL_ADDRESS: u32 = 700;
 
 /// Retains device 0's primary context and makes it current.
@@ -195,6 +196,89 @@ fn the_driver_refuses_reports_and_runs_late() {
     let _leaked = alloc(100);
     close();
     assert!(reported().contains("leaked"), "{}", reported());
+    std::fs::remove_file(&report).ok();
+
+    // Launches: the kernel's own PTX signature and limits, the device's
+    // limits, and inputs nothing wrote.
+    open();
+    unsafe {
+        let text =
+            std::ffi::CString::new(gguf_dequant::ptx::source("90").expect("the build's PTX"))
+                .unwrap();
+        let mut m = null_mut();
+        assert_eq!(cuModuleLoadData(&mut m, text.as_ptr().cast()), OK);
+        let mut f = null_mut();
+        assert_eq!(
+            cuModuleGetFunction(&mut f, m, c"no_such_kernel".as_ptr()),
+            NOT_FOUND
+        );
+        assert_eq!(cuModuleGetFunction(&mut f, m, c"gdq_q4_0_f32".as_ptr()), OK);
+        let (src, dst) = (alloc(18), alloc(32 * 4));
+        let block = [0u8; 18]; // a q4_0 block of scale 0: 32 zeros
+        assert_eq!(cuMemcpyHtoD_v2(src, block.as_ptr().cast(), 18), OK);
+        let (mut a, mut b, mut n) = (src, dst, 1u64);
+        let mut params: [*mut c_void; 3] = [
+            (&mut a as *mut u64).cast(),
+            (&mut b as *mut u64).cast(),
+            (&mut n as *mut u64).cast(),
+        ];
+        let launch = |grid: [u32; 3], block: [u32; 3], params: *mut *mut c_void| {
+            cuLaunchKernel(
+                f,
+                grid[0],
+                grid[1],
+                grid[2],
+                block[0],
+                block[1],
+                block[2],
+                0,
+                null_mut(),
+                params,
+                null_mut(),
+            )
+        };
+        let p = params.as_mut_ptr();
+        assert_eq!(
+            launch([1, 65536, 1], [256, 1, 1], p),
+            INVALID_VALUE,
+            "gridDim.y"
+        );
+        assert_eq!(
+            launch([1, 1, 1], [512, 1, 1], p),
+            INVALID_VALUE,
+            "the kernel's .maxntid"
+        );
+        assert_eq!(
+            launch([1, 1, 1], [1025, 1, 1], p),
+            INVALID_VALUE,
+            "1024 threads a block"
+        );
+        assert_eq!(
+            launch([1, 1, 1], [256, 1, 1], null_mut()),
+            INVALID_VALUE,
+            "no parameters"
+        );
+        let mut short: [*mut c_void; 3] = [params[0], params[1], null_mut()];
+        assert_eq!(
+            launch([1, 1, 1], [256, 1, 1], short.as_mut_ptr()),
+            INVALID_VALUE,
+            "two of three"
+        );
+        assert_eq!(launch([1, 1, 1], [256, 1, 1], p), OK);
+        let mut out = [1f32; 32];
+        assert_eq!(cuMemcpyDtoH_v2(out.as_mut_ptr().cast(), dst, 128), OK);
+        assert_eq!(out, [0f32; 32]);
+        // an input never written: the kernel's read faults when it runs
+        a = alloc(18);
+        assert_eq!(launch([1, 1, 1], [256, 1, 1], p), OK);
+        assert_eq!(cuCtxSynchronize(), ILLEGAL_ADDRESS);
+        for d in [src, dst, a] {
+            assert_eq!(cuMemFree_v2(d), OK);
+        }
+        assert_eq!(cuModuleUnload(m), OK);
+    }
+    close();
+    assert!(reported().contains("never written"), "{}", reported());
     std::fs::remove_file(&report).ok();
 
     // The software driver says what it is.

@@ -48,6 +48,11 @@ pub fn targets() -> Vec<&'static str> {
     SOURCES.iter().map(|(arch, _)| *arch).collect()
 }
 
+/// The PTX text of the kernels for `arch` (one of [`targets`]), as nvcc wrote it.
+pub fn source(arch: &str) -> Option<&'static str> {
+    SOURCES.iter().find(|(a, _)| *a == arch).map(|(_, t)| *t)
+}
+
 /// The PTX of the kernels for `arch` (one of [`targets`]), parsed once.
 pub fn builtin(arch: &str) -> Result<&'static Module> {
     use std::sync::OnceLock;
