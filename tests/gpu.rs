@@ -5,6 +5,10 @@
 //! (the host-emulated suite covers the kernel source there), unless
 //! `GDQ_REQUIRE_GPU=1` is set: then a missing GPU fails every test, so that
 //! a run meant to prove the GPU path cannot pass by skipping it.
+//!
+//! scripts/fake-gpu.sh runs it against fakecuda, the workspace's software
+//! CUDA driver (kernels interpreted): the device names say so, and what needs
+//! a real GPU's memory or speed runs scaled down there, saying so.
 
 mod common;
 
