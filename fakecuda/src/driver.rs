@@ -451,8 +451,13 @@ impl Driver {
             leaks.push(format!("{modules} modules"));
         }
         if !leaks.is_empty() {
+            let after = if self.devices[dev].sticky.is_some() {
+                " (after the fault reported above, which stopped its queued work)"
+            } else {
+                ""
+            };
             report(&format!(
-                "device {dev}: leaked at its primary context's teardown: {}",
+                "device {dev}: leaked at its primary context's teardown{after}: {}",
                 leaks.join(", ")
             ));
         }
@@ -1039,9 +1044,11 @@ impl Driver {
                 )
             }
         }
+        // (A faulted context runs nothing more: its queued copies are no hazard.)
         let users: Vec<String> = self
             .streams
             .iter()
+            .filter(|(_, s)| self.devices[s.dev].sticky.is_none())
             .flat_map(|(&sid, s)| {
                 s.queue
                     .iter()
@@ -1360,6 +1367,7 @@ impl Driver {
         let queued: Vec<String> = self
             .streams
             .values()
+            .filter(|s| self.devices[s.dev].sticky.is_none())
             .flat_map(|s| s.queue.iter())
             .filter(|op| matches!(&op.kind, Kind::Launch { module, .. } if *module == id))
             .map(|op| op.what.clone())

@@ -21,6 +21,11 @@
 //!
 //! Every entry point catches panics (none may unwind into C) and holds one
 //! lock over the whole driver while it runs, kernels included.
+//!
+//! Environment: `FAKECUDA_DEVICES` (how many devices, default 2, at most 8),
+//! `FAKECUDA_REPORT` (a file the violations are appended to),
+//! `FAKECUDA_TRACE=1` (every call and its result on stderr),
+//! `FAKECUDA_QUIET` (failed calls not printed; they are by default).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
