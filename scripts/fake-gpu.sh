@@ -17,8 +17,10 @@ start=$SECONDS
 
 echo "== fakecuda: build the software driver, the GPU suite and the CLI"
 cargo build -p fakecuda
+# Also builds target/debug/gguf-dequant (cargo builds the binary for the
+# integration tests, with the features `cargo test` builds everything with:
+# after scripts/test.sh, nothing to rebuild).
 cargo test --test gpu --no-run
-cargo build --bin gguf-dequant
 
 # cudarc opens libcuda.so (then libcuda.so.1, ...) by name through the loader's
 # search path: a directory holding only those two names, first on it.
