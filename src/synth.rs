@@ -156,7 +156,12 @@ pub struct TensorPlan {
 }
 
 /// The model shapes `synth --like` knows.
-pub const PRESETS: &[&str] = &["qwen2.5-0.5b-q4_k_m", "llama-3-8b-q4_k_m", "all-types"];
+pub const PRESETS: &[&str] = &[
+    "qwen2.5-0.5b-q4_k_m",
+    "llama-3-8b-q4_k_m",
+    "tiny-llama-q4_k_m",
+    "all-types",
+];
 
 /// llama.cpp's choice of the layers that get more bits in *_M mixes.
 fn use_more_bits(layer: u64, n_layers: u64) -> bool {
@@ -196,8 +201,15 @@ pub fn preset(name: &str) -> Option<Vec<TensorPlan>> {
             }
             v.push(t("output_norm.weight".into(), F32, &[h]));
         }
-        "llama-3-8b-q4_k_m" => {
-            let (h, ffn, layers, vocab, kv) = (4096, 14336, 32, 128256, 1024);
+        // tiny-llama: llama-3-8b's tensors and types at an 8th of its width and
+        // 2 layers (5.4 M elements): small enough for the software CUDA driver
+        // (fakecuda/), whose kernels run in an interpreter.
+        "llama-3-8b-q4_k_m" | "tiny-llama-q4_k_m" => {
+            let (h, ffn, layers, vocab, kv) = if name == "tiny-llama-q4_k_m" {
+                (512, 1024, 2, 1024, 128)
+            } else {
+                (4096, 14336, 32, 128256, 1024)
+            };
             v.push(t("token_embd.weight".into(), Q4_K, &[h, vocab]));
             for i in 0..layers {
                 let p = format!("blk.{i}.");

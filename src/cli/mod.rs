@@ -121,7 +121,7 @@ pub enum Command {
     },
     /// Write a model-shaped GGUF file of random valid blocks.
     Synth {
-        /// qwen2.5-0.5b-q4_k_m, llama-3-8b-q4_k_m or all-types.
+        /// qwen2.5-0.5b-q4_k_m, llama-3-8b-q4_k_m, tiny-llama-q4_k_m or all-types.
         #[arg(long)]
         like: String,
         output: PathBuf,

@@ -96,6 +96,19 @@ impl Alloc {
     fn mark_written(&mut self, i: usize) {
         self.written[i / 64] |= 1 << (i % 64);
     }
+    fn mark_written_range(&mut self, off: usize, len: usize) {
+        let mut j = off;
+        let end = off + len;
+        while j < end {
+            if j.is_multiple_of(64) && j + 64 <= end {
+                self.written[j / 64] = u64::MAX;
+                j += 64;
+            } else {
+                self.mark_written(j);
+                j += 1;
+            }
+        }
+    }
     fn end(&self) -> u64 {
         self.base + self.bytes.len() as u64
     }
@@ -151,6 +164,136 @@ impl Memory {
         Ok(base)
     }
 
+    /// Memory with no tables and no buffers: a device before any module is
+    /// loaded (the software CUDA driver's, `fakecuda/`, which places every
+    /// buffer itself with [`Memory::map`]).
+    pub fn empty() -> Memory {
+        Memory {
+            allocs: Vec::new(),
+            next: BUFFER_BASE,
+            last: 0,
+        }
+    }
+
+    /// Adds `module`'s tables (written, read-only) unless a table is already
+    /// at their address: a second load of the same module shares them.
+    pub fn add_tables(&mut self, module: &Module) -> Result<(), String> {
+        for t in &module.tables {
+            if let Some(a) = self.allocs.iter().find(|a| a.base == t.base) {
+                if a.bytes != t.bytes {
+                    return Err(format!(
+                        "table {} differs from the table already at {:#x}",
+                        t.name, t.base
+                    ));
+                }
+                continue;
+            }
+            self.allocs.push(Alloc {
+                name: format!("table {}", t.name),
+                base: t.base,
+                written: vec![u64::MAX; t.bytes.len().div_ceil(64)],
+                bytes: t.bytes.clone(),
+                read_only: true,
+                writer: Vec::new(),
+            });
+        }
+        Ok(())
+    }
+
+    /// A buffer of `len` bytes at `base`, chosen by the caller: 256-byte
+    /// aligned, at or above the buffers' base, overlapping nothing (gaps are
+    /// the caller's to leave). Its bytes are poisoned (all ones) and unwritten.
+    pub fn map(&mut self, name: &str, base: u64, len: usize) -> Result<(), String> {
+        let end = base
+            .checked_add(len as u64)
+            .ok_or_else(|| format!("buffer {name} at {base:#x} wraps the address space"))?;
+        if base < BUFFER_BASE || !base.is_multiple_of(256) {
+            return Err(format!(
+                "buffer {name} at {base:#x}: below {BUFFER_BASE:#x} or not 256-byte aligned"
+            ));
+        }
+        if let Some(a) = self.allocs.iter().find(|a| base < a.end() && a.base < end) {
+            return Err(format!("buffer {name} at {base:#x} overlaps {}", a.name));
+        }
+        let mut bytes = crate::try_vec::<u8>(len as u64)
+            .ok_or_else(|| format!("out of host memory for a {len}-byte buffer"))?;
+        bytes.fill(0xff);
+        self.allocs.push(Alloc {
+            name: format!("buffer {name}"),
+            base,
+            written: vec![0; len.div_ceil(64)],
+            bytes,
+            read_only: false,
+            writer: Vec::new(),
+        });
+        self.next = self.next.max((end + GAP).next_multiple_of(256));
+        Ok(())
+    }
+
+    /// Removes the buffer that starts at `base`: every later access to its
+    /// bytes is outside every allocation.
+    pub fn unmap(&mut self, base: u64) -> Result<(), String> {
+        let i = self
+            .allocs
+            .iter()
+            .position(|a| a.base == base && !a.read_only)
+            .ok_or_else(|| format!("no buffer starts at {base:#x}"))?;
+        self.allocs.swap_remove(i);
+        self.last = 0;
+        Ok(())
+    }
+
+    /// Whether `len` bytes at `addr` lie inside one writable buffer.
+    pub fn is_mapped(&mut self, addr: u64, len: usize) -> bool {
+        self.find(addr, len as u64)
+            .is_some_and(|i| !self.allocs[i].read_only)
+    }
+
+    /// A device-to-device copy of `len` bytes: the destination's bytes are
+    /// written where the source's were, and stay unwritten where they were
+    /// not (poison copied is still poison).
+    pub fn copy_within(&mut self, dst: u64, src: u64, len: usize) -> Result<(), String> {
+        let s = self.find(src, len as u64).ok_or_else(|| {
+            format!("device copy of {len} bytes from {src:#x}: outside every allocation")
+        })?;
+        let a = &self.allocs[s];
+        let off = (src - a.base) as usize;
+        let bytes = a.bytes[off..off + len].to_vec();
+        let written: Vec<bool> = (off..off + len).map(|j| a.is_written(j)).collect();
+        let d = self
+            .find(dst, len as u64)
+            .filter(|&d| !self.allocs[d].read_only)
+            .ok_or_else(|| {
+                format!("device copy of {len} bytes to {dst:#x}: outside every writable allocation")
+            })?;
+        let a = &mut self.allocs[d];
+        let off = (dst - a.base) as usize;
+        a.bytes[off..off + len].copy_from_slice(&bytes);
+        for (j, w) in written.into_iter().enumerate() {
+            if w {
+                a.mark_written(off + j);
+            } else {
+                a.written[(off + j) / 64] &= !(1 << ((off + j) % 64));
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets `len` bytes at `addr` to `value` (a memset: written).
+    pub fn fill(&mut self, addr: u64, len: usize, value: u8) -> Result<(), String> {
+        let i = self
+            .find(addr, len as u64)
+            .filter(|&i| !self.allocs[i].read_only)
+            .ok_or_else(|| {
+                format!("memset of {len} bytes at {addr:#x}: outside every writable allocation")
+            })?;
+        let a = &mut self.allocs[i];
+        let off = (addr - a.base) as usize;
+        a.bytes[off..off + len].fill(value);
+        a.mark_written_range(off, len);
+        Ok(())
+    }
+
     fn find(&mut self, addr: u64, len: u64) -> Option<usize> {
         let hit = |a: &Alloc| addr >= a.base && addr.checked_add(len).is_some_and(|e| e <= a.end());
         if self.allocs.get(self.last).is_some_and(hit) {
@@ -172,9 +315,7 @@ impl Memory {
         let a = &mut self.allocs[i];
         let off = (addr - a.base) as usize;
         a.bytes[off..off + data.len()].copy_from_slice(data);
-        for j in off..off + data.len() {
-            a.mark_written(j);
-        }
+        a.mark_written_range(off, data.len());
         Ok(())
     }
 

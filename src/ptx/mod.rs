@@ -51,6 +51,11 @@ pub fn targets() -> Vec<&'static str> {
     SOURCES.iter().map(|(arch, _)| *arch).collect()
 }
 
+/// The PTX text of the kernels for `arch` (one of [`targets`]), as nvcc wrote it.
+pub fn source(arch: &str) -> Option<&'static str> {
+    SOURCES.iter().find(|(a, _)| *a == arch).map(|(_, t)| *t)
+}
+
 /// The PTX of the kernels for `arch` (one of [`targets`]), parsed once.
 pub fn builtin(arch: &str) -> Result<&'static Module> {
     use std::sync::OnceLock;
@@ -81,6 +86,24 @@ pub fn builtin(arch: &str) -> Result<&'static Module> {
 }
 
 impl Module {
+    /// The byte size of each parameter of `kernel`, as its `.entry` declares
+    /// them; `None` where the module has no such kernel.
+    pub fn kernel_params(&self, kernel: &str) -> Option<Vec<u32>> {
+        self.kernel(kernel).map(|k| k.params.clone())
+    }
+
+    /// Checks a launch of `kernel` (its grid and block against the device's
+    /// and the kernel's limits, its parameters against the kernel's
+    /// signature) as the driver does before it queues one, without running it.
+    pub fn check_launch(&self, kernel: &str, config: &LaunchConfig) -> Result<()> {
+        let k = self.kernel(kernel).ok_or_else(|| {
+            Error::Cuda(format!(
+                "CUDA_ERROR_NOT_FOUND: no kernel {kernel} in the PTX"
+            ))
+        })?;
+        exec::check_config(k, config).map_err(Error::Cuda)
+    }
+
     /// Runs one launch of `kernel` over `mem`.
     pub fn launch(&self, kernel: &str, mem: &mut Memory, config: &LaunchConfig) -> Result<()> {
         let k = self.kernel(kernel).ok_or_else(|| {
