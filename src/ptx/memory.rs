@@ -215,7 +215,7 @@ impl Memory {
         if let Some(a) = self.allocs.iter().find(|a| base < a.end() && a.base < end) {
             return Err(format!("buffer {name} at {base:#x} overlaps {}", a.name));
         }
-        let mut bytes = crate::try_vec::<u8>(len as u64)
+        let mut bytes = crate::alloc::try_vec::<u8>(len as u64)
             .ok_or_else(|| format!("out of host memory for a {len}-byte buffer"))?;
         bytes.fill(0xff);
         self.allocs.push(Alloc {
