@@ -20,7 +20,7 @@ use crate::types::GgmlType;
 
 /// What the user asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Device {
+pub enum DeviceChoice {
     Cpu,
     Cuda,
     /// The CUDA kernels compiled for the host and run over an emulated grid.
@@ -32,17 +32,17 @@ pub enum Device {
     Auto,
 }
 
-impl FromStr for Device {
+impl FromStr for DeviceChoice {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, String> {
         match s.to_ascii_lowercase().as_str() {
-            "cpu" => Ok(Device::Cpu),
-            "cuda" | "gpu" => Ok(Device::Cuda),
-            "emulated" => Ok(Device::Emulated),
-            "auto" => Ok(Device::Auto),
-            "ptx" => Ok(Device::Ptx(90)),
+            "cpu" => Ok(DeviceChoice::Cpu),
+            "cuda" | "gpu" => Ok(DeviceChoice::Cuda),
+            "emulated" => Ok(DeviceChoice::Emulated),
+            "auto" => Ok(DeviceChoice::Auto),
+            "ptx" => Ok(DeviceChoice::Ptx(90)),
             other => match other.strip_prefix("ptx").map(str::parse) {
-                Some(Ok(arch)) => Ok(Device::Ptx(arch)),
+                Some(Ok(arch)) => Ok(DeviceChoice::Ptx(arch)),
                 _ => Err(format!(
                     "unknown device '{s}' (expected cpu, cuda, emulated, ptx, ptx<arch> or auto)"
                 )),
@@ -127,15 +127,15 @@ pub const NO_CUDA_FEATURE: &str =
 
 impl Backend {
     /// Opens `device`. For `Auto`, also returns why the CPU was chosen when it was.
-    pub fn open(device: Device) -> Result<(Backend, Option<String>)> {
+    pub fn open(device: DeviceChoice) -> Result<(Backend, Option<String>)> {
         match device {
-            Device::Cpu => Ok((Backend::Cpu, None)),
+            DeviceChoice::Cpu => Ok((Backend::Cpu, None)),
             #[cfg(feature = "cuda")]
-            Device::Emulated => Ok((Backend::Emulated(Box::new(emulated_loader()?)), None)),
+            DeviceChoice::Emulated => Ok((Backend::Emulated(Box::new(emulated_loader()?)), None)),
             #[cfg(feature = "cuda")]
-            Device::Cuda => Ok((Backend::Cuda(Box::new(gpu_loader(Gpu::new(0)?)?)), None)),
+            DeviceChoice::Cuda => Ok((Backend::Cuda(Box::new(gpu_loader(Gpu::new(0)?)?)), None)),
             #[cfg(feature = "cuda")]
-            Device::Auto => match Gpu::new(0).and_then(gpu_loader) {
+            DeviceChoice::Auto => match Gpu::new(0).and_then(gpu_loader) {
                 Ok(g) => Ok((Backend::Cuda(Box::new(g)), None)),
                 Err(e) => Ok((
                     Backend::Cpu,
@@ -143,17 +143,17 @@ impl Backend {
                 )),
             },
             #[cfg(feature = "cuda")]
-            Device::Ptx(arch) => {
+            DeviceChoice::Ptx(arch) => {
                 let arch = arch.to_string();
                 crate::ptx::builtin(&arch)?;
                 Ok((Backend::Ptx(arch), None))
             }
             #[cfg(not(feature = "cuda"))]
-            Device::Emulated | Device::Cuda | Device::Ptx(_) => {
+            DeviceChoice::Emulated | DeviceChoice::Cuda | DeviceChoice::Ptx(_) => {
                 Err(Error::Invalid(NO_CUDA_FEATURE.into()))
             }
             #[cfg(not(feature = "cuda"))]
-            Device::Auto => Ok((
+            DeviceChoice::Auto => Ok((
                 Backend::Cpu,
                 Some(format!("using the CPU: {NO_CUDA_FEATURE}")),
             )),

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use gguf_dequant::convert::{convert, select};
-use gguf_dequant::device::{Backend, Device};
+use gguf_dequant::device::{Backend, DeviceChoice};
 use gguf_dequant::gguf::GgufFile;
 use gguf_dequant::text::escape;
 use gguf_dequant::{OutType, Result};
@@ -16,7 +16,7 @@ pub fn run(
     file: &GgufFile,
     out: &Path,
     dtype: OutType,
-    device: Device,
+    device: DeviceChoice,
     names: &[String],
 ) -> Result<ExitCode> {
     let tensors = select(file, names)?;
@@ -24,7 +24,7 @@ pub fn run(
     let (backend, note) = Backend::open(device)?;
     if let Some(n) = note {
         errln!("{n}");
-    } else if device == Device::Auto {
+    } else if device == DeviceChoice::Auto {
         errln!("using {backend}");
     }
     let total: u64 = tensors.iter().map(|t| t.nbytes).sum();

@@ -39,7 +39,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use gguf_dequant::device::Device;
+use gguf_dequant::device::DeviceChoice;
 use gguf_dequant::gguf::{GgufFile, OpenOptions};
 use gguf_dequant::{OutType, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -78,7 +78,7 @@ pub enum Command {
         /// cpu, cuda, emulated, ptx (the kernels' compute_90 PTX, interpreted;
         /// ptx120: compute_120's), or auto (the GPU when usable, else the CPU).
         #[arg(long, default_value = "cpu")]
-        device: Device,
+        device: DeviceChoice,
         /// Convert only this tensor (repeatable).
         #[arg(long = "tensor")]
         tensors: Vec<String>,
@@ -91,7 +91,7 @@ pub enum Command {
         /// cuda, emulated (the CUDA kernels run on the CPU) or ptx (their
         /// PTX, interpreted; ptx120: compute_120's).
         #[arg(long, default_value = "cuda")]
-        device: Device,
+        device: DeviceChoice,
         #[arg(long, default_value = "f32", value_parser = parse_dtype)]
         dtype: OutType,
         #[arg(long)]
@@ -102,7 +102,7 @@ pub enum Command {
         file: PathBuf,
         /// Only cuda: the point is the GPU.
         #[arg(long, default_value = "cuda")]
-        device: Device,
+        device: DeviceChoice,
         #[arg(long, default_value = "bf16", value_parser = parse_dtype)]
         dtype: OutType,
         /// Also time decoding on the CPU and uploading 16-bit weights.
@@ -228,7 +228,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             world,
             devices,
         }) => {
-            if device != Device::Cuda {
+            if device != DeviceChoice::Cuda {
                 return Err(gguf_dequant::Error::Invalid(
                     "load runs on --device cuda only".into(),
                 ));

@@ -2,14 +2,14 @@
 
 use std::process::ExitCode;
 
-use gguf_dequant::device::{Backend, Device};
+use gguf_dequant::device::{Backend, DeviceChoice};
 use gguf_dequant::gguf::{GgufFile, TensorInfo};
 use gguf_dequant::with_out_elem;
 use gguf_dequant::{cpu, try_vec, Error, OutType, Result};
 use gguf_dequant::{to_bits, OutElem};
 
-pub fn run(file: &GgufFile, device: Device, dtype: OutType) -> Result<ExitCode> {
-    if matches!(device, Device::Cpu | Device::Auto) {
+pub fn run(file: &GgufFile, device: DeviceChoice, dtype: OutType) -> Result<ExitCode> {
+    if matches!(device, DeviceChoice::Cpu | DeviceChoice::Auto) {
         return Err(Error::Invalid(
             "verify compares the CPU with --device cuda, emulated or ptx".into(),
         ));
