@@ -6,7 +6,11 @@ use crate::types::GgmlType;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Every failure of the crate, naming what is wrong and where.
+///
+/// Non-exhaustive: new failures get new variants; match the ones you handle.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Error {
     /// An I/O failure, with the path or operation it concerns.
     Io {

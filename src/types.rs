@@ -5,10 +5,12 @@
 
 use std::fmt;
 
-/// A GGML storage type, by its id in `ggml.h`.
+/// A GGML storage type, by its id in `ggml.h`. Non-exhaustive: ggml keeps
+/// adding types, and this list follows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u32)]
 #[allow(non_camel_case_types)]
+#[non_exhaustive]
 pub enum GgmlType {
     F32 = 0,
     F16 = 1,
