@@ -657,6 +657,88 @@ fn dequantize<'py>(
     to_numpy(py, decoded, &shape)
 }
 
+/// Decodes raw blocks (a contiguous 1-D uint8 array) of `ggml_type` into
+/// `out`, an existing writeable, contiguous 1-D array: `float32` for
+/// `dtype="float32"`, `uint16` or `int16` (the bits) for `"float16"` and
+/// `"bfloat16"`, holding exactly the blocks' elements. Nothing is allocated;
+/// the GIL is released while decoding. `out` is checked before anything is
+/// written: a wrong length, item type or layout raises and leaves it as it was.
+#[pyfunction]
+#[pyo3(signature = (blocks, ggml_type, out, dtype = "float32"))]
+fn dequantize_into<'py>(
+    py: Python<'py>,
+    blocks: PyReadonlyArray1<'py, u8>,
+    ggml_type: &Bound<'py, PyAny>,
+    out: &Bound<'py, PyAny>,
+    dtype: &str,
+) -> PyResult<()> {
+    let ty = self::ggml_type(ggml_type)?;
+    let kind = out_type(dtype)?;
+    let src = blocks
+        .as_slice()
+        .map_err(|_| PyValueError::new_err("blocks must be a contiguous uint8 array"))?;
+    if !ty.is_dequantizable() {
+        return Err(py_err(Error::Unsupported { tensor: None, ty }));
+    }
+    let bb = ty.block_bytes();
+    if !src.len().is_multiple_of(bb) {
+        return Err(py_err(Error::Length(format!(
+            "{} bytes is not a whole number of {ty} blocks ({bb} bytes each)",
+            src.len()
+        ))));
+    }
+    let n = (src.len() / bb * ty.block_elems()) as u64;
+    let job = Blocks(ty, src, n);
+    // the output's element count, checked before any value is written
+    let fits = |len: usize| -> PyResult<()> {
+        if len as u64 != n {
+            return Err(py_err(Error::Length(format!(
+                "out holds {len} elements, but {} bytes of {ty} blocks decode to {n}",
+                src.len()
+            ))));
+        }
+        Ok(())
+    };
+    let layout = |what: &str| {
+        PyValueError::new_err(format!(
+            "out must be a writeable, contiguous 1-D {what} array"
+        ))
+    };
+    match kind {
+        OutType::F32 => {
+            let mut a = out
+                .cast::<PyArray1<f32>>()
+                .map_err(|_| layout("float32"))?
+                .try_readwrite()
+                .map_err(|_| layout("float32"))?;
+            let v = a.as_slice_mut().map_err(|_| layout("float32"))?;
+            fits(v.len())?;
+            run(py, &job, v)
+        }
+        OutType::F16 | OutType::BF16 => {
+            // the 16-bit values' bits, as uint16 or int16 (what torch's
+            // tensors viewed as int16 give numpy)
+            let mut u;
+            let mut i;
+            let v: &mut [u16] = if let Ok(a) = out.cast::<PyArray1<u16>>() {
+                u = a.try_readwrite().map_err(|_| layout("uint16"))?;
+                u.as_slice_mut().map_err(|_| layout("uint16"))?
+            } else if let Ok(a) = out.cast::<PyArray1<i16>>() {
+                i = a.try_readwrite().map_err(|_| layout("int16"))?;
+                bytemuck::cast_slice_mut(i.as_slice_mut().map_err(|_| layout("int16"))?)
+            } else {
+                return Err(layout("uint16 or int16"));
+            };
+            fits(v.len())?;
+            if kind == OutType::F16 {
+                run::<half::f16>(py, &job, bytemuck::cast_slice_mut(v))
+            } else {
+                run::<half::bf16>(py, &job, bytemuck::cast_slice_mut(v))
+            }
+        }
+    }
+}
+
 /// The most dimensions a numpy array has (numpy 1's `NPY_MAXDIMS`, and what
 /// rust-numpy takes).
 const MAX_DIMS: usize = 32;
@@ -732,6 +814,13 @@ fn tp_shard(
     Ok(Some((s.rows.start, s.rows.end, s.cols.start, s.cols.end)))
 }
 
+/// The id of a ggml type given by name (`"q4_K"`, any case) or id, with the
+/// errors of every other function taking one (`ValueError`, `TypeError`).
+#[pyfunction]
+fn ggml_type_id(ggml_type: &Bound<'_, PyAny>) -> PyResult<u32> {
+    Ok(self::ggml_type(ggml_type)?.id())
+}
+
 /// Every ggml type: (name, id, elements per block, bytes per block, decodable).
 #[pyfunction]
 fn ggml_types() -> Vec<(&'static str, u32, usize, usize, bool)> {
@@ -775,8 +864,10 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<File>()?;
     m.add_class::<FileBytes>()?;
     m.add_function(wrap_pyfunction!(dequantize, m)?)?;
+    m.add_function(wrap_pyfunction!(dequantize_into, m)?)?;
     m.add_function(wrap_pyfunction!(tp_shard, m)?)?;
     m.add_function(wrap_pyfunction!(ggml_types, m)?)?;
+    m.add_function(wrap_pyfunction!(ggml_type_id, m)?)?;
     #[cfg(feature = "cuda")]
     m.add_function(wrap_pyfunction!(cuda::load_cuda, m)?)?;
     #[cfg(feature = "cuda")]
