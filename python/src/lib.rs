@@ -34,7 +34,7 @@ use gguf_dequant::shard::{self, Shard, Split};
 use gguf_dequant::types::TYPES;
 use gguf_dequant::{cpu, Error, GgmlType, OutElem, OutType};
 use numpy::ndarray::{ArrayView1, IxDyn};
-use numpy::{PyArray, PyArray1, PyArrayMethods, PyReadonlyArray1};
+use numpy::{PyArray, PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArray1, PyReadonlyArrayDyn};
 use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyInt, PyList, PyString};
@@ -657,17 +657,18 @@ fn dequantize<'py>(
     to_numpy(py, decoded, &shape)
 }
 
-/// Decodes raw blocks (a contiguous 1-D uint8 array) of `ggml_type` into
-/// `out`, an existing writeable, contiguous 1-D array: `float32` for
-/// `dtype="float32"`, `uint16` or `int16` (the bits) for `"float16"` and
-/// `"bfloat16"`, holding exactly the blocks' elements. Nothing is allocated;
-/// the GIL is released while decoding. `out` is checked before anything is
-/// written: a wrong length, item type or layout raises and leaves it as it was.
+/// Decodes raw blocks (a C-contiguous uint8 array of any shape) of
+/// `ggml_type` into `out`, an existing writeable, C-contiguous array of any
+/// shape: `float32` for `dtype="float32"`, `uint16` or `int16` (the bits)
+/// for `"float16"` and `"bfloat16"`, holding exactly the blocks' elements.
+/// Nothing is allocated; the GIL is released while decoding. `out` is
+/// checked before anything is written: a wrong length, item type or layout
+/// raises and leaves it as it was.
 #[pyfunction]
 #[pyo3(signature = (blocks, ggml_type, out, dtype = "float32"))]
 fn dequantize_into<'py>(
     py: Python<'py>,
-    blocks: PyReadonlyArray1<'py, u8>,
+    blocks: PyReadonlyArrayDyn<'py, u8>,
     ggml_type: &Bound<'py, PyAny>,
     out: &Bound<'py, PyAny>,
     dtype: &str,
@@ -701,13 +702,13 @@ fn dequantize_into<'py>(
     };
     let layout = |what: &str| {
         PyValueError::new_err(format!(
-            "out must be a writeable, contiguous 1-D {what} array"
+            "out must be a writeable, C-contiguous {what} array"
         ))
     };
     match kind {
         OutType::F32 => {
             let mut a = out
-                .cast::<PyArray1<f32>>()
+                .cast::<PyArrayDyn<f32>>()
                 .map_err(|_| layout("float32"))?
                 .try_readwrite()
                 .map_err(|_| layout("float32"))?;
@@ -720,10 +721,10 @@ fn dequantize_into<'py>(
             // tensors viewed as int16 give numpy)
             let mut u;
             let mut i;
-            let v: &mut [u16] = if let Ok(a) = out.cast::<PyArray1<u16>>() {
+            let v: &mut [u16] = if let Ok(a) = out.cast::<PyArrayDyn<u16>>() {
                 u = a.try_readwrite().map_err(|_| layout("uint16"))?;
                 u.as_slice_mut().map_err(|_| layout("uint16"))?
-            } else if let Ok(a) = out.cast::<PyArray1<i16>>() {
+            } else if let Ok(a) = out.cast::<PyArrayDyn<i16>>() {
                 i = a.try_readwrite().map_err(|_| layout("int16"))?;
                 bytemuck::cast_slice_mut(i.as_slice_mut().map_err(|_| layout("int16"))?)
             } else {

@@ -151,6 +151,11 @@ def test_fake_and_meta_give_shapes_and_the_same_errors():
         assert x.shape == (64, 1536) and x.dtype == torch.bfloat16
         with pytest.raises(gguf_dequant.GGUFError, match="length mismatch"):
             torch.ops.gguf_dequant.dequantize(b, 12, [64, 1280], torch.bfloat16)
+        # the public function takes the operator (not its CPU shortcut) under a mode
+        y = gguf_dequant.dequantize(b, "q4_K", (64, 1536), torch.float16)
+        assert type(y).__name__ == "FakeTensor" and y.shape == (64, 1536) and y.dtype == torch.float16
+        out = torch.empty(64, 1536)
+        assert gguf_dequant.dequantize(b, "q4_K", out=out) is out
     m = torch.ops.gguf_dequant.dequantize(torch.empty(len(Q4K.quant), dtype=torch.uint8, device="meta"),
                                           12, [64, 1536], torch.float16)
     assert m.device.type == "meta" and m.shape == (64, 1536)

@@ -723,14 +723,14 @@ def _dequantize_torch(blocks: Any, ggml_type: Any, shape: Any, dtype: Any, out: 
     ty = ops.type_id(ggml_type)
     if out is None:
         tdtype = _TORCH_DTYPES[_dtype_name("float32" if dtype is None else dtype)]
-        return ops.dequantize(blocks, ty, _dims(shape), tdtype)
+        return ops.dequantize_fast(blocks, ty, _dims(shape), tdtype)
     if not isinstance(out, torch.Tensor):
         raise TypeError(f"out must be a torch tensor (the blocks are one), got {type(out).__name__}")
     if dtype is not None and _TORCH_DTYPES[_dtype_name(dtype)] != out.dtype:
         raise ValueError(f"dtype {dtype!r} and out's dtype {out.dtype} differ")
     if shape is not None and tuple(_dims(shape)) != tuple(out.shape):
         raise ValueError(f"out has shape {tuple(out.shape)}, not the shape {tuple(_dims(shape))} asked for")
-    ops.dequantize_into(blocks, ty, out)
+    ops.dequantize_into_fast(blocks, ty, out)
     return out
 
 

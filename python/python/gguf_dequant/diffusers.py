@@ -105,7 +105,7 @@ def dequantize_parameter(param: torch.Tensor, dtype: Optional[torch.dtype] = Non
     blocks, qt, shape = _blocks_and_type(param)
     want = torch.float32 if dtype is None else dtype
     decode = want if want in _DECODED else torch.float32
-    w = ops.dequantize(blocks, qt, list(shape), decode)
+    w = ops.dequantize_fast(blocks, qt, list(shape), decode)
     return w if decode == want else w.to(want)
 
 
@@ -152,9 +152,9 @@ def _weight(param: torch.Tensor, dtype: torch.dtype, inputs: Any) -> torch.Tenso
     decode = dtype if dtype in _DECODED else torch.float32
     if _reusable(blocks, inputs):
         w = _buffer(shape, decode)
-        ops.dequantize_into(blocks, qt, w)
+        ops.dequantize_into_fast(blocks, qt, w)
     else:
-        w = ops.dequantize(blocks, qt, list(shape), decode)
+        w = ops.dequantize_fast(blocks, qt, list(shape), decode)
     return w if decode == dtype else w.to(dtype)
 
 

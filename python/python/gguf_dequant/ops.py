@@ -108,19 +108,16 @@ def _check_shape(shape: Sequence[Any]) -> Any:
 # ----------------------------------------------------------------- CPU
 
 
-def _flat_blocks(blocks: torch.Tensor) -> Any:
-    """The blocks as a 1-D numpy uint8 array sharing their memory (a
-    contiguous copy first where they are strided)."""
-    b = blocks.detach()
-    if not b.is_contiguous():
-        b = b.contiguous()
-    return b.reshape(-1).numpy()
+def _numpy_blocks(blocks: torch.Tensor) -> Any:
+    """The blocks as a numpy uint8 array sharing their memory (a contiguous
+    copy first where they are strided). Integer tensors never require grad."""
+    return (blocks if blocks.is_contiguous() else blocks.contiguous()).numpy()
 
 
 def _into_cpu(blocks: torch.Tensor, ggml_type: int, out: torch.Tensor, name: str) -> None:
-    o = out.detach().reshape(-1)  # a view: out is contiguous
+    o = out.detach() if out.requires_grad else out  # contiguous: checked by the caller
     dst = o.numpy() if name == "float32" else o.view(torch.int16).numpy()
-    _native.dequantize_into(_flat_blocks(blocks), ggml_type, dst, name)
+    _native.dequantize_into(_numpy_blocks(blocks), ggml_type, dst, name)
 
 
 def _dequantize_cpu(blocks: torch.Tensor, ggml_type: int, shape: List[int], dtype: torch.dtype) -> torch.Tensor:
@@ -200,6 +197,39 @@ _register_fake("gguf_dequant::dequantize_into", _dequantize_into_fake, lib=_lib)
 #: The operators themselves (``torch.ops.gguf_dequant.dequantize`` / ``dequantize_into``).
 dequantize = torch.ops.gguf_dequant.dequantize
 dequantize_into = torch.ops.gguf_dequant.dequantize_into
+
+
+_fn_modes = getattr(torch._C, "_is_torch_function_mode_enabled", None)
+_dispatch_modes = getattr(torch._C, "_len_torch_dispatch_stack", None)
+
+
+def _direct(*tensors: torch.Tensor) -> bool:
+    """Whether a call may run the CPU implementation straight away rather
+    than through torch's dispatcher (which costs more than a small decode):
+    plain CPU tensors, eagerly, with no torch function or dispatch mode
+    (fake tensors, tracing) active. The result is the same either way."""
+    if torch.compiler.is_compiling():  # first: what torch.compile traces stops here
+        return False
+    if _fn_modes is None or _dispatch_modes is None or _fn_modes() or _dispatch_modes():
+        return False
+    return all(type(t) is torch.Tensor and t.is_cpu for t in tensors)
+
+
+def dequantize_into_fast(blocks: torch.Tensor, ggml_type: int, out: torch.Tensor) -> None:
+    """``torch.ops.gguf_dequant.dequantize_into``, its CPU implementation
+    called directly where :func:`_direct` allows."""
+    if _direct(blocks, out):
+        _dequantize_into_cpu(blocks, ggml_type, out)
+    else:
+        dequantize_into(blocks, ggml_type, out)
+
+
+def dequantize_fast(blocks: torch.Tensor, ggml_type: int, shape: List[int], dtype: torch.dtype) -> torch.Tensor:
+    """``torch.ops.gguf_dequant.dequantize``, its CPU implementation called
+    directly where :func:`_direct` allows."""
+    if _direct(blocks):
+        return _dequantize_cpu(blocks, ggml_type, shape, dtype)
+    return dequantize(blocks, ggml_type, shape, dtype)
 
 
 _IDS_BY_NAME = {name.lower(): t.id for name, t in GGML_TYPES.items()}
