@@ -225,8 +225,9 @@ fn run<O: OutElem>(py: Python<'_>, job: &impl Job, out: &mut [O]) -> PyResult<()
     Ok(())
 }
 
-/// Blocks in memory, of `n` values (one row).
-struct Blocks<'a>(GgmlType, &'a [u8], u64);
+/// Blocks in memory, of `n` values (one row), written with non-temporal
+/// stores or not (`None`: the library's choice, by the output's size).
+struct Blocks<'a>(GgmlType, &'a [u8], u64, Option<bool>);
 
 impl Job for Blocks<'_> {
     fn rows(&self) -> u64 {
@@ -246,7 +247,12 @@ impl Job for Blocks<'_> {
     ) -> Result<(), Error> {
         let (qk, bb) = (self.block_elems(), self.0.block_bytes() as u64);
         let src = &self.1[(cols.start / qk * bb) as usize..(cols.end / qk * bb) as usize];
-        cpu::dequantize(self.0, src, out)
+        match self.3 {
+            None => cpu::dequantize(self.0, src, out),
+            Some(streaming) => {
+                cpu::dequantize_with(cpu::Level::best(), streaming, self.0, src, out)
+            }
+        }
     }
 }
 
@@ -653,7 +659,7 @@ fn dequantize<'py>(
             src.len()
         ))));
     }
-    let decoded = decode_into(py, out, "the output", &Blocks(ty, src, n))?;
+    let decoded = decode_into(py, out, "the output", &Blocks(ty, src, n, None))?;
     to_numpy(py, decoded, &shape)
 }
 
@@ -663,15 +669,18 @@ fn dequantize<'py>(
 /// for `"float16"` and `"bfloat16"`, holding exactly the blocks' elements.
 /// Nothing is allocated; the GIL is released while decoding. `out` is
 /// checked before anything is written: a wrong length, item type or layout
-/// raises and leaves it as it was.
+/// raises and leaves it as it was. `streaming`: write with non-temporal
+/// stores (True), through the caches (False: for an output read again soon,
+/// that fits in them), or as the library chooses by size (None).
 #[pyfunction]
-#[pyo3(signature = (blocks, ggml_type, out, dtype = "float32"))]
+#[pyo3(signature = (blocks, ggml_type, out, dtype = "float32", streaming = None))]
 fn dequantize_into<'py>(
     py: Python<'py>,
     blocks: PyReadonlyArrayDyn<'py, u8>,
     ggml_type: &Bound<'py, PyAny>,
     out: &Bound<'py, PyAny>,
     dtype: &str,
+    streaming: Option<bool>,
 ) -> PyResult<()> {
     let ty = self::ggml_type(ggml_type)?;
     let kind = out_type(dtype)?;
@@ -689,7 +698,7 @@ fn dequantize_into<'py>(
         ))));
     }
     let n = (src.len() / bb * ty.block_elems()) as u64;
-    let job = Blocks(ty, src, n);
+    let job = Blocks(ty, src, n, streaming);
     // the output's element count, checked before any value is written
     let fits = |len: usize| -> PyResult<()> {
         if len as u64 != n {

@@ -114,17 +114,22 @@ def _numpy_blocks(blocks: torch.Tensor) -> Any:
     return (blocks if blocks.is_contiguous() else blocks.contiguous()).numpy()
 
 
-def _into_cpu(blocks: torch.Tensor, ggml_type: int, out: torch.Tensor, name: str) -> None:
-    o = out.detach() if out.requires_grad else out  # contiguous: checked by the caller
+def _into_cpu(blocks: torch.Tensor, ggml_type: int, out: torch.Tensor, name: str, fresh: bool = False) -> None:
+    """Decodes into ``out`` (contiguous: checked by the caller). An ``out``
+    the caller gave is written through the caches: a buffer kept and reused
+    is mapped already and read again soon (a layer's matmul), and cached
+    stores beat non-temporal ones there; a ``fresh`` output gets the
+    library's choice (non-temporal stores from 8 MiB)."""
+    o = out.detach() if out.requires_grad else out
     dst = o.numpy() if name == "float32" else o.view(torch.int16).numpy()
-    _native.dequantize_into(_numpy_blocks(blocks), ggml_type, dst, name)
+    _native.dequantize_into(_numpy_blocks(blocks), ggml_type, dst, name, None if fresh else False)
 
 
 def _dequantize_cpu(blocks: torch.Tensor, ggml_type: int, shape: List[int], dtype: torch.dtype) -> torch.Tensor:
     name = _check_dtype(dtype)
     _check_blocks(blocks, ggml_type, _check_shape(shape))
     out = torch.empty(shape, dtype=dtype, device=blocks.device)
-    _into_cpu(blocks, ggml_type, out, name)
+    _into_cpu(blocks, ggml_type, out, name, fresh=True)
     return out
 
 
