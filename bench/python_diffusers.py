@@ -5,6 +5,7 @@ same tensors, in one run.
 
     .venv/bin/python bench/python_diffusers.py --json bench/results/python-diffusers-DATE.json
     .venv/bin/python bench/python_diffusers.py --device cuda --json ...   # on a GPU
+    .venv/bin/python bench/python_diffusers.py --table RESULTS.json       # the README's table
 
 Needs the package built into the interpreter's environment (``scripts/test.sh
 --python``) and diffusers, gguf, accelerate (python/requirements-test.txt).
@@ -189,7 +190,39 @@ def overhead(dev, runs):
             "forward_256x256_diffusers_s": fwd_theirs}
 
 
+def n_of(r) -> int:
+    return int(r["elements"])
+
+
+def table(data) -> str:
+    """The README's markdown table of a result file."""
+    lines = ["| weight | type | diffusers forward | ours forward | ours faster | decode into (ours) | "
+             "decode new (ours) | decode (diffusers) | matmul | diffusers values != ggml |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in data["rows"]:
+        n = r["elements"]
+        lines.append(
+            f"| {r['shape'][0]}x{r['shape'][1]} | {r['type']} | {r['forward_diffusers_s']*1e3:.1f} ms | "
+            f"{r['forward_ours_s']*1e3:.2f} ms | **{r['forward_diffusers_s']/r['forward_ours_s']:.1f}x** | "
+            f"{n/r['decode_ours_into_s']/1e9:.2f} Gelem/s | {n/r['decode_ours_new_s']/1e9:.2f} Gelem/s | "
+            f"{n/r['decode_diffusers_s']/1e9:.3f} Gelem/s | {r['matmul_s']*1e3:.2f} ms | "
+            f"{100*r['diffusers_values_differing']:.1f}% |")
+    s = data["summary"]
+    lines.append("")
+    lines.append(f"Forward, ours over diffusers: geometric mean over q4_K, q6_K, q8_0 (3 shapes each) "
+                 f"**{s['forward_speedup_geomean_q4K_q6K_q80']:.1f}x**; least per type: " +
+                 ", ".join(f"{k.rsplit('_min_', 1)[1]} {v:.1f}x" for k, v in s.items() if "_min_" in k) + ".")
+    o = data["overhead"]
+    lines.append(f"Per call: `dequantize_into` of one q4_K block {o['dequantize_into_one_block_s']*1e6:.0f} us "
+                 f"(through torch's dispatcher); a patched 256x256 forward {o['forward_256x256_ours_s']*1e6:.0f} us, "
+                 f"diffusers' {o['forward_256x256_diffusers_s']*1e6:.0f} us.")
+    return "\n".join(lines)
+
+
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--table":
+        print(table(json.loads(Path(sys.argv[2]).read_text())))
+        return
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--runs", type=int, default=15)
@@ -215,6 +248,15 @@ def main():
                   f"new {r['elements']/r['decode_ours_new_s']/1e9:5.2f}, "
                   f"diffusers {r['elements']/r['decode_diffusers_s']/1e9:5.3f}; "
                   f"matmul {r['matmul_s']*1e3:.2f} ms", flush=True)
+            if dev.type == "cuda":
+                # bytes moved: the blocks read and the bfloat16 written, against
+                # the copy's read + write of the bfloat16 tensor
+                ours_bw = (r["block_bytes"] + 2 * n_of(r)) / r["decode_ours_into_s"]
+                copy_bw = 4 * n_of(r) / r["copy_s"]
+                r["decode_ours_gbps"], r["copy_gbps"] = ours_bw / 1e9, copy_bw / 1e9
+                print(f"        GPU: ours {ours_bw/1e9:.0f} GB/s = {ours_bw/copy_bw:.2f} of the copy "
+                      f"({copy_bw/1e9:.0f} GB/s); diffusers' decode {r['decode_diffusers_s']*1e3:.2f} ms, "
+                      f"ours {r['decode_ours_into_s']*1e3:.3f} ms", flush=True)
     over = overhead(dev, 5)
     print(f"overhead: dequantize_into of one block {over['dequantize_into_one_block_s']*1e6:.1f} us, "
           f"patched forward 256x256 {over['forward_256x256_ours_s']*1e6:.1f} us "

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test: the Rust suite (`cargo test`), then the Python package
-# (python/, PyO3 + maturin) built as a wheel, installed into the virtual
-# environment .venv/ and tested with pytest (python/tests/).
+# (python/, PyO3 + maturin) built as the portable wheel (manylinux2014,
+# linked by zig; scripts/wheel-check.sh checks it as users install it),
+# installed into the virtual environment .venv/ and tested with pytest
+# (python/tests/).
 #
 #   scripts/test.sh              # everything
 #   scripts/test.sh --rust       # cargo test only
