@@ -7,7 +7,9 @@
 #    a manylinux2014 wheel linked by zig) must be tagged manylinux_2_17 and be
 #    consistent with that tag by `auditwheel show` (glibc 2.17, no libraries
 #    outside the manylinux set);
-# 2. the sdist must build (`maturin sdist`: the crate, kernels and fixtures);
+# 2. `maturin sdist` must make the sdist, holding the crate, the kernels and the
+#    package (checked by name; building a wheel from it takes a full build, not
+#    done here: `pip wheel gguf_dequant-*.tar.gz` in a fresh venv does it);
 # 3. for each interpreter (default: python3), a fresh virtual environment gets
 #    the wheel and numpy from PyPI and nothing else, and with a PATH holding
 #    no Rust toolchain (checked), outside the source tree, imports the package

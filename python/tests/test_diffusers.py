@@ -204,3 +204,24 @@ def test_buffers_reused_only_where_safe(q4k):
     with gd.patch(reuse_buffers=False):
         _assert_equal("no reuse", _run(model, torch.bfloat16), want)
         assert not getattr(gd._local, "buffers", None)
+
+
+def test_patched_layer_compiles_fullgraph(q4k):
+    # torch.compile traces the patched forward as one graph calling our
+    # operator (the functional one: no buffer reuse inside a graph)
+    model, _, _ = q4k
+    layer = model.transformer_blocks[0].ff.net[2]
+    x = torch.randn(2, layer.in_features, dtype=torch.bfloat16)
+    graphs = []
+
+    def backend(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    torch._dynamo.reset()
+    with torch.no_grad(), gd.patch():
+        eager = layer(x)
+        compiled = torch.compile(layer, fullgraph=True, backend=backend)(x)
+    assert torch.equal(eager, compiled)
+    called = [str(n.target) for g in graphs for n in g.graph.nodes if n.op == "call_function"]
+    assert len(graphs) == 1 and "gguf_dequant.dequantize" in called, called
