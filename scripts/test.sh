@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test: the Rust suite (`cargo test`), then the Python package
-# (python/, PyO3 + maturin) built as a wheel, installed into the virtual
-# environment .venv/ and tested with pytest (python/tests/).
+# (python/, PyO3 + maturin) built as the portable wheel (manylinux2014,
+# linked by zig; scripts/wheel-check.sh checks it as users install it),
+# installed into the virtual environment .venv/ and tested with pytest
+# (python/tests/).
 #
 #   scripts/test.sh              # everything
 #   scripts/test.sh --rust       # cargo test only
@@ -32,9 +34,15 @@ if [ "$python" = 1 ]; then
     echo "(venv ready at ${SECONDS} s)"
 
     echo "== Python: build the wheel (maturin, release) and install it"
+    # The portable wheel users get: manylinux2014 (glibc 2.17), linked by
+    # zig (PyPI's ziglang, in .venv); GDQ_WHEEL_ZIG=0 builds for this
+    # machine's glibc with the system's linker instead.
     wheels=target/python-wheels
     rm -rf "$wheels"
-    "$venv/bin/maturin" build --release --quiet -m python/Cargo.toml --out "$wheels"
+    portable=()
+    [ "${GDQ_WHEEL_ZIG:-1}" = 0 ] || portable=(--zig --compatibility manylinux2014)
+    PATH="$venv/bin:$PATH" "$venv/bin/maturin" build --release --quiet "${portable[@]}" \
+        -m python/Cargo.toml --out "$wheels"
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
         --force-reinstall --no-deps "$wheels"/gguf_dequant-*.whl
     echo "(wheel installed at ${SECONDS} s)"

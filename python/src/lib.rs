@@ -34,7 +34,7 @@ use gguf_dequant::shard::{self, Shard, Split};
 use gguf_dequant::types::TYPES;
 use gguf_dequant::{cpu, Error, GgmlType, OutElem, OutType};
 use numpy::ndarray::{ArrayView1, IxDyn};
-use numpy::{PyArray, PyArray1, PyArrayMethods, PyReadonlyArray1};
+use numpy::{PyArray, PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArray1, PyReadonlyArrayDyn};
 use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyInt, PyList, PyString};
@@ -225,8 +225,9 @@ fn run<O: OutElem>(py: Python<'_>, job: &impl Job, out: &mut [O]) -> PyResult<()
     Ok(())
 }
 
-/// Blocks in memory, of `n` values (one row).
-struct Blocks<'a>(GgmlType, &'a [u8], u64);
+/// Blocks in memory, of `n` values (one row), written with non-temporal
+/// stores or not (`None`: the library's choice, by the output's size).
+struct Blocks<'a>(GgmlType, &'a [u8], u64, Option<bool>);
 
 impl Job for Blocks<'_> {
     fn rows(&self) -> u64 {
@@ -246,7 +247,12 @@ impl Job for Blocks<'_> {
     ) -> Result<(), Error> {
         let (qk, bb) = (self.block_elems(), self.0.block_bytes() as u64);
         let src = &self.1[(cols.start / qk * bb) as usize..(cols.end / qk * bb) as usize];
-        cpu::dequantize(self.0, src, out)
+        match self.3 {
+            None => cpu::dequantize(self.0, src, out),
+            Some(streaming) => {
+                cpu::dequantize_with(cpu::Level::best(), streaming, self.0, src, out)
+            }
+        }
     }
 }
 
@@ -653,8 +659,94 @@ fn dequantize<'py>(
             src.len()
         ))));
     }
-    let decoded = decode_into(py, out, "the output", &Blocks(ty, src, n))?;
+    let decoded = decode_into(py, out, "the output", &Blocks(ty, src, n, None))?;
     to_numpy(py, decoded, &shape)
+}
+
+/// Decodes raw blocks (a C-contiguous uint8 array of any shape) of
+/// `ggml_type` into `out`, an existing writeable, C-contiguous array of any
+/// shape: `float32` for `dtype="float32"`, `uint16` or `int16` (the bits)
+/// for `"float16"` and `"bfloat16"`, holding exactly the blocks' elements.
+/// Nothing is allocated; the GIL is released while decoding. `out` is
+/// checked before anything is written: a wrong length, item type or layout
+/// raises and leaves it as it was. `streaming`: write with non-temporal
+/// stores (True), through the caches (False: for an output read again soon,
+/// that fits in them), or as the library chooses by size (None).
+#[pyfunction]
+#[pyo3(signature = (blocks, ggml_type, out, dtype = "float32", streaming = None))]
+fn dequantize_into<'py>(
+    py: Python<'py>,
+    blocks: PyReadonlyArrayDyn<'py, u8>,
+    ggml_type: &Bound<'py, PyAny>,
+    out: &Bound<'py, PyAny>,
+    dtype: &str,
+    streaming: Option<bool>,
+) -> PyResult<()> {
+    let ty = self::ggml_type(ggml_type)?;
+    let kind = out_type(dtype)?;
+    let src = blocks
+        .as_slice()
+        .map_err(|_| PyValueError::new_err("blocks must be a contiguous uint8 array"))?;
+    if !ty.is_dequantizable() {
+        return Err(py_err(Error::Unsupported { tensor: None, ty }));
+    }
+    let bb = ty.block_bytes();
+    if !src.len().is_multiple_of(bb) {
+        return Err(py_err(Error::Length(format!(
+            "{} bytes is not a whole number of {ty} blocks ({bb} bytes each)",
+            src.len()
+        ))));
+    }
+    let n = (src.len() / bb * ty.block_elems()) as u64;
+    let job = Blocks(ty, src, n, streaming);
+    // the output's element count, checked before any value is written
+    let fits = |len: usize| -> PyResult<()> {
+        if len as u64 != n {
+            return Err(py_err(Error::Length(format!(
+                "out holds {len} elements, but {} bytes of {ty} blocks decode to {n}",
+                src.len()
+            ))));
+        }
+        Ok(())
+    };
+    let layout = |what: &str| {
+        PyValueError::new_err(format!(
+            "out must be a writeable, C-contiguous {what} array"
+        ))
+    };
+    match kind {
+        OutType::F32 => {
+            let mut a = out
+                .cast::<PyArrayDyn<f32>>()
+                .map_err(|_| layout("float32"))?
+                .try_readwrite()
+                .map_err(|_| layout("float32"))?;
+            let v = a.as_slice_mut().map_err(|_| layout("float32"))?;
+            fits(v.len())?;
+            run(py, &job, v)
+        }
+        OutType::F16 | OutType::BF16 => {
+            // the 16-bit values' bits, as uint16 or int16 (what torch's
+            // tensors viewed as int16 give numpy)
+            let mut u;
+            let mut i;
+            let v: &mut [u16] = if let Ok(a) = out.cast::<PyArrayDyn<u16>>() {
+                u = a.try_readwrite().map_err(|_| layout("uint16"))?;
+                u.as_slice_mut().map_err(|_| layout("uint16"))?
+            } else if let Ok(a) = out.cast::<PyArrayDyn<i16>>() {
+                i = a.try_readwrite().map_err(|_| layout("int16"))?;
+                bytemuck::cast_slice_mut(i.as_slice_mut().map_err(|_| layout("int16"))?)
+            } else {
+                return Err(layout("uint16 or int16"));
+            };
+            fits(v.len())?;
+            if kind == OutType::F16 {
+                run::<half::f16>(py, &job, bytemuck::cast_slice_mut(v))
+            } else {
+                run::<half::bf16>(py, &job, bytemuck::cast_slice_mut(v))
+            }
+        }
+    }
 }
 
 /// The most dimensions a numpy array has (numpy 1's `NPY_MAXDIMS`, and what
@@ -732,6 +824,13 @@ fn tp_shard(
     Ok(Some((s.rows.start, s.rows.end, s.cols.start, s.cols.end)))
 }
 
+/// The id of a ggml type given by name (`"q4_K"`, any case) or id, with the
+/// errors of every other function taking one (`ValueError`, `TypeError`).
+#[pyfunction]
+fn ggml_type_id(ggml_type: &Bound<'_, PyAny>) -> PyResult<u32> {
+    Ok(self::ggml_type(ggml_type)?.id())
+}
+
 /// Every ggml type: (name, id, elements per block, bytes per block, decodable).
 #[pyfunction]
 fn ggml_types() -> Vec<(&'static str, u32, usize, usize, bool)> {
@@ -775,8 +874,10 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<File>()?;
     m.add_class::<FileBytes>()?;
     m.add_function(wrap_pyfunction!(dequantize, m)?)?;
+    m.add_function(wrap_pyfunction!(dequantize_into, m)?)?;
     m.add_function(wrap_pyfunction!(tp_shard, m)?)?;
     m.add_function(wrap_pyfunction!(ggml_types, m)?)?;
+    m.add_function(wrap_pyfunction!(ggml_type_id, m)?)?;
     #[cfg(feature = "cuda")]
     m.add_function(wrap_pyfunction!(cuda::load_cuda, m)?)?;
     #[cfg(feature = "cuda")]

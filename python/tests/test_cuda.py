@@ -239,6 +239,82 @@ def time_load(path: str) -> None:
         )
 
 
+def test_op_into_out_and_cuda_graph_capture() -> None:
+    """torch.ops.gguf_dequant on CUDA tensors: dequantize and dequantize_into
+    equal the CPU decode, and both can be captured in a CUDA graph (no host
+    synchronization, memory from torch's graph pool, launched on the capture
+    stream): replaying the graph after new blocks are copied into the
+    captured input decodes those."""
+    _gpu_or_skip()
+    import gguf_dequant.ops  # noqa: F401 - registers torch.ops.gguf_dequant
+
+    with gguf_dequant.GGUFFile(REAL) as f:
+        names = [n for n, i in f.tensors.items() if i.type in ("q4_K", "q6_K", "iq2_xxs", "q8_0")]
+        infos = [f.tensors[n] for n in names]
+        raws = [torch.from_numpy(f.raw(n).copy()) for n in names]
+    for info, raw in zip(infos, raws):
+        for dtype in DTYPES:
+            want = gguf_dequant.dequantize(raw, info.type, info.shape, dtype)
+            blocks = raw.cuda()
+            got = torch.ops.gguf_dequant.dequantize(blocks, info.type_id, list(info.shape), dtype)
+            _assert_same(f"op {info.name} {dtype}", got, want)
+            out = torch.full(info.shape, float("nan"), dtype=dtype, device="cuda")
+            assert gguf_dequant.dequantize(blocks, info.type, out=out) is out
+            _assert_same(f"out= {info.name} {dtype}", out, want)
+    # capture: one q4_K tensor, decoded by both operators inside the graph
+    info, raw = next((i, r) for i, r in zip(infos, raws) if i.type == "q4_K")
+    half = raw.numel() // 2 // 144 * 144  # whole blocks: the second half of the tensor's blocks
+    other = torch.cat([raw[half:], raw[:half]])
+    blocks = raw.cuda()
+    into = torch.empty(info.shape, dtype=torch.bfloat16, device="cuda")
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):  # warm-up outside the capture (module load, first launch)
+        torch.ops.gguf_dequant.dequantize(blocks, 12, list(info.shape), torch.bfloat16)
+        torch.ops.gguf_dequant.dequantize_into(blocks, 12, into)
+    torch.cuda.current_stream().wait_stream(s)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        made = torch.ops.gguf_dequant.dequantize(blocks, 12, list(info.shape), torch.bfloat16)
+        torch.ops.gguf_dequant.dequantize_into(blocks, 12, into)
+    g.replay()
+    torch.cuda.synchronize()
+    want = gguf_dequant.dequantize(raw, "q4_K", info.shape, torch.bfloat16)
+    _assert_same("captured dequantize", made, want)
+    _assert_same("captured dequantize_into", into, want)
+    blocks.copy_(other.cuda())
+    g.replay()
+    torch.cuda.synchronize()
+    want = gguf_dequant.dequantize(other, "q4_K", info.shape, torch.bfloat16)
+    _assert_same("replayed dequantize on new blocks", made, want)
+    _assert_same("replayed dequantize_into on new blocks", into, want)
+
+
+def test_diffusers_layer_on_the_gpu() -> None:
+    """A diffusers GGUFLinear on CUDA, patched: its output equals the same
+    layer computed with the CPU decode of its weight moved to the GPU."""
+    _gpu_or_skip()
+    try:
+        import gguf
+        from diffusers.quantizers.gguf.utils import GGUFLinear, GGUFParameter
+    except ImportError:
+        _skip("diffusers is not installed")
+    import gguf_dequant.diffusers as gd
+
+    with gguf_dequant.GGUFFile(REAL) as f:
+        name = next(n for n, i in f.tensors.items() if i.type == "q4_K")
+        info = f.tensors[name]
+        raw = torch.from_numpy(f.raw(name).copy())
+    rows, cols = info.shape
+    layer = GGUFLinear(cols, rows, bias=False, compute_dtype=torch.bfloat16)
+    layer.weight = GGUFParameter(raw.reshape(rows, -1).cuda(), quant_type=gguf.GGMLQuantizationType.Q4_K)
+    x = torch.randn(3, cols, dtype=torch.bfloat16, device="cuda")
+    w = gguf_dequant.dequantize(raw, "q4_K", info.shape, torch.bfloat16).cuda()
+    with torch.no_grad(), gd.patch():
+        got = layer(x)
+    _assert_same("GGUFLinear on CUDA", got, torch.nn.functional.linear(x, w))
+
+
 if __name__ == "__main__":
     checks = (
         test_every_tensor_equals_the_cpu_load,
@@ -248,6 +324,8 @@ if __name__ == "__main__":
         test_empty_tensors_among_others,
         test_the_threads_cuda_context_is_left_as_it_was,
         test_torchs_current_device_is_left_alone,
+        test_op_into_out_and_cuda_graph_capture,
+        test_diffusers_layer_on_the_gpu,
     )
     _STANDALONE = True
     failed = skipped = 0

@@ -193,6 +193,12 @@ fn run_chunks<O: OutElem>(
 ) -> Result<()> {
     let blocks_per_chunk = (CHUNK_ELEMS / ty.block_elems()).max(1);
     let (qk, bb) = (ty.block_elems(), ty.block_bytes());
+    if out.len() <= blocks_per_chunk * qk {
+        // one chunk: decoded on the calling thread, without waking the pool
+        // (which costs more than the decode of a small tensor)
+        fast::run(level, writer, ty, src, out);
+        return Ok(());
+    }
     crate::pool::install(|| {
         out.par_chunks_mut(blocks_per_chunk * qk)
             .zip(src.par_chunks(blocks_per_chunk * bb))

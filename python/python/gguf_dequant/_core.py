@@ -626,47 +626,50 @@ def _owned(value: Any) -> Any:
 def dequantize(
     blocks: Union[np.ndarray, "torch.Tensor", bytes, bytearray, memoryview],
     ggml_type: Union[str, int],
-    shape: Union[int, Sequence[int]],
-    dtype: Any = "float32",
+    shape: Union[int, Sequence[int], None] = None,
+    dtype: Any = None,
+    *,
+    out: Any = None,
 ) -> Any:
     """Decodes raw ggml blocks into values of row-major shape ``shape``.
 
     ``blocks`` is a ``uint8`` numpy array (any shape, e.g. from
-    :meth:`GGUFFile.raw` or gguf-py's ``ReaderTensor.data``), a CPU torch
-    ``uint8`` tensor, or a bytes-like object; it must hold exactly the
-    blocks of ``prod(shape)`` elements. ``ggml_type`` is a type name
+    :meth:`GGUFFile.raw` or gguf-py's ``ReaderTensor.data``), a ``uint8``
+    torch tensor (CPU or CUDA), or a bytes-like object; it must hold exactly
+    the blocks of ``prod(shape)`` elements. ``ggml_type`` is a type name
     (``"q4_K"``, case-insensitive) or id (``12``; gguf-py's
-    ``GGMLQuantizationType`` works). ``dtype`` is ``"float32"``,
-    ``"float16"`` or ``"bfloat16"`` (or the numpy/torch dtype).
+    ``GGMLQuantizationType`` works). ``dtype`` is ``"float32"`` (the
+    default), ``"float16"`` or ``"bfloat16"`` (or the numpy/torch dtype).
+
+    ``out``: an existing array to decode into instead of a new one (nothing
+    is allocated): a writeable C-contiguous numpy array (float32, float16,
+    ``ml_dtypes.bfloat16``, or uint16 holding bfloat16 bits) for numpy or
+    bytes blocks, a contiguous torch tensor on the blocks' device for torch
+    blocks; of shape ``shape`` when given (``shape`` may be left out), of
+    ``dtype`` when given. It is checked before anything is written: a wrong
+    size, dtype, device or layout raises and leaves it as it was. Returns
+    ``out``.
 
     Returns a numpy array, or a torch tensor on the device of ``blocks``
-    when it is one: on a CUDA device the library's kernels decode it there,
-    in the order of torch's current stream of that device (asynchronously,
-    as torch's own operations). The values are ggml's
+    when it is one (through the operator ``torch.ops.gguf_dequant.dequantize``,
+    see :mod:`gguf_dequant.ops`: on a CUDA device the library's kernels decode
+    it there, in the order of torch's current stream of that device,
+    asynchronously, as torch's own operations). The values are ggml's
     own ``dequantize_row_*`` output to the bit in float32, rounded to
     nearest even in float16 and bfloat16. The decode runs on all cores with
-    the GIL released; do not write to ``blocks`` from another thread
-    meanwhile.
+    the GIL released; do not write to ``blocks`` or ``out`` from another
+    thread meanwhile.
 
     Raises :class:`GGUFError` when the length does not match the shape and
     type, or the type cannot be decoded (q8_1, q8_K, integer types).
     """
-    name = _dtype_name(dtype)
-    torch_in = _is_torch_tensor(blocks)
-    if torch_in:
-        t: Any = blocks
-        if t.device.type == "cuda":
-            return _dequantize_cuda(t, ggml_type, shape, name)
-        if t.device.type != "cpu":
-            raise NotImplementedError(
-                f"dequantize on a {t.device} tensor: CPU and CUDA tensors only"
-            )
-        import torch
-
-        if t.dtype != torch.uint8:
-            raise TypeError(f"blocks must be a uint8 tensor, got {t.dtype}")
-        arr = t.detach().contiguous().numpy()
-    elif isinstance(blocks, np.ndarray):
+    if shape is None and out is None:
+        raise TypeError("dequantize() needs the shape (or an out= array, whose shape it takes)")
+    if _is_torch_tensor(blocks):
+        return _dequantize_torch(blocks, ggml_type, shape, dtype, out)
+    if out is not None and _is_torch_tensor(out):
+        raise TypeError("out= is a torch tensor: the blocks must be a torch tensor too (torch.from_numpy)")
+    if isinstance(blocks, np.ndarray):
         if blocks.dtype != np.uint8:
             raise TypeError(f"blocks must be a uint8 array, got {blocks.dtype}")
         arr = blocks
@@ -677,8 +680,73 @@ def dequantize(
             f"blocks must be a uint8 numpy array, a uint8 torch tensor or bytes, got {type(blocks).__name__}"
         )
     arr = np.ascontiguousarray(arr).reshape(-1)
-    raw = _native.dequantize(arr, ggml_type, _dims(shape), name)
-    return _as_torch(raw, name) if torch_in else _as_numpy(raw, name)
+    if out is None:
+        name = _dtype_name("float32" if dtype is None else dtype)
+        raw = _native.dequantize(arr, ggml_type, _dims(shape), name)  # type: ignore[arg-type]
+        return _as_numpy(raw, name)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy array, got {type(out).__name__}")
+    name = _out_dtype_name(out.dtype)
+    if dtype is not None and _dtype_name(dtype) != name:
+        raise ValueError(f"dtype {dtype!r} and out's dtype {out.dtype} differ")
+    if shape is not None and tuple(_dims(shape)) != out.shape:
+        raise ValueError(f"out has shape {out.shape}, not the shape {tuple(_dims(shape))} asked for")
+    if not (out.flags.c_contiguous and out.flags.writeable):
+        raise ValueError("out must be a writeable, C-contiguous array")
+    flat = out.reshape(-1)
+    _native.dequantize_into(arr, ggml_type, flat if name == "float32" else flat.view(np.uint16), name)
+    return out
+
+
+def _out_dtype_name(dt: np.dtype) -> str:
+    """The dtype name of a numpy out= array (uint16 holds bfloat16 bits)."""
+    if dt == np.float32:
+        return "float32"
+    if dt == np.float16:
+        return "float16"
+    bf16 = _bfloat16_numpy_dtype()
+    if dt == np.uint16 or (bf16 is not None and dt == bf16):
+        return "bfloat16"
+    raise ValueError(f"out has dtype {dt}: gguf-dequant decodes into float32, float16 or bfloat16 only")
+
+
+def _dequantize_torch(blocks: Any, ggml_type: Any, shape: Any, dtype: Any, out: Any) -> Any:
+    """``dequantize`` of a torch tensor, by the operators of :mod:`gguf_dequant.ops`."""
+    import torch
+
+    from . import ops
+
+    if blocks.device.type not in ("cpu", "cuda"):
+        raise NotImplementedError(f"dequantize on a {blocks.device} tensor: CPU and CUDA tensors only")
+    if blocks.dtype != torch.uint8:
+        raise TypeError(f"blocks must be a uint8 tensor, got {blocks.dtype}")
+    ty = ops.type_id(ggml_type)
+    if out is None:
+        tdtype = _TORCH_DTYPES[_dtype_name("float32" if dtype is None else dtype)]
+        return ops.dequantize_fast(blocks, ty, _dims(shape), tdtype)
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"out must be a torch tensor (the blocks are one), got {type(out).__name__}")
+    if dtype is not None and _TORCH_DTYPES[_dtype_name(dtype)] != out.dtype:
+        raise ValueError(f"dtype {dtype!r} and out's dtype {out.dtype} differ")
+    if shape is not None and tuple(_dims(shape)) != tuple(out.shape):
+        raise ValueError(f"out has shape {tuple(out.shape)}, not the shape {tuple(_dims(shape))} asked for")
+    ops.dequantize_into_fast(blocks, ty, out)
+    return out
+
+
+def _torch_dtypes() -> Dict[str, Any]:
+    import torch
+
+    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+class _LazyTorchDtypes(dict):
+    def __missing__(self, key: str) -> Any:
+        self.update(_torch_dtypes())
+        return dict.__getitem__(self, key)
+
+
+_TORCH_DTYPES: Dict[str, Any] = _LazyTorchDtypes()
 
 
 #: The most dimensions a numpy array has (numpy 1's, and what rust-numpy takes).
@@ -705,27 +773,3 @@ def _dims(shape: Union[int, Sequence[int]]) -> List[int]:
     if size > np.iinfo(np.intp).max:
         raise ValueError(f"shape {tuple(dims)} is too large")
     return dims
-
-
-def _dequantize_cuda(blocks: Any, ggml_type: Any, shape: Union[int, Sequence[int]], dtype: str) -> Any:
-    """``dequantize`` of a CUDA tensor: decoded on its device by the library's
-    kernels into a tensor torch allocates there, on torch's current stream."""
-    import torch
-
-    load = getattr(_native, "dequantize_cuda", None)
-    if load is None:
-        raise NotImplementedError(
-            "dequantize on a CUDA tensor: this build of gguf-dequant has no GPU support "
-            "(built without the `cuda` feature)"
-        )
-    if blocks.dtype != torch.uint8:
-        raise TypeError(f"blocks must be a uint8 tensor, got {blocks.dtype}")
-    src = blocks.detach().contiguous().reshape(-1)
-    dims = _dims(shape)
-    torch_dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[dtype]
-    out = torch.empty(dims, dtype=torch_dtype, device=src.device)
-    stream = torch.cuda.current_stream(src.device).cuda_stream
-    # `src` and `out` stay alive here until the call has queued the decode;
-    # torch's allocator reuses their memory only in the order of that stream.
-    load(src.data_ptr(), src.numel(), ggml_type, out.data_ptr(), out.numel(), dtype, src.device.index, stream)
-    return out
