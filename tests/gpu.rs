@@ -360,14 +360,7 @@ fn sharded_loads_as_one_and_two_ranks_on_one_gpu() {
                 .zip(&host)
                 .map(|(r, h)| (&r.tensors[i].shard, &h[i][..]))
                 .collect();
-            if Split::megatron(t) == Split::Replicate {
-                for (_, p) in &parts {
-                    assert_bits_eq(&format!("{} replicated", t.name), p, &want);
-                }
-            } else {
-                let got = shards::gather(t, &parts);
-                assert_bits_eq(&format!("{} over {world}", t.name), &got, &want);
-            }
+            shards::check_ranks(t, &parts, &want, &world.to_string());
         }
         let sent: u64 = ranks.iter().map(|r| r.report.compressed_bytes).sum();
         println!("world {world}: {sent} compressed bytes sent");
@@ -405,14 +398,7 @@ fn sharded_loads_over_two_devices() {
             .zip(&host)
             .map(|(r, h)| (&r.tensors[i].shard, &h[..]))
             .collect();
-        if Split::megatron(t) == Split::Replicate {
-            for (_, p) in &parts {
-                assert_bits_eq(&format!("{} replicated", t.name), p, &want);
-            }
-        } else {
-            let got = shards::gather(t, &parts);
-            assert_bits_eq(&format!("{} over devices 0 and 1", t.name), &got, &want);
-        }
+        shards::check_ranks(t, &parts, &want, "devices 0 and 1");
     }
 }
 

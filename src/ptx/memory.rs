@@ -260,12 +260,7 @@ impl Memory {
         let off = (src - a.base) as usize;
         let bytes = a.bytes[off..off + len].to_vec();
         let written: Vec<bool> = (off..off + len).map(|j| a.is_written(j)).collect();
-        let d = self
-            .find(dst, len as u64)
-            .filter(|&d| !self.allocs[d].read_only)
-            .ok_or_else(|| {
-                format!("device copy of {len} bytes to {dst:#x}: outside every writable allocation")
-            })?;
+        let d = self.find_writable(dst, len, &format!("device copy of {len} bytes to"))?;
         let a = &mut self.allocs[d];
         let off = (dst - a.base) as usize;
         a.bytes[off..off + len].copy_from_slice(&bytes);
@@ -281,17 +276,20 @@ impl Memory {
 
     /// Sets `len` bytes at `addr` to `value` (a memset: written).
     pub fn fill(&mut self, addr: u64, len: usize, value: u8) -> Result<(), String> {
-        let i = self
-            .find(addr, len as u64)
-            .filter(|&i| !self.allocs[i].read_only)
-            .ok_or_else(|| {
-                format!("memset of {len} bytes at {addr:#x}: outside every writable allocation")
-            })?;
+        let i = self.find_writable(addr, len, &format!("memset of {len} bytes at"))?;
         let a = &mut self.allocs[i];
         let off = (addr - a.base) as usize;
         a.bytes[off..off + len].fill(value);
         a.mark_written_range(off, len);
         Ok(())
+    }
+
+    /// The allocation holding `len` bytes at `addr` that the host may write,
+    /// or an error that starts with `what`.
+    fn find_writable(&mut self, addr: u64, len: usize, what: &str) -> Result<usize, String> {
+        self.find(addr, len as u64)
+            .filter(|&i| !self.allocs[i].read_only)
+            .ok_or_else(|| format!("{what} {addr:#x}: outside every writable allocation"))
     }
 
     fn find(&mut self, addr: u64, len: u64) -> Option<usize> {

@@ -193,6 +193,26 @@ pub mod shards {
         out
     }
 
+    /// Checks the ranks' parts of `t` (each shard with its values) against
+    /// the whole tensor's values `want`: a replicated tensor whole on every
+    /// rank, a split one gathered.
+    pub fn check_ranks<O: OutElem + super::Bits>(
+        t: &TensorInfo,
+        parts: &[(&Shard, &[O])],
+        want: &[O],
+        over: &str,
+    ) {
+        use gguf_dequant::shard::Split;
+        if Split::megatron(t) == Split::Replicate {
+            for (_, p) in parts {
+                super::assert_bits_eq(&format!("{} replicated", t.name), p, want);
+            }
+        } else {
+            let got = gather(t, parts);
+            super::assert_bits_eq(&format!("{} over {over}", t.name), &got, want);
+        }
+    }
+
     /// A Llama-shaped layer (hidden 768, ffn 1536, the types of a Q4_K_M
     /// file): 3 and 6 blocks a row, so that columns split unevenly over 2.
     pub fn llama_layer() -> GgufFile {
