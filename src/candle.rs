@@ -15,7 +15,7 @@
 //! # fn main() -> gguf_dequant::Result<()> {
 //! use candle_core::{DType, Device};
 //! let file = gguf_dequant::gguf::GgufFile::open("model.gguf")?;
-//! let weights = gguf_dequant::candle::load(&file, &Device::Cpu, DType::BF16, |_| true)?;
+//! let weights = gguf_dequant::candle::load(&file, DType::BF16, &Device::Cpu, |_| true)?;
 //! let embeddings = &weights["token_embd.weight"]; // [vocab, hidden]
 //! # let _ = embeddings; Ok(()) }
 //! ```
@@ -31,6 +31,7 @@ use crate::error::{Error, Result};
 use crate::gguf::{GgufFile, TensorInfo};
 use crate::out::OutElem;
 use crate::shard::Shard;
+use crate::types::OutType;
 
 /// One part of a tensor to decode: the tensor and its shard.
 pub type Part<'a> = (&'a TensorInfo, Shard);
@@ -53,11 +54,11 @@ pub fn shard(
 }
 
 /// Decodes every tensor of `file` that `select` accepts into `dtype` tensors on
-/// `device`, by name.
+/// `device`, by name. Arguments in candle's order: the dtype, then the device.
 pub fn load(
     file: &GgufFile,
-    device: &Device,
     dtype: DType,
+    device: &Device,
     mut select: impl FnMut(&TensorInfo) -> bool,
 ) -> Result<HashMap<String, Tensor>> {
     let chosen: Vec<Part> = file
@@ -90,12 +91,7 @@ pub fn parts(
         t.check_decodable()?;
     }
     match device {
-        Device::Cpu => match dtype {
-            DType::F32 => on_cpu::<f32>(file, parts),
-            DType::F16 => on_cpu::<half::f16>(file, parts),
-            DType::BF16 => on_cpu::<half::bf16>(file, parts),
-            other => Err(unsupported_dtype(other)),
-        },
+        Device::Cpu => crate::with_out_elem!(out_type(dtype)?, O => on_cpu::<O>(file, parts)),
         #[cfg(feature = "candle-cuda")]
         Device::Cuda(dev) => {
             cuda::CudaLoader::new(dev, &Default::default())?.parts(file, parts, dtype)
@@ -112,10 +108,16 @@ pub fn parts(
     }
 }
 
-fn unsupported_dtype(dtype: DType) -> Error {
-    Error::Invalid(format!(
-        "decoding into {dtype:?}: GGUF tensors decode into f32, f16 or bf16"
-    ))
+/// The output type of a candle dtype: f32, f16 or bf16, else an error.
+fn out_type(dtype: DType) -> Result<OutType> {
+    match dtype {
+        DType::F32 => Ok(OutType::F32),
+        DType::F16 => Ok(OutType::F16),
+        DType::BF16 => Ok(OutType::BF16),
+        other => Err(Error::Invalid(format!(
+            "decoding into {other:?}: GGUF tensors decode into f32, f16 or bf16"
+        ))),
+    }
 }
 
 /// A candle error, said as ours.

@@ -14,6 +14,7 @@ use crate::gguf::{GgufFile, TensorInfo, Value};
 use crate::out::{as_bytes, OutElem};
 use crate::output::OutputFile;
 use crate::safetensors::{TensorSpec, Writer};
+use crate::shard::Shard;
 use crate::types::OutType;
 
 /// What a conversion wrote.
@@ -148,17 +149,28 @@ pub fn convert(
         .map(|t| t.n_elems.saturating_mul(dtype.size() as u64))
         .fold(0, u64::saturating_add);
     output.check_space(data)?;
-    let report = write_all(file, tensors, output.file(), dtype, backend, progress)?;
+    let report = write_all(
+        file,
+        tensors,
+        output.file(),
+        dtype,
+        backend,
+        PIECE_ELEMS,
+        progress,
+    )?;
     output.commit()?;
     Ok(report)
 }
 
+/// Writes `tensors` as safetensors to `out`, decoded on `backend` in pieces
+/// of at most `piece_elems` elements.
 fn write_all(
     file: &GgufFile,
     tensors: &[&TensorInfo],
     out: &mut File,
     dtype: OutType,
     backend: &Backend,
+    piece_elems: u64,
     progress: &mut dyn FnMut(&TensorInfo),
 ) -> Result<ConvertReport> {
     let specs: Vec<TensorSpec> = tensors
@@ -183,7 +195,7 @@ fn write_all(
     };
     for t in tensors {
         report.output_bytes += crate::with_out_elem!(dtype, O => {
-            decode_and_write::<O, _>(backend, file, t, &mut w)?
+            decode_and_write::<O, _>(backend, file, t, piece_elems, &mut w)?
         });
         report.tensors += 1;
         report.input_bytes += t.nbytes;
@@ -195,43 +207,105 @@ fn write_all(
     Ok(report)
 }
 
-/// Elements decoded at a time on the CPU (64 MiB of f32): `convert`'s memory
-/// does not depend on the largest tensor.
-const PIECE_ELEMS: usize = 16 << 20;
+/// Elements decoded at a time (64 MiB of f32): `convert`'s memory does not
+/// depend on the largest tensor, on any backend.
+const PIECE_ELEMS: u64 = 16 << 20;
 
-/// Decodes one tensor and writes it: on the CPU in pieces of whole blocks, on
-/// a device whole (its output is in device memory anyway); host buffers are
-/// allocated fallibly, so a tensor too large for memory is an error.
+/// Decodes one tensor on `backend` and writes it, in pieces of at most
+/// `piece_elems` ([`Shard::pieces`]); the host buffer is allocated
+/// fallibly, so a piece too large for memory is an error.
 fn decode_and_write<O: OutElem, W: std::io::Write>(
     backend: &Backend,
     file: &GgufFile,
     t: &TensorInfo,
+    piece_elems: u64,
     w: &mut Writer<W>,
 ) -> Result<u64> {
     let too_large = || Error::Length(format!("{} elements do not fit in memory", t.n_elems));
-    let n = usize::try_from(t.n_elems).map_err(|_| too_large())?;
-    if matches!(backend, Backend::Cpu) {
-        // read from the file, not a mapping: a file that shrinks is an error
-        let (qk, bb) = (t.ty.block_elems(), t.ty.block_bytes());
-        let piece_blocks = (PIECE_ELEMS / qk).max(1);
-        let piece_bytes = (piece_blocks * bb) as u64;
-        let mut out = try_vec::<O>(n.min(piece_blocks * qk) as u64).ok_or_else(too_large)?;
-        let mut src = try_vec::<u8>(t.nbytes.min(piece_bytes)).ok_or_else(too_large)?;
-        for at in (0..t.nbytes).step_by(piece_bytes as usize) {
-            let part = &mut src[..(t.nbytes - at).min(piece_bytes) as usize];
-            file.read_tensor(t, at, part)?;
-            let y = &mut out[..part.len() / bb * qk];
-            crate::cpu::dequantize(t.ty, part, y).map_err(|e| e.for_tensor(&t.name))?;
-            w.write_part(as_bytes(y))?;
-        }
-        if n == 0 {
-            w.write_part(&[])?;
-        }
-        return Ok((n * std::mem::size_of::<O>()) as u64);
+    let pieces: Vec<Shard> = Shard::pieces(t, piece_elems).collect();
+    let largest = pieces.iter().map(Shard::n_elems).max().unwrap_or(0);
+    let mut out = try_vec::<O>(largest).ok_or_else(too_large)?;
+    for piece in pieces {
+        let y = &mut out[..piece.n_elems() as usize];
+        backend.decode_part(file, t, &piece, y)?;
+        w.write_part(as_bytes(y))?;
     }
-    let mut out = try_vec::<O>(n as u64).ok_or_else(too_large)?;
-    backend.decode_tensor(file, t, &mut out)?;
-    let bytes = as_bytes(&out);
-    w.write_tensor(bytes)?;
-    Ok(bytes.len() as u64)
+    Ok(t.n_elems.saturating_mul(std::mem::size_of::<O>() as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::DeviceChoice;
+    use crate::gguf::GgufWriter;
+    use crate::synth::{random_blocks, Rng};
+    use crate::types::GgmlType;
+
+    /// Tensors of several shapes: rows of several blocks, a long vector, a
+    /// row of one block, an empty one.
+    fn file() -> GgufFile {
+        let mut w = GgufWriter::new();
+        let mut rng = Rng(7);
+        let mut add = |name: &str, ty: GgmlType, ne: &[u64]| {
+            let n: u64 = ne.iter().product();
+            let blocks = random_blocks(ty, (n / ty.block_elems() as u64) as usize, &mut rng);
+            w.add_tensor(name, ty, ne, blocks).unwrap();
+        };
+        add("q4_K", GgmlType::Q4_K, &[512, 7]);
+        add("q8_0.vector", GgmlType::Q8_0, &[32 * 100]);
+        add("q6_K.narrow", GgmlType::Q6_K, &[256, 5]);
+        add("iq4_nl.empty", GgmlType::IQ4_NL, &[32, 0]);
+        GgufFile::from_bytes(w.to_bytes()).unwrap()
+    }
+
+    /// The bytes `write_all` writes with pieces of `piece_elems`.
+    fn written(backend: &Backend, dtype: OutType, piece_elems: u64) -> Vec<u8> {
+        let f = file();
+        let tensors: Vec<&TensorInfo> = f.tensors().iter().collect();
+        let path = std::env::temp_dir().join(format!(
+            "gdq-convert-pieces-{}-{}-{piece_elems}-{}",
+            std::process::id(),
+            backend.kind(),
+            dtype.name()
+        ));
+        let mut out = File::create(&path).unwrap();
+        write_all(
+            &f,
+            &tensors,
+            &mut out,
+            dtype,
+            backend,
+            piece_elems,
+            &mut |_| {},
+        )
+        .unwrap();
+        drop(out);
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        bytes
+    }
+
+    /// Pieces of a few blocks, or of several rows, write the same bytes as
+    /// whole tensors, on every backend this build has, each the CPU's.
+    #[test]
+    fn pieces_write_what_whole_tensors_write() {
+        let mut backends = vec![DeviceChoice::Cpu];
+        if cfg!(feature = "cuda") {
+            backends.push(DeviceChoice::Emulated);
+        }
+        for dtype in [OutType::F32, OutType::BF16] {
+            let whole = written(&Backend::Cpu, dtype, u64::MAX);
+            for &choice in &backends {
+                let (backend, _) = Backend::open(choice).unwrap();
+                for piece in [1, 100, 512 * 3, 1000, 4096] {
+                    let got = written(&backend, dtype, piece);
+                    assert!(
+                        got == whole,
+                        "{} in pieces of {piece} as {dtype}",
+                        backend.kind()
+                    );
+                }
+            }
+        }
+    }
 }

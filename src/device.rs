@@ -4,9 +4,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::cpu;
 #[cfg(feature = "cuda")]
-use crate::emulated::{self, device::EmuDevice};
+use crate::emulated::device::EmuDevice;
 #[cfg(not(feature = "cuda"))]
 use crate::error::Error;
 use crate::error::Result;
@@ -15,8 +14,8 @@ use crate::gguf::{GgufFile, TensorInfo};
 use crate::gpu::Gpu;
 use crate::out::OutElem;
 #[cfg(feature = "cuda")]
-use crate::pipeline::{Device as PipelineDevice, LoadOptions, Pipeline};
-use crate::types::GgmlType;
+use crate::pipeline::{Device as _, LoadOptions, Loader};
+use crate::shard::{self, Shard};
 
 /// What the user asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,7 +50,9 @@ impl FromStr for DeviceChoice {
     }
 }
 
-/// An opened device.
+/// An opened device. Each device kind decodes through a [`Loader`]: the
+/// compressed blocks go through pinned staging buffers on several streams,
+/// overlapped, and are decoded in device memory.
 pub enum Backend {
     Cpu,
     /// The emulated device, through the same loader pipeline as the GPU.
@@ -64,61 +65,20 @@ pub enum Backend {
     Ptx(String),
 }
 
-/// A device with a loader pipeline, made once and reused tensor after tensor:
-/// the compressed blocks go through pinned staging buffers on several
-/// streams, overlapped, and are decoded in device memory.
-#[cfg(feature = "cuda")]
-pub struct Loader<D: PipelineDevice> {
-    dev: D,
-    stream: D::Stream,
-    pipeline: std::sync::Mutex<Pipeline<D>>,
-}
-
-#[cfg(feature = "cuda")]
-impl<D: PipelineDevice> Loader<D> {
-    pub fn new(dev: D, stream: D::Stream, opts: &LoadOptions) -> Result<Self> {
-        let pipeline = std::sync::Mutex::new(Pipeline::new(&dev, opts)?);
-        Ok(Loader {
-            dev,
-            stream,
-            pipeline,
-        })
-    }
-
-    pub fn device(&self) -> &D {
-        &self.dev
-    }
-
-    /// Decodes tensor `t` of `file` on the device into host memory `out`.
-    pub fn decode_tensor<O: OutElem>(
-        &self,
-        file: &GgufFile,
-        t: &TensorInfo,
-        out: &mut [O],
-    ) -> Result<()> {
-        let mut pipeline = self.pipeline.lock().unwrap_or_else(|p| p.into_inner());
-        let (outs, _) = pipeline.load::<O>(&self.dev, &self.stream, file, &[t], &mut |_| {})?;
-        self.dev
-            .copy_out(&self.stream, &outs[0], out)
-            .map_err(|e| e.for_tensor(&t.name))
-    }
-}
-
 #[cfg(feature = "cuda")]
 fn gpu_loader(gpu: Gpu) -> Result<Loader<Gpu>> {
-    let stream = gpu.stream().clone();
-    Loader::new(gpu, stream, &LoadOptions::default())
+    gpu.loader(&LoadOptions::default())
 }
 
 #[cfg(feature = "cuda")]
 fn emulated_loader() -> Result<Loader<EmuDevice>> {
     let dev = EmuDevice::new();
     let stream = dev.new_stream()?;
-    let opts = LoadOptions {
-        chunk_bytes: 4 << 20,
-        ..LoadOptions::default()
-    };
-    Loader::new(dev, stream, &opts)
+    Loader::new(
+        dev,
+        stream,
+        &LoadOptions::default().with_chunk_bytes(4 << 20),
+    )
 }
 
 /// What a build without the `cuda` feature says when asked for a GPU.
@@ -160,39 +120,39 @@ impl Backend {
         }
     }
 
-    /// Decodes host blocks into a host slice on this backend.
-    pub fn dequantize<O: OutElem>(&self, ty: GgmlType, src: &[u8], out: &mut [O]) -> Result<()> {
+    /// Decodes `shard` of tensor `t` of `file` into host memory `out`
+    /// (`rows x cols` values, row-major) on this backend, reading only the
+    /// shard's blocks: on a device, through its [`Loader`].
+    pub fn decode_part<O: OutElem>(
+        &self,
+        file: &GgufFile,
+        t: &TensorInfo,
+        shard: &Shard,
+        out: &mut [O],
+    ) -> Result<()> {
         match self {
-            Backend::Cpu => cpu::dequantize(ty, src, out),
+            Backend::Cpu => shard::dequantize_shard(file, t, shard, out),
             #[cfg(feature = "cuda")]
-            Backend::Emulated(_) => emulated::dequantize(ty, src, out),
+            Backend::Emulated(l) => l.decode_part(file, t, shard, out),
             #[cfg(feature = "cuda")]
-            Backend::Cuda(g) => g.device().dequantize_host(ty, src, out),
+            Backend::Cuda(l) => l.decode_part(file, t, shard, out),
             #[cfg(feature = "cuda")]
-            Backend::Ptx(arch) => crate::ptx::dequantize(arch, ty, src, out),
+            Backend::Ptx(arch) => shard::dequantize_shard_with(file, t, shard, out, |ty, b, o| {
+                crate::ptx::dequantize(arch, ty, b, o)
+            }),
         }
+        .map_err(|e| e.for_tensor(&t.name))
     }
 
-    /// Decodes tensor `t` of `file` into a host slice on this backend: on a
-    /// device, through its loader pipeline.
+    /// Decodes all of tensor `t` of `file` into host memory `out` on this
+    /// backend ([`Backend::decode_part`] of the whole tensor).
     pub fn decode_tensor<O: OutElem>(
         &self,
         file: &GgufFile,
         t: &TensorInfo,
         out: &mut [O],
     ) -> Result<()> {
-        match self {
-            Backend::Cpu => cpu::dequantize(t.ty, &file.read_tensor_all(t)?, out),
-            #[cfg(feature = "cuda")]
-            Backend::Emulated(l) => l.decode_tensor(file, t, out),
-            #[cfg(feature = "cuda")]
-            Backend::Cuda(l) => l.decode_tensor(file, t, out),
-            #[cfg(feature = "cuda")]
-            Backend::Ptx(arch) => {
-                crate::ptx::dequantize(arch, t.ty, &file.read_tensor_all(t)?, out)
-            }
-        }
-        .map_err(|e| e.for_tensor(&t.name))
+        self.decode_part(file, t, &Shard::whole(t), out)
     }
 
     pub fn kind(&self) -> &'static str {

@@ -2,21 +2,24 @@
 //! receives and decodes only its own shard of each tensor.
 //!
 //! A [`ModelLoad`] says which tensors, how each is split across the `world`
-//! ranks ([`Split`]: rows, columns, or a whole copy on every rank) and how to
-//! stage; [`ModelLoad::plan`] is the resulting assignment, and
-//! [`ModelLoad::run`] loads it on one device per rank, concurrently: one
-//! thread, one [`Pipeline`] (its own pinned staging and streams) per device,
-//! all reading the one open file. Works over any pipeline [`Device`]: GPUs,
-//! or emulated devices in tests.
+//! ranks ([`Split`]: rows, columns, or a whole copy on every rank);
+//! [`ModelLoad::plan`] is the resulting assignment, and
+//! [`ModelLoad::run`] loads it with one [`Loader`] per rank (a device, its
+//! stream and its pinned staging), concurrently, one thread each, all reading
+//! the one open file; [`ModelLoad::load_rank`] loads one rank's part on one
+//! loader (a world of one: the whole model). Works over any pipeline
+//! [`Device`]: GPUs, or emulated devices in tests.
 //!
 //! ```no_run
 //! # fn main() -> gguf_dequant::Result<()> {
 //! use gguf_dequant::gguf::GgufFile;
 //! use gguf_dequant::gpu::Gpu;
 //! use gguf_dequant::parallel::{ModelLoad, Split};
+//! use gguf_dequant::pipeline::LoadOptions;
 //!
 //! let file = GgufFile::open("model.gguf")?;
-//! let gpus = [Gpu::new(0)?, Gpu::new(1)?];
+//! let opts = LoadOptions::default();
+//! let gpus = [Gpu::new(0)?.loader(&opts)?, Gpu::new(1)?.loader(&opts)?];
 //! let per_rank = ModelLoad::new(&file)
 //!     .tensors(|t| t.name.starts_with("blk."))
 //!     .world_size(2)
@@ -26,7 +29,7 @@
 //!         Some("attn_output" | "ffn_down") => Split::Cols,
 //!         _ => Split::Replicate,
 //!     })
-//!     .run_gpus::<half::bf16>(&gpus)?;
+//!     .run::<half::bf16, _>(&gpus)?;
 //! # let _ = per_rank; Ok(()) }
 //! ```
 //!
@@ -39,19 +42,17 @@
 
 use std::sync::Arc;
 
-use cudarc::driver::CudaSlice;
-
 use crate::error::{Error, Result};
 use crate::gguf::{GgufFile, TensorInfo};
-use crate::gpu::Gpu;
 use crate::out::OutElem;
-use crate::pipeline::{Device, LoadOptions, LoadReport, Pipeline};
+use crate::pipeline::{Device, LoadReport, Loader};
 use crate::shard::Shard;
 pub use crate::shard::Split;
 use crate::types::GgmlType;
 
 /// One decoded tensor (or shard of one) in a device's memory.
 pub struct Loaded<B> {
+    /// The tensor's name in the file.
     pub name: String,
     /// The type it was stored in.
     pub source_type: GgmlType,
@@ -59,51 +60,15 @@ pub struct Loaded<B> {
     pub shard: Shard,
     /// Row-major shape ([`Shard::shape`]: the tensor's own when whole).
     pub shape: Vec<u64>,
+    /// The decoded values, in the device's memory.
     pub data: B,
-}
-
-/// One decoded tensor (or shard of one) in a GPU's memory.
-pub type DeviceTensor<O> = Loaded<CudaSlice<O>>;
-
-/// Every tensor of a file, decoded on one GPU.
-pub struct DeviceModel<O> {
-    pub tensors: Vec<DeviceTensor<O>>,
-}
-
-impl Gpu {
-    /// A whole GGUF model onto this GPU at bus speed, through the loader
-    /// pipeline ([`crate::pipeline`]): compressed blocks cross the bus (1 to 8
-    /// bits a weight, not 16) and are decoded in device memory. Every tensor
-    /// of `file` is decoded as `O`, the outputs allocated in the order of this
-    /// `Gpu`'s stream and complete on return. `progress` is called with the
-    /// compressed bytes done so far.
-    pub fn load_model<O: OutElem>(
-        &self,
-        file: &GgufFile,
-        opts: &LoadOptions,
-        progress: &mut dyn FnMut(u64),
-    ) -> Result<(DeviceModel<O>, LoadReport)> {
-        let tensors: Vec<&TensorInfo> = file.tensors().iter().collect();
-        let mut pipeline = Pipeline::new(self, opts)?;
-        let (outs, report) = pipeline.load::<O>(self, self.stream(), file, &tensors, progress)?;
-        let tensors = tensors
-            .iter()
-            .zip(outs)
-            .map(|(t, data)| DeviceTensor {
-                name: t.name.clone(),
-                source_type: t.ty,
-                shard: Shard::whole(t),
-                shape: t.shape_row_major(),
-                data,
-            })
-            .collect();
-        Ok((DeviceModel { tensors }, report))
-    }
 }
 
 /// What one rank loaded.
 pub struct RankLoad<B> {
+    /// The rank's tensors (or shards of them), in file order.
     pub tensors: Vec<Loaded<B>>,
+    /// What the load moved and how long it took.
     pub report: LoadReport,
 }
 
@@ -117,19 +82,16 @@ pub struct ModelLoad<'f> {
     select: Select<'f>,
     split: SplitFn<'f>,
     world: u64,
-    opts: LoadOptions,
 }
 
 impl<'f> ModelLoad<'f> {
-    /// Every tensor of `file`, whole, on one rank, staged as
-    /// [`LoadOptions::default`].
+    /// Every tensor of `file`, whole, on one rank.
     pub fn new(file: &'f GgufFile) -> Self {
         ModelLoad {
             file,
             select: Arc::new(|_| true),
             split: Arc::new(|_| Split::Replicate),
             world: 1,
-            opts: LoadOptions::default(),
         }
     }
 
@@ -145,27 +107,9 @@ impl<'f> ModelLoad<'f> {
         self
     }
 
-    /// The number of ranks (default 1): [`ModelLoad::run`] takes one device each.
+    /// The number of ranks (default 1): [`ModelLoad::run`] takes one loader each.
     pub fn world_size(mut self, world: usize) -> Self {
         self.world = world as u64;
-        self
-    }
-
-    /// Bytes per pinned staging buffer of each device.
-    pub fn chunk_bytes(mut self, bytes: usize) -> Self {
-        self.opts.chunk_bytes = bytes;
-        self
-    }
-
-    /// Staging buffers (one stream each) per device.
-    pub fn streams(mut self, streams: usize) -> Self {
-        self.opts.streams = streams;
-        self
-    }
-
-    /// All of the staging options at once.
-    pub fn options(mut self, opts: LoadOptions) -> Self {
-        self.opts = opts;
         self
     }
 
@@ -196,46 +140,30 @@ impl<'f> ModelLoad<'f> {
             .collect()
     }
 
-    /// Loads the plan on `devices`, one per rank, each with the stream its
-    /// outputs are allocated in: all devices at once, one thread each.
-    /// Returns each rank's tensors, complete.
-    pub fn run<O, D>(&self, devices: &[(&D, &D::Stream)]) -> Result<Vec<RankLoad<D::Out<O>>>>
+    /// Loads the plan on `loaders`, one per rank (`loaders[r]` loads rank
+    /// `r`), all at once, one thread each. Returns each rank's tensors,
+    /// complete.
+    pub fn run<O, D>(&self, loaders: &[Loader<D>]) -> Result<Vec<RankLoad<D::Out<O>>>>
     where
         O: OutElem,
-        D: Device + Sync,
-        D::Stream: Sync,
+        D: Device,
+        Loader<D>: Sync,
         D::Out<O>: Send,
     {
         let plan = self.plan()?;
-        if devices.len() as u64 != self.world {
+        if loaders.len() as u64 != self.world {
             return Err(Error::Invalid(format!(
                 "a world of {} ranks loaded on {} devices",
                 self.world,
-                devices.len()
+                loaders.len()
             )));
         }
         std::thread::scope(|scope| {
-            let loads: Vec<_> = devices
+            let loads: Vec<_> = loaders
                 .iter()
                 .zip(&plan)
-                .map(|(&(dev, stream), parts)| {
-                    scope.spawn(move || -> Result<RankLoad<D::Out<O>>> {
-                        let mut pipeline = Pipeline::new(dev, &self.opts)?;
-                        let (outs, report) =
-                            pipeline.load_parts::<O>(dev, stream, self.file, parts, &mut |_| {})?;
-                        let tensors = parts
-                            .iter()
-                            .zip(outs)
-                            .map(|((t, shard), data)| Loaded {
-                                name: t.name.clone(),
-                                source_type: t.ty,
-                                shape: shard.shape(&t.ne),
-                                shard: shard.clone(),
-                                data,
-                            })
-                            .collect();
-                        Ok(RankLoad { tensors, report })
-                    })
+                .map(|(loader, parts)| {
+                    scope.spawn(move || load(loader, self.file, parts, &mut |_| {}))
                 })
                 .collect();
             loads
@@ -250,13 +178,45 @@ impl<'f> ModelLoad<'f> {
         })
     }
 
-    /// [`ModelLoad::run`] on GPUs, each rank's outputs allocated in the order
-    /// of that GPU's stream ([`Gpu::stream`](crate::gpu::Gpu::stream)).
-    pub fn run_gpus<O: OutElem>(
+    /// Loads rank `rank`'s part of the plan on `loader`, on this thread
+    /// (in a world of one, rank 0: every selected tensor, whole), calling
+    /// `progress` with the compressed bytes done so far.
+    pub fn load_rank<O, D>(
         &self,
-        gpus: &[crate::gpu::Gpu],
-    ) -> Result<Vec<RankLoad<cudarc::driver::CudaSlice<O>>>> {
-        let devices: Vec<_> = gpus.iter().map(|g| (g, g.stream())).collect();
-        self.run::<O, crate::gpu::Gpu>(&devices)
+        loader: &Loader<D>,
+        rank: usize,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<RankLoad<D::Out<O>>>
+    where
+        O: OutElem,
+        D: Device,
+    {
+        let plan = self.plan()?;
+        let parts = plan
+            .get(rank)
+            .ok_or_else(|| Error::Invalid(format!("rank {rank} of a world of {}", self.world)))?;
+        load(loader, self.file, parts, progress)
     }
+}
+
+/// Loads `parts` of `file` on `loader`: the one place a [`RankLoad`] is made.
+fn load<O: OutElem, D: Device>(
+    loader: &Loader<D>,
+    file: &GgufFile,
+    parts: &[(&TensorInfo, Shard)],
+    progress: &mut dyn FnMut(u64),
+) -> Result<RankLoad<D::Out<O>>> {
+    let (outs, report) = loader.load_parts::<O>(file, parts, progress)?;
+    let tensors = parts
+        .iter()
+        .zip(outs)
+        .map(|((t, shard), data)| Loaded {
+            name: t.name.clone(),
+            source_type: t.ty,
+            shape: shard.shape(&t.ne),
+            shard: shard.clone(),
+            data,
+        })
+        .collect();
+    Ok(RankLoad { tensors, report })
 }

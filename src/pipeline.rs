@@ -22,6 +22,7 @@
 //!    (host synchronization), so they are whole on any stream afterwards.
 
 use std::ops::Range;
+use std::sync::Mutex;
 use std::time::Instant;
 
 use crate::error::{Error, Result};
@@ -145,8 +146,11 @@ impl Rows {
     }
 }
 
-/// How a load stages the file.
+/// How a load stages the file: built from [`LoadOptions::default`] with
+/// the `with_` methods (non-exhaustive: a field added under a feature
+/// breaks no struct literal downstream).
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct LoadOptions {
     /// Bytes per pinned staging buffer (at least 64 KiB).
     pub chunk_bytes: usize,
@@ -182,6 +186,26 @@ impl Default for LoadOptions {
 }
 
 impl LoadOptions {
+    /// These options with `bytes` per pinned staging buffer.
+    pub fn with_chunk_bytes(mut self, bytes: usize) -> Self {
+        self.chunk_bytes = bytes;
+        self
+    }
+
+    /// These options with `streams` staging buffers, one stream each.
+    pub fn with_streams(mut self, streams: usize) -> Self {
+        self.streams = streams;
+        self
+    }
+
+    /// These options leaving out `skip` (tests only).
+    #[cfg(feature = "fault-injection")]
+    #[doc(hidden)]
+    pub fn with_skip(mut self, skip: Option<Ordering>) -> Self {
+        self.skip = skip;
+        self
+    }
+
     fn skips(&self, ordering: Ordering) -> bool {
         #[cfg(feature = "fault-injection")]
         return self.skip == Some(ordering);
@@ -211,9 +235,109 @@ struct Slot<D: Device> {
     copied: Option<D::Event>,
 }
 
-/// The staging buffers and streams of loads on one device, made once and
-/// reused by every load (page-locked memory is slow to allocate).
-pub struct Pipeline<D: Device> {
+/// A device, the stream its outputs are allocated in, and its staging: the
+/// one way the crate loads tensors onto a device (the CLI, candle, Python and
+/// [`crate::parallel::ModelLoad`] all go through it). Made once and reused
+/// load after load, since page-locked memory is slow to allocate; one load at
+/// a time (a second caller waits for the first).
+pub struct Loader<D: Device> {
+    dev: D,
+    stream: D::Stream,
+    staging: Mutex<Staging<D>>,
+}
+
+impl<D: Device> Loader<D> {
+    /// Allocates the staging buffers (a stream each) on `dev`; outputs will
+    /// be allocated in `stream`'s order.
+    pub fn new(dev: D, stream: D::Stream, opts: &LoadOptions) -> Result<Self> {
+        let staging = Mutex::new(Staging::new(&dev, opts)?);
+        Ok(Loader {
+            dev,
+            stream,
+            staging,
+        })
+    }
+
+    /// The device loads run on.
+    pub fn device(&self) -> &D {
+        &self.dev
+    }
+
+    /// The stream outputs are allocated in.
+    pub fn stream(&self) -> &D::Stream {
+        &self.stream
+    }
+
+    fn staging(&self) -> std::sync::MutexGuard<'_, Staging<D>> {
+        // a panic mid-load unwinds only after every slot stream drained
+        // (`Staging::drained`): the staging is reusable
+        self.staging.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Decodes `tensors` of `file` into device memory as `O`, allocating the
+    /// outputs in the loader's stream's order; returns them in order,
+    /// complete (every stream of the load finished). `progress` is called
+    /// with the compressed bytes done so far.
+    pub fn load<O: OutElem>(
+        &self,
+        file: &GgufFile,
+        tensors: &[&TensorInfo],
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(Vec<D::Out<O>>, LoadReport)> {
+        let parts: Vec<(&TensorInfo, Shard)> =
+            tensors.iter().map(|t| (*t, Shard::whole(t))).collect();
+        self.load_parts(file, &parts, progress)
+    }
+
+    /// Decodes a shard of each tensor into device memory as `O` (`rows x
+    /// cols` values, row-major), as [`Loader::load`]: only the shards'
+    /// compressed bytes cross the bus; a column shard's rows are read from the
+    /// file whole rows at a time and copied with one strided copy.
+    pub fn load_parts<O: OutElem>(
+        &self,
+        file: &GgufFile,
+        parts: &[(&TensorInfo, Shard)],
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(Vec<D::Out<O>>, LoadReport)> {
+        self.staging()
+            .load_parts(&self.dev, &self.stream, file, parts, progress)
+    }
+
+    /// Decodes a shard of each tensor into `outs`, device memory the caller
+    /// owns (an engine's allocator's), one output of the shard's element
+    /// count per part; no decode writes before `ready` (an event the caller
+    /// recorded where the outputs may be written, e.g. on the stream that
+    /// allocated them) has completed. The outputs are complete on return.
+    pub fn load_parts_into<O: OutElem>(
+        &self,
+        ready: &D::Event,
+        file: &GgufFile,
+        parts: &[(&TensorInfo, Shard)],
+        outs: &mut [D::Out<O>],
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<LoadReport> {
+        self.staging()
+            .load_parts_into(&self.dev, ready, file, parts, outs, progress)
+    }
+
+    /// Decodes `shard` of tensor `t` of `file` on the device into host
+    /// memory `out` (`rows x cols` values, row-major).
+    pub fn decode_part<O: OutElem>(
+        &self,
+        file: &GgufFile,
+        t: &TensorInfo,
+        shard: &Shard,
+        out: &mut [O],
+    ) -> Result<()> {
+        let (outs, _) = self.load_parts::<O>(file, &[(t, shard.clone())], &mut |_| {})?;
+        self.dev
+            .copy_out(&self.stream, &outs[0], out)
+            .map_err(|e| e.for_tensor(&t.name))
+    }
+}
+
+/// The staging buffers and streams of a [`Loader`].
+struct Staging<D: Device> {
     slots: Vec<Slot<D>>,
     chunk: usize,
     opts: LoadOptions,
@@ -221,9 +345,9 @@ pub struct Pipeline<D: Device> {
     next: usize,
 }
 
-impl<D: Device> Pipeline<D> {
+impl<D: Device> Staging<D> {
     /// Allocates the staging buffers on `dev`, with a stream each.
-    pub fn new(dev: &D, opts: &LoadOptions) -> Result<Self> {
+    fn new(dev: &D, opts: &LoadOptions) -> Result<Self> {
         let chunk = opts.chunk_bytes.max(64 << 10);
         let slots = (0..opts.streams.max(2))
             .map(|_| {
@@ -238,7 +362,7 @@ impl<D: Device> Pipeline<D> {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Pipeline {
+        Ok(Staging {
             slots,
             chunk,
             opts: opts.clone(),
@@ -246,28 +370,8 @@ impl<D: Device> Pipeline<D> {
         })
     }
 
-    /// Decodes `tensors` of `file` into device memory as `O`, allocating the
-    /// outputs in `alloc_stream`'s order; returns them in order, complete (every
-    /// stream of the load finished). `progress` is called with the compressed
-    /// bytes done so far.
-    pub fn load<O: OutElem>(
-        &mut self,
-        dev: &D,
-        alloc_stream: &D::Stream,
-        file: &GgufFile,
-        tensors: &[&TensorInfo],
-        progress: &mut dyn FnMut(u64),
-    ) -> Result<(Vec<D::Out<O>>, LoadReport)> {
-        let parts: Vec<(&TensorInfo, Shard)> =
-            tensors.iter().map(|t| (*t, Shard::whole(t))).collect();
-        self.load_parts(dev, alloc_stream, file, &parts, progress)
-    }
-
-    /// Decodes a shard of each tensor into device memory as `O` (`rows x
-    /// cols` values, row-major), as [`Pipeline::load`]: only the shards'
-    /// compressed bytes cross the bus; a column shard's rows are read from the
-    /// file whole rows at a time and copied with one strided copy.
-    pub fn load_parts<O: OutElem>(
+    /// [`Loader::load_parts`], outputs allocated in `alloc_stream`'s order.
+    fn load_parts<O: OutElem>(
         &mut self,
         dev: &D,
         alloc_stream: &D::Stream,
@@ -300,12 +404,8 @@ impl<D: Device> Pipeline<D> {
         Ok((outputs, report::<O>(parts, done, start)))
     }
 
-    /// Decodes a shard of each tensor into `outs`, device memory the caller
-    /// owns (an engine's allocator's), one output of the shard's element
-    /// count per part; no decode writes before `ready` (an event the caller
-    /// recorded where the outputs may be written, e.g. on the stream that
-    /// allocated them) has completed. The outputs are complete on return.
-    pub fn load_parts_into<O: OutElem>(
+    /// [`Loader::load_parts_into`].
+    fn load_parts_into<O: OutElem>(
         &mut self,
         dev: &D,
         ready: &D::Event,
@@ -344,7 +444,7 @@ impl<D: Device> Pipeline<D> {
     }
 
     /// Queues one shard's copies and decodes into `out`, after `ready`; the
-    /// output is complete only after [`Pipeline::finish`]. Returns the bytes
+    /// output is complete only after [`Staging::finish`]. Returns the bytes
     /// copied.
     #[allow(clippy::too_many_arguments)]
     fn queue_part<O: OutElem>(

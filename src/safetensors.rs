@@ -121,28 +121,6 @@ impl<W: Write> Writer<W> {
         })
     }
 
-    /// Writes the next tensor's bytes.
-    pub fn write_tensor(&mut self, bytes: &[u8]) -> Result<()> {
-        if self.partial != 0 {
-            return Err(Error::Invalid(
-                "a tensor written in parts is not finished".into(),
-            ));
-        }
-        let spec = self
-            .specs
-            .get(self.next)
-            .ok_or_else(|| Error::Invalid("more tensors written than declared".into()))?;
-        if bytes.len() as u64 != spec.nbytes()? {
-            return Err(Error::Length(format!(
-                "tensor '{}': {} bytes written, {} declared",
-                spec.name,
-                bytes.len(),
-                spec.nbytes()?
-            )));
-        }
-        self.write_part(bytes)
-    }
-
     /// Writes the next part of the current tensor's bytes: tensors too large
     /// to hold in memory are written in parts, in order.
     pub fn write_part(&mut self, bytes: &[u8]) -> Result<()> {
@@ -222,10 +200,20 @@ mod tests {
             shape: vec![2],
         }];
         let mut w = Writer::new(Vec::new(), specs.clone(), &BTreeMap::new()).unwrap();
-        assert!(w.write_tensor(&[0u8; 3]).is_err());
-        w.write_tensor(&[0u8; 4]).unwrap();
-        assert!(w.write_tensor(&[0u8; 4]).is_err());
+        assert!(
+            w.write_part(&[0u8; 5]).is_err(),
+            "more than the tensor holds"
+        );
+        w.write_part(&[0u8; 3]).unwrap();
+        w.write_part(&[0u8; 1]).unwrap();
+        assert!(
+            w.write_part(&[0u8; 1]).is_err(),
+            "more tensors than declared"
+        );
         w.finish().unwrap();
+        let mut w = Writer::new(Vec::new(), specs.clone(), &BTreeMap::new()).unwrap();
+        w.write_part(&[0u8; 3]).unwrap();
+        assert!(w.finish().is_err(), "a tensor written in part");
         let w = Writer::new(Vec::new(), specs, &BTreeMap::new()).unwrap();
         assert!(w.finish().is_err());
     }

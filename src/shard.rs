@@ -116,6 +116,34 @@ impl Shard {
         Ok(())
     }
 
+    /// Tensor `t` cut into pieces of at most `max_elems` elements (and at
+    /// least one block), in order, each contiguous in the tensor's row-major
+    /// values: runs of whole rows, or, where one row holds more, runs of
+    /// whole blocks of a row. A tensor with no elements is one empty piece.
+    /// For decoding a tensor of any size in bounded memory.
+    pub fn pieces(t: &TensorInfo, max_elems: u64) -> impl Iterator<Item = Shard> {
+        let (rows, cols) = dims(&t.ne);
+        let qk = t.ty.block_elems() as u64;
+        let (rows_per, cols_per) = if cols > 0 && cols <= max_elems {
+            ((max_elems / cols).max(1), cols)
+        } else {
+            (1, (max_elems / qk).max(1) * qk)
+        };
+        let empty = rows == 0 || cols == 0;
+        let whole = Shard::whole(t);
+        let row_starts = (0..rows).step_by(rows_per as usize);
+        let pieces = row_starts.flat_map(move |r0| {
+            let r1 = (r0 + rows_per).min(rows);
+            (0..cols).step_by(cols_per as usize).map(move |c0| Shard {
+                rows: r0..r1,
+                cols: c0..(c0 + cols_per).min(cols),
+            })
+        });
+        std::iter::once(whole)
+            .filter(move |_| empty)
+            .chain(pieces.filter(move |_| !empty))
+    }
+
     /// The byte ranges of the shard's blocks in the tensor's data, in order:
     /// one for whole rows, else one per row.
     pub fn byte_ranges(&self, ty: GgmlType, ne: &[u64]) -> Vec<Range<u64>> {
@@ -237,4 +265,54 @@ pub fn dequantize_shard<O: OutElem>(
     out: &mut [O],
 ) -> Result<()> {
     dequantize_shard_with(file, t, shard, out, crate::cpu::dequantize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gguf::GgufWriter;
+
+    fn tensor(ty: GgmlType, ne: &[u64]) -> TensorInfo {
+        let n: u64 = ne.iter().product();
+        let bytes = vec![0u8; (n / ty.block_elems() as u64) as usize * ty.block_bytes()];
+        let mut w = GgufWriter::new();
+        w.add_tensor("t", ty, ne, bytes).unwrap();
+        let f = GgufFile::from_bytes(w.to_bytes()).unwrap();
+        f.tensors()[0].clone()
+    }
+
+    /// Pieces are valid shards of at most `max` elements (or one block),
+    /// each starting where the one before ended in the tensor's bytes, and
+    /// together the whole tensor.
+    #[test]
+    fn pieces_cover_the_tensor_in_order() {
+        let cases: &[(GgmlType, &[u64])] = &[
+            (GgmlType::Q4_K, &[512, 7]),
+            (GgmlType::Q8_0, &[3200]),
+            (GgmlType::F32, &[5, 3, 2]),
+            (GgmlType::Q6_K, &[256, 0]),
+            (GgmlType::Q4_0, &[0, 4]),
+        ];
+        for &(ty, ne) in cases {
+            let t = tensor(ty, ne);
+            let qk = ty.block_elems() as u64;
+            for max in [1, 31, 32, 100, 256, 512, 700, 1024, 5000, u64::MAX] {
+                let what = format!("{ty} {ne:?} in pieces of {max}");
+                let pieces: Vec<Shard> = Shard::pieces(&t, max).collect();
+                let mut at = 0;
+                let mut elems = 0;
+                for p in &pieces {
+                    p.check("t", ty, &t.ne).unwrap();
+                    assert!(p.n_elems() <= max.max(qk), "{what}: {p:?}");
+                    for r in p.byte_ranges(ty, &t.ne) {
+                        assert_eq!(r.start, at, "{what}: {p:?}");
+                        at = r.end;
+                    }
+                    elems += p.n_elems();
+                }
+                assert_eq!((at, elems), (t.nbytes, t.n_elems), "{what}");
+                assert!(!pieces.is_empty(), "{what}");
+            }
+        }
+    }
 }

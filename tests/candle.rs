@@ -36,7 +36,7 @@ fn values<O: OutElem + candle_core::WithDType>(t: &Tensor) -> Vec<O> {
 fn check<O: OutElem + Bits + candle_core::WithDType>(dtype: DType) {
     let f = file();
     let chosen = |t: &gguf_dequant::gguf::TensorInfo| t.ty.is_dequantizable();
-    let loaded = gguf_dequant::candle::load(&f, &Device::Cpu, dtype, chosen).unwrap();
+    let loaded = gguf_dequant::candle::load(&f, dtype, &Device::Cpu, chosen).unwrap();
     assert_eq!(loaded.len(), GgmlType::dequantizable().count());
     for t in f.tensors().iter().filter(|t| chosen(t)) {
         let got = &loaded[&t.name];
@@ -101,7 +101,7 @@ fn empty_tensors_are_empty() {
     w.add_tensor("cols", GgmlType::Q8_0, &[0, 5, 1 << 40], Vec::new())
         .unwrap();
     let f = GgufFile::from_bytes(w.to_bytes()).unwrap();
-    let got = gguf_dequant::candle::load(&f, &Device::Cpu, DType::BF16, |_| true).unwrap();
+    let got = gguf_dequant::candle::load(&f, DType::BF16, &Device::Cpu, |_| true).unwrap();
     assert_eq!(got["rows"].dims(), &[0, 32]);
     assert_eq!(got["cols"].dims(), &[1 << 40, 5, 0]);
     assert_eq!(got["cols"].elem_count(), 0);

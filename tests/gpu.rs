@@ -210,10 +210,12 @@ fn no_gpu_is_an_error_not_a_panic() {
 /// tensors around them decoded.
 #[test]
 fn empty_tensors_through_the_pipeline() {
-    use gguf_dequant::pipeline::{LoadOptions, Pipeline};
-    let Some(g) = gpu("empty tensors") else {
+    use gguf_dequant::pipeline::LoadOptions;
+    let Some(loader) = gpu("empty tensors").map(|g| g.loader(&LoadOptions::default()).unwrap())
+    else {
         return;
     };
+    let g = loader.device();
     let mut w = GgufWriter::new();
     let mut rng = SynthRng(9);
     let q4k = GgmlType::Q4_K;
@@ -227,10 +229,7 @@ fn empty_tensors_through_the_pipeline() {
         .unwrap();
     let f = GgufFile::from_bytes(w.to_bytes()).unwrap();
     let tensors: Vec<_> = f.tensors().iter().collect();
-    let mut pipeline = Pipeline::new(&g, &LoadOptions::default()).unwrap();
-    let (outs, _) = pipeline
-        .load::<f32>(&g, g.stream(), &f, &tensors, &mut |_| {})
-        .unwrap();
+    let (outs, _) = loader.load::<f32>(&f, &tensors, &mut |_| {}).unwrap();
     for (t, out) in tensors.iter().zip(&outs) {
         assert_eq!(out.len() as u64, t.n_elems, "{}", t.name);
         let got = match out.len() {
@@ -252,16 +251,17 @@ fn empty_tensors_through_the_pipeline() {
 fn foreign_calls_leave_the_current_context_as_it_was() {
     use cudarc::driver::{sys, DevicePtr};
     use gguf_dequant::gpu::ForeignBuffer;
-    use gguf_dequant::pipeline::{LoadOptions, Pipeline};
+    use gguf_dequant::pipeline::LoadOptions;
     use gguf_dequant::shard::Shard;
-    let Some(g) = gpu("foreign calls") else {
+    let Some(loader) = gpu("foreign calls").map(|g| g.loader(&LoadOptions::default()).unwrap())
+    else {
         return;
     };
+    let g = loader.device();
     let f = GgufFile::open(fixture("real-weights.gguf")).unwrap();
     let t = f.tensors().iter().find(|t| t.ty == GgmlType::Q4_K).unwrap();
     let blocks = f.tensor_data(t).unwrap();
     let want: Vec<f32> = cpu::dequantize_to_vec(t.ty, blocks).unwrap();
-    let mut pipeline = Pipeline::new(&g, &LoadOptions::default()).unwrap();
     let own = g.context().new_stream().unwrap();
     let src = g.stream().clone_htod(blocks).unwrap();
     let mut out = g.stream().alloc_zeros::<f32>(want.len()).unwrap();
@@ -302,14 +302,8 @@ fn foreign_calls_leave_the_current_context_as_it_was() {
             // given, unused meanwhile; `stream` a live stream of the context.
             unsafe {
                 match call {
-                    "load_into_foreign" => g
-                        .load_into_foreign::<f32>(
-                            &mut pipeline,
-                            stream,
-                            &f,
-                            &[(t, Shard::whole(t))],
-                            &[out_buf],
-                        )
+                    "load_into_foreign" => loader
+                        .load_into_foreign::<f32>(stream, &f, &[(t, Shard::whole(t))], &[out_buf])
                         .map(|_| ()),
                     _ => g.dequantize_foreign::<f32>(stream, t.ty, src_buf, out_buf),
                 }
@@ -325,27 +319,37 @@ fn foreign_calls_leave_the_current_context_as_it_was() {
 }
 
 /// Tensor-parallel loads on the one GPU: a world of 1, and of 2 ranks as two
-/// `Gpu`s on device 0 (each its own streams and pinned staging), loading at
+/// loaders on device 0 (each its own streams and pinned staging), loading at
 /// once; the gathered shards equal the CPU's decode of each whole tensor.
 #[test]
 fn sharded_loads_as_one_and_two_ranks_on_one_gpu() {
     use gguf_dequant::parallel::{ModelLoad, Split};
+    use gguf_dequant::pipeline::LoadOptions;
     let Some(g) = gpu("sharded loads") else {
         return;
     };
     let f = shards::llama_layer();
     for world in [1, 2] {
-        let mut gpus = vec![g.context().clone()];
-        gpus.resize(world, g.context().clone());
-        let gpus: Vec<Gpu> = gpus
-            .into_iter()
-            .map(|c| Gpu::from_context(c).unwrap())
+        let loaders: Vec<_> = (0..world)
+            .map(|_| {
+                let gpu = Gpu::from_context(g.context().clone()).unwrap();
+                gpu.loader(&LoadOptions::default()).unwrap()
+            })
             .collect();
         let load = ModelLoad::new(&f).split(Split::megatron).world_size(world);
-        let ranks = load.run_gpus::<bf16>(&gpus).unwrap();
+        let ranks = load.run::<bf16, Gpu>(&loaders).unwrap();
+        if world == 1 {
+            // one rank on one loader, on this thread: the same tensors
+            let one = load.load_rank::<bf16, Gpu>(&loaders[0], 0, &mut |_| {});
+            let one = one.unwrap();
+            let names = |r: &gguf_dequant::parallel::RankLoad<_>| {
+                r.tensors.iter().map(|t| t.name.clone()).collect::<Vec<_>>()
+            };
+            assert_eq!(names(&one), names(&ranks[0]));
+        }
         let host: Vec<Vec<Vec<bf16>>> = ranks
             .iter()
-            .zip(&gpus)
+            .zip(loaders.iter().map(|l| l.device()))
             .map(|(r, g)| {
                 r.tensors
                     .iter()
@@ -367,8 +371,8 @@ fn sharded_loads_as_one_and_two_ranks_on_one_gpu() {
     }
 }
 
-/// Tensor-parallel loads over two devices, rank i on device i (`run_gpus`
-/// with a `Gpu` each): the gathered shards equal the CPU's decode. Needs two
+/// Tensor-parallel loads over two devices, rank i on device i (`run` with
+/// a loader each): the gathered shards equal the CPU's decode. Needs two
 /// devices: skipped (saying so) on a machine with one, as a GPU runner with
 /// a single card is; scripts/fake-gpu.sh runs it over two software devices.
 #[test]
@@ -383,9 +387,13 @@ fn sharded_loads_over_two_devices() {
         return;
     }
     let f = shards::llama_layer();
-    let gpus: Vec<Gpu> = (0..2).map(|i| Gpu::new(i).unwrap()).collect();
+    let opts = gguf_dequant::pipeline::LoadOptions::default();
+    let loaders: Vec<_> = (0..2)
+        .map(|i| Gpu::new(i).unwrap().loader(&opts).unwrap())
+        .collect();
+    let gpus: Vec<&Gpu> = loaders.iter().map(|l| l.device()).collect();
     let load = ModelLoad::new(&f).split(Split::megatron).world_size(2);
-    let ranks = load.run_gpus::<f16>(&gpus).unwrap();
+    let ranks = load.run::<f16, Gpu>(&loaders).unwrap();
     for (i, t) in f.tensors().iter().enumerate() {
         let want: Vec<f16> = cpu::dequantize_to_vec(t.ty, f.tensor_data(t).unwrap()).unwrap();
         let host: Vec<Vec<f16>> = ranks
@@ -415,7 +423,7 @@ fn candle_tensors_on_the_gpu() {
     let dev = Device::new_cuda(0).unwrap();
     let file = GgufFile::open(fixture("real-weights.gguf")).unwrap();
     for dtype in [DType::F32, DType::F16, DType::BF16] {
-        let loaded = gguf_dequant::candle::load(&file, &dev, dtype, |_| true).unwrap();
+        let loaded = gguf_dequant::candle::load(&file, dtype, &dev, |_| true).unwrap();
         for t in file.tensors() {
             let got = loaded[&t.name].to_dtype(DType::F32).unwrap();
             let want: Vec<f32> =
@@ -440,4 +448,46 @@ fn candle_tensors_on_the_gpu() {
             assert!(sum.to_scalar::<f32>().unwrap().is_finite());
         }
     }
+}
+
+/// A stream or buffer of another device's context is refused before any
+/// launch (the kernels are loaded in the `Gpu`'s own context), and the same
+/// call on the `Gpu`'s own stream decodes. Needs two devices: skipped
+/// (saying so) with one; scripts/fake-gpu.sh runs it over two software
+/// devices.
+#[test]
+fn a_stream_of_another_context_is_refused() {
+    let Some(g0) = gpu("another context") else {
+        return;
+    };
+    let count = gguf_dequant::gpu::device_count().unwrap();
+    if count < 2 {
+        println!("SKIPPED another context: this machine has {count} device");
+        return;
+    }
+    let g1 = Gpu::new(1).unwrap();
+    let ty = GgmlType::Q4_0;
+    let blocks = random_blocks(ty, 4, &mut SynthRng(3));
+    let n = 4 * ty.block_elems();
+    let src0 = g0.stream().clone_htod(&blocks).unwrap();
+    let mut dst0 = g0.stream().alloc_zeros::<f32>(n).unwrap();
+    let src1 = g1.stream().clone_htod(&blocks).unwrap();
+    let mut dst1 = g1.stream().alloc_zeros::<f32>(n).unwrap();
+    let refused = [
+        g0.dequantize_on(g1.stream(), ty, &src0.as_view(), &mut dst0.as_view_mut()),
+        g0.dequantize_on(g0.stream(), ty, &src1.as_view(), &mut dst0.as_view_mut()),
+        g0.dequantize_on(g0.stream(), ty, &src0.as_view(), &mut dst1.as_view_mut()),
+    ];
+    for (i, r) in refused.into_iter().enumerate() {
+        let e = r.expect_err("another context's stream or buffer must be refused");
+        assert!(
+            e.to_string().contains("another CUDA context"),
+            "case {i}: {e}"
+        );
+    }
+    g0.dequantize_on(g0.stream(), ty, &src0.as_view(), &mut dst0.as_view_mut())
+        .unwrap();
+    let got = g0.stream().clone_dtoh(&dst0).unwrap();
+    let want: Vec<f32> = cpu::dequantize_to_vec(ty, &blocks).unwrap();
+    assert_bits_eq("on its own stream", &got, &want);
 }

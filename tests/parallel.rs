@@ -10,19 +10,24 @@ use common::*;
 use gguf_dequant::emulated::device::{EmuDevice, EmuOut, EmuStream};
 use gguf_dequant::gguf::{GgufFile, GgufWriter, TensorInfo};
 use gguf_dequant::parallel::{ModelLoad, RankLoad, Split};
-use gguf_dequant::pipeline::{Device, LoadOptions, Pipeline};
+use gguf_dequant::pipeline::{Device, LoadOptions, Loader};
 use gguf_dequant::shard::Shard;
 use gguf_dequant::synth::{random_blocks, Rng};
 use gguf_dequant::{cpu, GgmlType, OutElem};
 use half::{bf16, f16};
 
+/// A fresh emulated device's loader, with `opts()`.
+fn emulated_loader() -> Loader<EmuDevice> {
+    let dev = EmuDevice::new();
+    let stream = dev.new_stream().unwrap();
+    Loader::new(dev, stream, &opts()).unwrap()
+}
+
 /// Small staging buffers: a column shard's rows take several strided copies.
 fn opts() -> LoadOptions {
-    LoadOptions {
-        chunk_bytes: 64 << 10,
-        streams: 2,
-        ..LoadOptions::default()
-    }
+    LoadOptions::default()
+        .with_chunk_bytes(64 << 10)
+        .with_streams(2)
 }
 
 /// One tensor of every type (rows of 6 blocks, 150 x 2 rows), and an f32
@@ -95,16 +100,15 @@ fn check_shards<O: OutElem + Bits>() {
     for t in f.tensors() {
         let all: Vec<O> = whole(&f, t);
         for s in some_shards(t) {
-            let dev = EmuDevice::new();
-            let stream = dev.new_stream().unwrap();
-            let mut pipeline = Pipeline::new(&dev, &opts()).unwrap();
-            let (outs, report) = pipeline
-                .load_parts::<O>(&dev, &stream, &f, &[(t, s.clone())], &mut |_| {})
+            let loader = emulated_loader();
+            let (dev, stream) = (loader.device(), loader.stream());
+            let (outs, report) = loader
+                .load_parts::<O>(&f, &[(t, s.clone())], &mut |_| {})
                 .unwrap();
             let what = format!("{} {s:?} as {}", t.name, O::OUT);
             assert_bits_eq(
                 &what,
-                &copy_out(&dev, &stream, &outs[0]),
+                &copy_out(dev, stream, &outs[0]),
                 &shards::slice(&all, t, &s),
             );
             let want = shard_bytes(t, &s);
@@ -133,15 +137,10 @@ fn check_world<O: OutElem + Bits>(world: usize) {
         kinds.contains(&Split::Rows) && kinds.contains(&Split::Cols),
         "{kinds:?}"
     );
-    let devs: Vec<EmuDevice> = (0..world).map(|_| EmuDevice::new()).collect();
-    let streams: Vec<EmuStream> = devs.iter().map(|d| d.new_stream().unwrap()).collect();
-    let pairs: Vec<(&EmuDevice, &EmuStream)> = devs.iter().zip(&streams).collect();
-    let load = ModelLoad::new(&f)
-        .split(Split::megatron)
-        .world_size(world)
-        .options(opts());
+    let loaders: Vec<Loader<EmuDevice>> = (0..world).map(|_| emulated_loader()).collect();
+    let load = ModelLoad::new(&f).split(Split::megatron).world_size(world);
     let plan = load.plan().unwrap();
-    let loads = load.run::<O, EmuDevice>(&pairs).unwrap();
+    let loads = load.run::<O, EmuDevice>(&loaders).unwrap();
     let ranks: Vec<(RankLoad<EmuOut<O>>, Vec<O>)> = loads
         .into_iter()
         .enumerate()
@@ -149,14 +148,15 @@ fn check_world<O: OutElem + Bits>(world: usize) {
             let values = l
                 .tensors
                 .iter()
-                .flat_map(|t| copy_out(&devs[r], &streams[r], &t.data))
+                .flat_map(|t| copy_out(loaders[r].device(), loaders[r].stream(), &t.data))
                 .collect::<Vec<O>>();
             (l, values)
         })
         .collect();
     for (r, (l, _)) in ranks.iter().enumerate() {
         let want: u64 = plan[r].iter().map(|(t, s)| shard_bytes(t, s)).sum();
-        assert_eq!(devs[r].bytes_copied_in(), want, "rank {r} of {world}");
+        let copied = loaders[r].device().bytes_copied_in();
+        assert_eq!(copied, want, "rank {r} of {world}");
         assert_eq!(l.report.compressed_bytes, want);
     }
     for (i, t) in f.tensors().iter().enumerate() {
@@ -210,10 +210,12 @@ fn impossible_plans_are_errors() {
         .split(|_| Split::Rows)
         .world_size(2);
     assert_eq!(two.plan().unwrap().len(), 2);
-    let dev = EmuDevice::new();
-    let stream = dev.new_stream().unwrap();
-    let one_device = two.run::<f32, EmuDevice>(&[(&dev, &stream)]);
+    let one = [emulated_loader()];
+    let one_device = two.run::<f32, EmuDevice>(&one);
     let msg = one_device.err().map(|e| e.to_string()).unwrap_or_default();
     assert!(msg.contains("2 ranks loaded on 1 devices"), "{msg}");
-    assert_eq!(dev.bytes_copied_in(), 0);
+    let no_rank_2 = two.load_rank::<f32, EmuDevice>(&one[0], 2, &mut |_| {});
+    let msg = no_rank_2.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(msg.contains("rank 2 of a world of 2"), "{msg}");
+    assert_eq!(one[0].device().bytes_copied_in(), 0);
 }

@@ -11,36 +11,38 @@ mod common;
 use common::*;
 use gguf_dequant::emulated::device::EmuDevice;
 use gguf_dequant::gguf::{GgufFile, GgufWriter, TensorInfo};
-use gguf_dequant::pipeline::{Device, LoadOptions, Ordering, Pipeline};
+use gguf_dequant::pipeline::{Device, LoadOptions, Loader, Ordering};
 use gguf_dequant::synth::{preset, random_blocks, Rng};
 use gguf_dequant::{cpu, OutElem};
 use half::{bf16, f16};
 
 /// Small chunks and few slots: many chunks per tensor, slots reused often.
 fn opts(streams: usize) -> LoadOptions {
-    LoadOptions {
-        chunk_bytes: 64 << 10,
-        streams,
-        ..LoadOptions::default()
-    }
+    LoadOptions::default()
+        .with_chunk_bytes(64 << 10)
+        .with_streams(streams)
+}
+
+/// A loader on a fresh emulated device.
+fn emulated(opts: &LoadOptions) -> Loader<EmuDevice> {
+    let dev = EmuDevice::new();
+    let stream = dev.new_stream().unwrap();
+    Loader::new(dev, stream, opts).unwrap()
 }
 
 /// Loads every tensor of `file` through the pipeline on a fresh emulated
 /// device and checks each against the CPU's decode of it, to the bit.
 fn check_file<O: OutElem + Bits>(file: &GgufFile, opts: &LoadOptions) {
-    let dev = EmuDevice::new();
-    let alloc_stream = dev.new_stream().unwrap();
-    let mut pipeline = Pipeline::new(&dev, opts).unwrap();
+    let loader = emulated(opts);
+    let (dev, alloc_stream) = (loader.device(), loader.stream());
     let tensors: Vec<&TensorInfo> = file.tensors().iter().collect();
     let mut last = 0;
-    let (outs, report) = pipeline
-        .load::<O>(&dev, &alloc_stream, file, &tensors, &mut |d| last = d)
-        .unwrap();
+    let (outs, report) = loader.load::<O>(file, &tensors, &mut |d| last = d).unwrap();
     let total: u64 = tensors.iter().map(|t| t.nbytes).sum();
     assert_eq!((report.compressed_bytes, last), (total, total));
     for (t, out) in tensors.iter().zip(&outs) {
         let mut got = vec![O::from_f32(f32::NAN); t.n_elems as usize];
-        dev.copy_out(&alloc_stream, out, &mut got).unwrap();
+        dev.copy_out(alloc_stream, out, &mut got).unwrap();
         let mut want = vec![O::default(); got.len()];
         cpu::dequantize(t.ty, file.tensor_data(t).unwrap(), &mut want).unwrap();
         assert_bits_eq(&format!("{} as {}", t.name, O::OUT), &got, &want);
@@ -183,21 +185,20 @@ fn a_failed_load_leaves_nothing_queued() {
         .map(|t| (*t, gguf_dequant::shard::Shard::whole(t)))
         .collect();
     for into_callers in [false, true] {
-        let dev = EmuDevice::new();
-        let stream = dev.new_stream().unwrap();
-        let mut pipeline = Pipeline::new(&dev, &opts(3)).unwrap();
+        let loader = emulated(&opts(3));
+        let (dev, stream) = (loader.device(), loader.stream());
         let err = if into_callers {
             let mut outs: Vec<_> = tensors
                 .iter()
-                .map(|t| dev.alloc_out::<f32>(&stream, t.n_elems as usize).unwrap())
+                .map(|t| dev.alloc_out::<f32>(stream, t.n_elems as usize).unwrap())
                 .collect();
-            let ready = dev.record(&stream).unwrap();
-            pipeline
-                .load_parts_into(&dev, &ready, &file, &parts, &mut outs, &mut |_| {})
+            let ready = dev.record(stream).unwrap();
+            loader
+                .load_parts_into(&ready, &file, &parts, &mut outs, &mut |_| {})
                 .unwrap_err()
         } else {
-            pipeline
-                .load::<f32>(&dev, &stream, &file, &tensors, &mut |_| {})
+            loader
+                .load::<f32>(&file, &tensors, &mut |_| {})
                 .unwrap_err()
         };
         assert!(err.to_string().contains("t3"), "{err}");
@@ -211,18 +212,24 @@ fn a_failed_load_leaves_nothing_queued() {
 fn a_panic_mid_load_leaves_nothing_queued() {
     let file = GgufFile::open(fixture("real-weights.gguf")).unwrap();
     let tensors: Vec<&TensorInfo> = file.tensors().iter().collect();
-    let dev = EmuDevice::new();
-    let stream = dev.new_stream().unwrap();
-    let mut pipeline = Pipeline::new(&dev, &opts(3)).unwrap();
+    let loader = emulated(&opts(3));
     let mut calls = 0;
     let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        pipeline.load::<f32>(&dev, &stream, &file, &tensors, &mut |_| {
+        loader.load::<f32>(&file, &tensors, &mut |_| {
             calls += 1;
             assert!(calls < 4, "the caller's callback panics");
         })
     }));
     assert!(unwound.is_err(), "the panic did not reach the caller");
-    assert_eq!(dev.queued_ops(), 0);
+    assert_eq!(loader.device().queued_ops(), 0);
+    // and the loader is usable after the panic: the next load is whole
+    let t = tensors[0];
+    let mut got = vec![f32::NAN; t.n_elems as usize];
+    loader
+        .decode_part(&file, t, &gguf_dequant::shard::Shard::whole(t), &mut got)
+        .unwrap();
+    let want: Vec<f32> = cpu::dequantize_to_vec(t.ty, file.tensor_data(t).unwrap()).unwrap();
+    assert_bits_eq("after the panic", &got, &want);
 }
 
 /// Without the wait for the output's allocation, a decode runs before it: the
@@ -230,16 +237,10 @@ fn a_panic_mid_load_leaves_nothing_queued() {
 #[test]
 fn a_decode_not_ordered_after_the_allocation_fails() {
     let file = GgufFile::open(fixture("real-weights.gguf")).unwrap();
-    let dev = EmuDevice::new();
-    let alloc_stream = dev.new_stream().unwrap();
-    let opts = LoadOptions {
-        skip: Some(Ordering::AllocationBeforeDecode),
-        ..opts(2)
-    };
-    let mut pipeline = Pipeline::new(&dev, &opts).unwrap();
+    let loader = emulated(&opts(2).with_skip(Some(Ordering::AllocationBeforeDecode)));
     let tensors: Vec<&TensorInfo> = file.tensors().iter().collect();
-    let err = pipeline
-        .load::<f32>(&dev, &alloc_stream, &file, &tensors, &mut |_| {})
+    let err = loader
+        .load::<f32>(&file, &tensors, &mut |_| {})
         .expect_err("an unordered decode must fail");
     assert!(
         err.to_string().contains("an event wait is missing"),
@@ -257,18 +258,11 @@ fn a_refill_not_ordered_after_the_copy_corrupts_the_output() {
         t.nbytes > 3 * (64 << 10),
         "the tensor must span more chunks than slots"
     );
-    let dev = EmuDevice::new();
-    let alloc_stream = dev.new_stream().unwrap();
-    let opts = LoadOptions {
-        skip: Some(Ordering::CopyBeforeRefill),
-        ..opts(2)
-    };
-    let mut pipeline = Pipeline::new(&dev, &opts).unwrap();
-    let (outs, _) = pipeline
-        .load::<f32>(&dev, &alloc_stream, &file, &[t], &mut |_| {})
-        .unwrap();
+    let loader = emulated(&opts(2).with_skip(Some(Ordering::CopyBeforeRefill)));
     let mut got = vec![0f32; t.n_elems as usize];
-    dev.copy_out(&alloc_stream, &outs[0], &mut got).unwrap();
+    loader
+        .decode_part(&file, t, &gguf_dequant::shard::Shard::whole(t), &mut got)
+        .unwrap();
     let want: Vec<f32> = cpu::dequantize_to_vec(t.ty, file.tensor_data(t).unwrap()).unwrap();
     let wrong = got
         .iter()
@@ -291,16 +285,15 @@ fn into_outputs_the_caller_owns() {
         .map(|t| (t, Shard::whole(t)))
         .collect();
     for skip in [None, Some(Ordering::AllocationBeforeDecode)] {
-        let dev = EmuDevice::new();
+        let loader = emulated(&opts(2).with_skip(skip));
+        let dev = loader.device();
         let caller = dev.new_stream().unwrap();
         let mut outs: Vec<_> = parts
             .iter()
             .map(|(t, _)| dev.alloc_out::<bf16>(&caller, t.n_elems as usize).unwrap())
             .collect();
         let ready = dev.record(&caller).unwrap();
-        let opts = LoadOptions { skip, ..opts(2) };
-        let mut pipeline = Pipeline::new(&dev, &opts).unwrap();
-        let loaded = pipeline.load_parts_into(&dev, &ready, &file, &parts, &mut outs, &mut |_| {});
+        let loaded = loader.load_parts_into(&ready, &file, &parts, &mut outs, &mut |_| {});
         if skip.is_some() {
             let err = loaded.expect_err("a decode before the caller's allocation must fail");
             assert!(
@@ -320,13 +313,13 @@ fn into_outputs_the_caller_owns() {
         }
     }
     // an output of the wrong size is refused before anything moves
-    let dev = EmuDevice::new();
+    let loader = emulated(&opts(2));
+    let dev = loader.device();
     let caller = dev.new_stream().unwrap();
     let mut short = vec![dev.alloc_out::<f32>(&caller, 1).unwrap()];
     let ready = dev.record(&caller).unwrap();
-    let mut pipeline = Pipeline::new(&dev, &opts(2)).unwrap();
-    let err = pipeline
-        .load_parts_into(&dev, &ready, &file, &parts[..1], &mut short, &mut |_| {})
+    let err = loader
+        .load_parts_into(&ready, &file, &parts[..1], &mut short, &mut |_| {})
         .unwrap_err();
     assert!(err.to_string().contains("into an output of 1"), "{err}");
     assert_eq!(dev.bytes_copied_in(), 0);

@@ -1,30 +1,26 @@
 //! Decoding into torch's CUDA tensors: the Python side allocates the outputs
 //! with torch (its caching allocator; torch owns them) and passes their
 //! device pointers and torch's current stream; the crate's pipeline decodes
-//! into them, ordered after that stream's earlier work (`Gpu::load_into_foreign`).
+//! into them, ordered after that stream's earlier work (`Loader::load_into_foreign`).
 //! torch's current device is left as it was (the thread's current CUDA
 //! context, which cudarc changes, is put back).
-//! One `Gpu` (kernels loaded into the device's primary context, which torch
-//! uses too) and one staging pipeline per device, made on first use.
+//! One `Loader<Gpu>` per device (kernels loaded into the device's primary
+//! context, which torch uses too, and its staging), made on first use.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use gguf_dequant::gpu::{ForeignBuffer, Gpu, KeepCurrentContext};
-use gguf_dequant::pipeline::{LoadOptions, Pipeline};
-use gguf_dequant::{Error, OutType};
+use gguf_dequant::pipeline::{LoadOptions, Loader};
+use gguf_dequant::{with_out_elem, Error};
 use pyo3::prelude::*;
 
 use crate::{guarded, out_type, File, OrRaise};
 
-struct DeviceState {
-    gpu: Gpu,
-    pipeline: Pipeline<Gpu>,
-}
+type Devices = Mutex<HashMap<usize, Arc<Loader<Gpu>>>>;
 
-type Devices = Mutex<HashMap<usize, Arc<Mutex<DeviceState>>>>;
-
-fn device(ordinal: usize) -> Result<Arc<Mutex<DeviceState>>, Error> {
+/// Device `ordinal`'s loader, made on first use.
+fn device(ordinal: usize) -> Result<Arc<Loader<Gpu>>, Error> {
     static DEVICES: OnceLock<Devices> = OnceLock::new();
     let mut map = DEVICES
         .get_or_init(Default::default)
@@ -33,9 +29,7 @@ fn device(ordinal: usize) -> Result<Arc<Mutex<DeviceState>>, Error> {
     if let Some(d) = map.get(&ordinal) {
         return Ok(d.clone());
     }
-    let gpu = Gpu::new(ordinal)?;
-    let pipeline = Pipeline::new(&gpu, &LoadOptions::default())?;
-    let d = Arc::new(Mutex::new(DeviceState { gpu, pipeline }));
+    let d = Arc::new(Gpu::new(ordinal)?.loader(&LoadOptions::default())?);
     map.insert(ordinal, d.clone());
     Ok(d)
 }
@@ -70,11 +64,12 @@ pub fn load_cuda(
     py.detach(|| {
         guarded(|| {
             // opening the device makes its context current: torch's current
-            // device must not change under it
-            let _kept = KeepCurrentContext::new();
-            let state = device(ordinal)?;
-            let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
-            let DeviceState { gpu, pipeline } = &mut *st;
+            // device must not change under it.
+            // SAFETY: the current context is torch's (a primary context,
+            // retained by the CUDA runtime for the process) or none; nothing
+            // here destroys a context.
+            let _kept = unsafe { KeepCurrentContext::new() };
+            let loader = device(ordinal)?;
             let stream = stream as gguf_dequant::gpu::RawStream;
             // SAFETY: the outputs are contiguous torch tensors of this device
             // that gguf_dequant.torch has just allocated, of the dtype and
@@ -82,20 +77,10 @@ pub fn load_cuda(
             // nothing else uses them before this returns; `stream` is torch's
             // current stream of the device, in its primary context (which
             // Gpu::new opens).
-            unsafe {
-                match out {
-                    OutType::F32 => {
-                        gpu.load_into_foreign::<f32>(pipeline, stream, &f, &parts, &outs)
-                    }
-                    OutType::F16 => {
-                        gpu.load_into_foreign::<half::f16>(pipeline, stream, &f, &parts, &outs)
-                    }
-                    OutType::BF16 => {
-                        gpu.load_into_foreign::<half::bf16>(pipeline, stream, &f, &parts, &outs)
-                    }
-                }
-            }
-            .map(|_| ())
+            let loaded = with_out_elem!(out, O => unsafe {
+                loader.load_into_foreign::<O>(stream, &f, &parts, &outs)
+            });
+            loaded.map(|_| ())
         })
     })
     .or_raise()
@@ -132,9 +117,10 @@ pub fn dequantize_cuda(
     );
     py.detach(|| {
         guarded(|| {
-            let _kept = KeepCurrentContext::new();
-            let state = device(ordinal)?;
-            let st = state.lock().unwrap_or_else(|e| e.into_inner());
+            // SAFETY: as in `load_cuda`.
+            let _kept = unsafe { KeepCurrentContext::new() };
+            let gpu = device(ordinal)?;
+            let gpu = gpu.device();
             let stream = stream as gguf_dequant::gpu::RawStream;
             // SAFETY: `src` is a contiguous uint8 tensor of this device and
             // `dst` a tensor gguf_dequant.dequantize has just allocated there
@@ -142,15 +128,9 @@ pub fn dequantize_cuda(
             // stream has passed this decode (the caller holds them, and the
             // caching allocator reuses memory in stream order); `stream` is
             // torch's current stream of the device, in its primary context.
-            unsafe {
-                match out {
-                    OutType::F32 => st.gpu.dequantize_foreign::<f32>(stream, ty, src, dst),
-                    OutType::F16 => st.gpu.dequantize_foreign::<half::f16>(stream, ty, src, dst),
-                    OutType::BF16 => st
-                        .gpu
-                        .dequantize_foreign::<half::bf16>(stream, ty, src, dst),
-                }
-            }
+            with_out_elem!(out, O => unsafe {
+                gpu.dequantize_foreign::<O>(stream, ty, src, dst)
+            })
         })
     })
     .or_raise()

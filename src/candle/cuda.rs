@@ -2,24 +2,21 @@
 //! context, the outputs allocated in the order of candle's stream and handed
 //! to candle as its storage, without a copy.
 
-use std::sync::Mutex;
-
 use candle_core::{CudaDevice, CudaStorage, DType, Storage, Tensor};
 use cudarc::driver::CudaSlice;
 
-use super::{dims, unsupported_dtype, Part};
+use super::{dims, out_type, Part};
 use crate::error::Result;
 use crate::gguf::GgufFile;
 use crate::gpu::Gpu;
 use crate::out::OutElem;
-use crate::pipeline::{LoadOptions, Pipeline};
+use crate::pipeline::{LoadOptions, Loader};
 
 /// Decodes GGUF tensors onto one candle CUDA device: the kernels loaded into
 /// its context once, and staging buffers made once, for every call.
 pub struct CudaLoader {
-    gpu: Gpu,
+    loader: Loader<Gpu>,
     device: CudaDevice,
-    pipeline: Mutex<Pipeline<Gpu>>,
 }
 
 impl CudaLoader {
@@ -27,11 +24,9 @@ impl CudaLoader {
     pub fn new(device: &CudaDevice, opts: &LoadOptions) -> Result<Self> {
         let stream = device.cuda_stream();
         let gpu = Gpu::from_context(stream.context().clone())?;
-        let pipeline = Mutex::new(Pipeline::new(&gpu, opts)?);
         Ok(CudaLoader {
-            gpu,
+            loader: Loader::new(gpu, stream, opts)?,
             device: device.clone(),
-            pipeline,
         })
     }
 
@@ -39,21 +34,14 @@ impl CudaLoader {
     /// allocated in the order of candle's stream and complete on return, so
     /// candle may use them on any stream.
     pub fn parts(&self, file: &GgufFile, parts: &[Part], dtype: DType) -> Result<Vec<Tensor>> {
-        match dtype {
-            DType::F32 => self.typed::<f32>(file, parts),
-            DType::F16 => self.typed::<half::f16>(file, parts),
-            DType::BF16 => self.typed::<half::bf16>(file, parts),
-            other => Err(unsupported_dtype(other)),
-        }
+        crate::with_out_elem!(out_type(dtype)?, O => self.typed::<O>(file, parts))
     }
 
     fn typed<O>(&self, file: &GgufFile, parts: &[Part]) -> Result<Vec<Tensor>>
     where
         O: OutElem + candle_core::cuda::CudaDType,
     {
-        let stream = self.device.cuda_stream();
-        let mut pipeline = self.pipeline.lock().unwrap_or_else(|p| p.into_inner());
-        let (outs, _) = pipeline.load_parts::<O>(&self.gpu, &stream, file, parts, &mut |_| {})?;
+        let (outs, _) = self.loader.load_parts::<O>(file, parts, &mut |_| {})?;
         parts
             .iter()
             .zip(outs)

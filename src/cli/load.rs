@@ -7,8 +7,9 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use gguf_dequant::gguf::GgufFile;
-use gguf_dequant::gpu::{self, Gpu, LoadOptions, LoadReport};
+use gguf_dequant::gpu::{self, Gpu};
 use gguf_dequant::parallel::{ModelLoad, Split};
+use gguf_dequant::pipeline::{LoadOptions, LoadReport};
 use gguf_dequant::with_out_elem;
 use gguf_dequant::OutElem;
 use gguf_dequant::{cpu, try_vec, Error, OutType, Result};
@@ -22,15 +23,16 @@ fn cuda(what: &str) -> impl Fn(cudarc::driver::DriverError) -> Error + '_ {
 }
 
 pub fn run(file: &GgufFile, dtype: OutType, compare: bool, as_json: bool) -> Result<ExitCode> {
-    let gpu = Gpu::new(0)?;
+    let loader = Gpu::new(0)?.loader(&LoadOptions::default())?;
+    let gpu = loader.device();
     let total: u64 = file.tensors().iter().map(|t| t.nbytes).sum();
     let pb = progress_bar(total, "loading");
-    let opts = LoadOptions::default();
+    let whole = ModelLoad::new(file);
     let report = with_out_elem!(dtype, O => {
-        gpu.load_model::<O>(file, &opts, &mut |d| pb.set_position(d))?.1
+        whole.load_rank::<O, Gpu>(&loader, 0, &mut |d| pb.set_position(d))?.report
     });
     pb.finish_and_clear();
-    let h2d = pinned_h2d_bandwidth(&gpu)?;
+    let h2d = pinned_h2d_bandwidth(gpu)?;
     let limit = report.compressed_bytes as f64 / h2d;
     let mut doc = json!({
         "device": gpu.name(),
@@ -45,8 +47,8 @@ pub fn run(file: &GgufFile, dtype: OutType, compare: bool, as_json: bool) -> Res
     });
     if compare {
         let (cpu_path, upload_only) = match dtype {
-            OutType::BF16 => cpu_decode_then_upload::<bf16>(&gpu, file)?,
-            _ => cpu_decode_then_upload::<f16>(&gpu, file)?,
+            OutType::BF16 => cpu_decode_then_upload::<bf16>(gpu, file)?,
+            _ => cpu_decode_then_upload::<f16>(gpu, file)?,
         };
         doc["cpu_decode_and_upload_16bit_s"] = json!(cpu_path);
         doc["upload_16bit_s"] = json!(upload_only);
@@ -110,16 +112,16 @@ pub fn run_parallel(
     let ordinals: Vec<usize> = (0..world)
         .map(|r| devices.get(r).copied().unwrap_or(r))
         .collect();
-    let gpus = ordinals
+    let loaders = ordinals
         .iter()
-        .map(|&o| Gpu::new(o))
+        .map(|&o| Gpu::new(o)?.loader(&LoadOptions::default()))
         .collect::<Result<Vec<_>>>()?;
     let load = ModelLoad::new(file)
         .split(Split::megatron)
         .world_size(world);
     let start = Instant::now();
     let reports: Vec<LoadReport> = with_out_elem!(dtype, O => {
-        load.run_gpus::<O>(&gpus)?.into_iter().map(|r| r.report).collect()
+        load.run::<O, Gpu>(&loaders)?.into_iter().map(|r| r.report).collect()
     });
     let seconds = start.elapsed().as_secs_f64();
     let whole: u64 = file.tensors().iter().map(|t| t.nbytes).sum();
@@ -137,7 +139,7 @@ pub fn run_parallel(
         .collect();
     if as_json {
         let doc = json!({
-            "device": gpus[0].name(),
+            "device": loaders[0].device().name(),
             "dtype": dtype.name(),
             "world": world,
             "file_compressed_bytes": whole,

@@ -21,7 +21,7 @@ use super::{cuda_err, Gpu};
 use crate::error::{Error, Result};
 use crate::gguf::{GgufFile, TensorInfo};
 use crate::out::OutElem;
-use crate::pipeline::{LoadReport, Pipeline};
+use crate::pipeline::{LoadReport, Loader};
 use crate::shard::Shard;
 
 /// Device memory the caller owns: `len` elements at `ptr`.
@@ -50,13 +50,22 @@ impl<O> Drop for Borrowed<O> {
 /// current device from that context, so a call for device 1 from a thread on
 /// device 0 would otherwise move the engine's later work to device 1.
 #[must_use = "the context is put back when this is dropped: bind it to a name"]
-pub struct KeepCurrentContext(Option<sys::CUcontext>);
+pub struct KeepCurrentContext(Option<sys::CUcontext>, std::marker::PhantomData<*const ()>);
 
 impl KeepCurrentContext {
-    pub fn new() -> Self {
+    /// Saves the calling thread's current CUDA context, to make it current
+    /// again when the guard drops.
+    ///
+    /// # Safety
+    /// The context current now (if any) must still exist when the guard
+    /// drops, on this thread: nothing meanwhile may destroy it (a primary
+    /// context, as the CUDA runtime's and cudarc's, lives as long as the
+    /// process retains it). Making a destroyed context current is undefined
+    /// behaviour in the driver.
+    pub unsafe fn new() -> Self {
         if !super::driver_present() {
             // no driver: no context can be made current
-            return KeepCurrentContext(None);
+            return KeepCurrentContext(None, std::marker::PhantomData);
         }
         let mut ctx = std::ptr::null_mut();
         // SAFETY: writes the thread's current context (null: none) into
@@ -66,13 +75,7 @@ impl KeepCurrentContext {
         if r != sys::CUresult::CUDA_SUCCESS {
             ctx = std::ptr::null_mut();
         }
-        KeepCurrentContext(Some(ctx))
-    }
-}
-
-impl Default for KeepCurrentContext {
-    fn default() -> Self {
-        Self::new()
+        KeepCurrentContext(Some(ctx), std::marker::PhantomData)
     }
 }
 
@@ -94,7 +97,7 @@ impl Drop for KeepCurrentContext {
 /// panic part way: the slices made by then are still leaked, not freed).
 ///
 /// # Safety
-/// As [`Gpu::load_into_foreign`]'s buffers.
+/// As [`Loader::load_into_foreign`]'s buffers.
 unsafe fn borrow<O>(
     stream: &std::sync::Arc<cudarc::driver::CudaStream>,
     bufs: &[ForeignBuffer],
@@ -111,21 +114,20 @@ unsafe fn borrow<O>(
     borrowed
 }
 
-impl Gpu {
+impl Loader<Gpu> {
     /// Decodes a shard of each tensor into the caller's device memory
-    /// `outs` (one buffer of the shard's element count per part) through
-    /// `pipeline`, after the work queued so far on the caller's `stream`;
-    /// complete on return, an error included (nothing of the load is left
-    /// running). The thread's current CUDA context is left as it was.
+    /// `outs` (one buffer of the shard's element count per part), after the
+    /// work queued so far on the caller's `stream`; complete on return, an
+    /// error included (nothing of the load is left running). The thread's
+    /// current CUDA context is left as it was.
     ///
     /// # Safety
-    /// Each buffer must be device memory of this GPU's context, valid for
-    /// writes of `len` elements of `O`, and used by nothing else until this
-    /// returns; `stream` must be a live stream of this context (null: the
-    /// legacy default stream).
+    /// Each buffer must be device memory of this loader's GPU's context,
+    /// valid for writes of `len` elements of `O`, and used by nothing else
+    /// until this returns; `stream` must be a live stream of this context
+    /// (null: the legacy default stream).
     pub unsafe fn load_into_foreign<O: OutElem>(
         &self,
-        pipeline: &mut Pipeline<Gpu>,
         stream: super::RawStream,
         file: &GgufFile,
         parts: &[(&TensorInfo, Shard)],
@@ -137,19 +139,24 @@ impl Gpu {
                 b.len
             )));
         }
-        let _kept = KeepCurrentContext::new();
+        // SAFETY: nothing in this call destroys a context (cudarc only
+        // retains and releases primary ones), and the caller's current one
+        // is theirs to keep alive across the call.
+        let _kept = unsafe { KeepCurrentContext::new() };
         // SAFETY: a live stream of this context for this call (the caller's
         // promise); the wrapper never destroys it and is dropped before we
         // return.
-        let caller = unsafe { self.ctx.wrap_borrowed_stream(stream) };
+        let caller = unsafe { self.device().ctx.wrap_borrowed_stream(stream) };
         let ready = caller
             .record_event(None)
             .map_err(|e| cuda_err("recording an event on the caller's stream", e))?;
         // SAFETY: the buffers as promised by our caller.
         let mut borrowed = unsafe { borrow::<O>(&caller, outs) };
-        pipeline.load_parts_into(self, &ready, file, parts, &mut borrowed.0, &mut |_| {})
+        self.load_parts_into(&ready, file, parts, &mut borrowed.0, &mut |_| {})
     }
+}
 
+impl Gpu {
     /// Decodes `src` (whole blocks of `ty`, `src.len` bytes) into `dst`
     /// (`dst.len` elements of `O`), both device memory the caller owns, on
     /// the caller's `stream`: after its work so far and before its later
@@ -157,7 +164,7 @@ impl Gpu {
     /// left as it was.
     ///
     /// # Safety
-    /// As [`Gpu::load_into_foreign`]: both buffers device memory of this
+    /// As [`Loader::load_into_foreign`]: both buffers device memory of this
     /// GPU's context, `src` readable for `src.len` bytes and `dst` writable
     /// for `dst.len` elements of `O`, until the caller's stream has passed
     /// this decode; `stream` a live stream of this context.
@@ -175,7 +182,10 @@ impl Gpu {
         if src.ptr == 0 || dst.ptr == 0 {
             return Err(Error::Invalid("a null device pointer".into()));
         }
-        let _kept = KeepCurrentContext::new();
+        // SAFETY: nothing in this call destroys a context (cudarc only
+        // retains and releases primary ones), and the caller's current one
+        // is theirs to keep alive across the call.
+        let _kept = unsafe { KeepCurrentContext::new() };
         // SAFETY: as in `load_into_foreign`.
         let caller = unsafe { self.ctx.wrap_borrowed_stream(stream) };
         // SAFETY: the caller's memory, as promised; leaked, never freed.

@@ -14,18 +14,18 @@ use std::sync::{Arc, Mutex};
 
 use cudarc::driver::{
     CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, CudaView, CudaViewMut, DevicePtr,
-    DevicePtrMut, LaunchConfig, PushKernelArg,
+    DevicePtrMut, DeviceSlice, LaunchConfig, PushKernelArg,
 };
 
 pub use foreign::{ForeignBuffer, KeepCurrentContext};
 /// A CUDA stream of another framework's (a raw `CUstream`).
 pub type RawStream = cudarc::driver::sys::CUstream;
-pub use crate::pipeline::{LoadOptions, LoadReport};
 
 use crate::error::{Error, Result};
 use crate::kernels::{check_alignment, launches, KernelInfo, MAX_GRID};
 use crate::out::check_lengths;
 use crate::out::OutElem;
+use crate::pipeline::{LoadOptions, Loader};
 use crate::types::GgmlType;
 
 #[cfg(gdq_kernels)]
@@ -184,6 +184,13 @@ impl Gpu {
         })
     }
 
+    /// A loader onto this GPU ([`Loader`]: its staging made once for every
+    /// load), the outputs allocated in the order of this GPU's stream.
+    pub fn loader(self, opts: &LoadOptions) -> Result<Loader<Gpu>> {
+        let stream = self.stream.clone();
+        Loader::new(self, stream, opts)
+    }
+
     pub fn context(&self) -> &Arc<CudaContext> {
         &self.ctx
     }
@@ -213,8 +220,9 @@ impl Gpu {
     }
 
     /// Decodes `src` (whole blocks of `ty`, in device memory) into `dst` on `stream`.
-    /// Lengths, type and alignment are checked before the launch; the launch is
-    /// checked, but not waited for.
+    /// Lengths, type, alignment and context (`stream`, `src` and `dst` of
+    /// this GPU's context: the kernels are loaded there) are checked before
+    /// the launch; the launch is checked, but not waited for.
     pub fn dequantize_on<O: OutElem>(
         &self,
         stream: &Arc<CudaStream>,
@@ -223,6 +231,14 @@ impl Gpu {
         dst: &mut CudaViewMut<'_, O>,
     ) -> Result<()> {
         check_lengths(ty, src.len(), dst.len())?;
+        let ours = |s: &Arc<CudaStream>| **s.context() == *self.ctx;
+        if !ours(stream) || !ours(src.stream()) || !ours(dst.stream()) {
+            return Err(Error::Invalid(
+                "a stream or buffer of another CUDA context than this Gpu's: \
+                 the kernels are loaded in this Gpu's context only"
+                    .into(),
+            ));
+        }
         let unsupported = Error::Unsupported { tensor: None, ty };
         if src.is_empty() {
             return KernelInfo::of(ty).map(|_| ()).ok_or(unsupported);

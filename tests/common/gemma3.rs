@@ -109,8 +109,8 @@ fn sliding_window_pattern(file: &GgufFile) -> Result<usize> {
 /// by GGUF name. The norm weights are always decoded to f32 (see [`to_hf`]).
 pub fn load_ours(file: &GgufFile, dtype: DType, device: &Device) -> Result<WeightMap> {
     use gguf_dequant::candle::load;
-    let mut weights = load(file, device, dtype, |t| !is_norm(&t.name))?;
-    weights.extend(load(file, device, DType::F32, |t| is_norm(&t.name))?);
+    let mut weights = load(file, dtype, device, |t| !is_norm(&t.name))?;
+    weights.extend(load(file, DType::F32, device, |t| is_norm(&t.name))?);
     Ok(weights)
 }
 
