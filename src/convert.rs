@@ -20,8 +20,11 @@ use crate::types::OutType;
 /// What a conversion wrote.
 #[derive(Clone, Debug)]
 pub struct ConvertReport {
+    /// Tensors written.
     pub tensors: usize,
+    /// Compressed bytes read.
     pub input_bytes: u64,
+    /// Decoded bytes written.
     pub output_bytes: u64,
     /// GGUF metadata keys not kept as they were, with the reason.
     pub metadata_left_out: Vec<String>,
@@ -52,6 +55,7 @@ pub fn select<'a>(file: &'a GgufFile, names: &[String]) -> Result<Vec<&'a Tensor
 /// [`safetensors_metadata`] makes it, and what it had to leave out.
 #[derive(Clone, Debug, Default)]
 pub struct MetadataMap {
+    /// The safetensors metadata, by key.
     pub entries: BTreeMap<String, String>,
     /// Keys left out, each with the reason (said as a warning by the CLI).
     pub left_out: Vec<String>,

@@ -37,7 +37,9 @@ use crate::types::GgmlType;
 /// the call returns. Host synchronization ([`Device::synchronize_event`],
 /// [`Device::synchronize`]) is the only way to know that one has run.
 pub trait Device {
+    /// A stream: operations in order.
     type Stream;
+    /// A point in a stream's order, to wait for.
     type Event;
     /// Page-locked host memory the device copies from.
     type Pinned;
@@ -46,7 +48,9 @@ pub trait Device {
     /// Device memory holding decoded elements.
     type Out<O: OutElem>;
 
+    /// A new stream.
     fn new_stream(&self) -> Result<Self::Stream>;
+    /// `bytes` of page-locked host memory.
     fn alloc_pinned(&self, bytes: usize) -> Result<Self::Pinned>;
     /// Device bytes, allocated in `stream`'s order.
     fn alloc_bytes(&self, stream: &Self::Stream, bytes: usize) -> Result<Self::Bytes>;
@@ -104,8 +108,11 @@ pub trait Device {
 /// a 2-D copy, or a plain one of `width` bytes where `height` is 1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rows {
+    /// Bytes from one row's start to the next's in the source.
     pub pitch: usize,
+    /// Bytes of each row that are copied.
     pub width: usize,
+    /// Rows.
     pub height: usize,
 }
 
@@ -224,6 +231,7 @@ pub struct LoadReport {
     pub compressed_bytes: u64,
     /// Decoded bytes written in device memory.
     pub output_bytes: u64,
+    /// Wall time of the load, seconds.
     pub seconds: f64,
 }
 

@@ -22,7 +22,9 @@ use crate::types::GgmlType;
 /// A part of a tensor: rows `rows` (row-major), columns `cols` of each.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Shard {
+    /// Rows of the row-major view, `[r0, r1)`.
     pub rows: Range<u64>,
+    /// Columns of each row, `[c0, c1)`, at block boundaries.
     pub cols: Range<u64>,
 }
 

@@ -12,46 +12,82 @@ use std::fmt;
 #[allow(non_camel_case_types)]
 #[non_exhaustive]
 pub enum GgmlType {
+    /// 32-bit IEEE float, one value a block.
     F32 = 0,
+    /// 16-bit IEEE float.
     F16 = 1,
+    /// 32 4-bit values and an f16 scale.
     Q4_0 = 2,
+    /// 32 4-bit values, an f16 scale and an f16 minimum.
     Q4_1 = 3,
+    /// 32 5-bit values and an f16 scale.
     Q5_0 = 6,
+    /// 32 5-bit values, an f16 scale and an f16 minimum.
     Q5_1 = 7,
+    /// 32 8-bit values and an f16 scale.
     Q8_0 = 8,
+    /// 32 8-bit values, an f16 scale and their f16 sum (ggml has no dequantizer for it).
     Q8_1 = 9,
+    /// K-quant: 256 2-bit values in 16 groups with 4-bit scales and minimums.
     Q2_K = 10,
+    /// K-quant: 256 3-bit values in 16 groups with 6-bit scales.
     Q3_K = 11,
+    /// K-quant: 256 4-bit values in 8 groups with 6-bit scales and minimums.
     Q4_K = 12,
+    /// K-quant: 256 5-bit values in 8 groups with 6-bit scales and minimums.
     Q5_K = 13,
+    /// K-quant: 256 6-bit values in 16 groups with 8-bit scales.
     Q6_K = 14,
+    /// K-quant: 256 8-bit values, an f32 scale and group sums (ggml has no dequantizer for it).
     Q8_K = 15,
+    /// I-quant: 2.06 bits a weight, an E8-lattice codebook.
     IQ2_XXS = 16,
+    /// I-quant: 2.31 bits a weight, an E8-lattice codebook with scales.
     IQ2_XS = 17,
+    /// I-quant: 3.06 bits a weight, a codebook of 4-value grids.
     IQ3_XXS = 18,
+    /// I-quant: 1.56 bits a weight.
     IQ1_S = 19,
+    /// I-quant: 32 4-bit indices into a non-linear table, an f16 scale.
     IQ4_NL = 20,
+    /// I-quant: 3.44 bits a weight.
     IQ3_S = 21,
+    /// I-quant: 2.5 bits a weight.
     IQ2_S = 22,
+    /// I-quant: 256 4-bit non-linear values with 6-bit group scales.
     IQ4_XS = 23,
+    /// 8-bit signed integer (ggml has no dequantizer for it).
     I8 = 24,
+    /// 16-bit signed integer (ggml has no dequantizer for it).
     I16 = 25,
+    /// 32-bit signed integer (ggml has no dequantizer for it).
     I32 = 26,
+    /// 64-bit signed integer (ggml has no dequantizer for it).
     I64 = 27,
+    /// 64-bit IEEE float (ggml has no dequantizer for it).
     F64 = 28,
+    /// I-quant: 1.75 bits a weight.
     IQ1_M = 29,
+    /// bfloat16.
     BF16 = 30,
+    /// Ternary: 1.69 bits a weight, values -1, 0, 1 and an f16 scale.
     TQ1_0 = 34,
+    /// Ternary: 2.06 bits a weight, values -1, 0, 1 and an f16 scale.
     TQ2_0 = 35,
+    /// OCP microscaling FP4 (E2M1) with an E8M0 scale per 32 values.
     MXFP4 = 39,
+    /// NVIDIA FP4 (E2M1) with an unsigned E4M3 scale per 16 values.
     NVFP4 = 40,
+    /// 128 sign bits and an f16 scale: each value the scale or its negation.
     Q1_0 = 41,
+    /// 64 2-bit codes `c` and an f16 scale `d`: `(c - 1) * d`.
     Q2_0 = 42,
 }
 
 /// Static facts about one type.
 #[derive(Clone, Copy, Debug)]
 pub struct TypeInfo {
+    /// The type.
     pub ty: GgmlType,
     /// ggml's `type_name` (e.g. `"q4_K"`).
     pub name: &'static str,
@@ -90,6 +126,7 @@ macro_rules! registry {
                 }
             }
 
+            /// The static facts of this type.
             pub const fn info(self) -> &'static TypeInfo {
                 match self {
                     $( GgmlType::$ty => {
@@ -141,18 +178,23 @@ registry! {
 }
 
 impl GgmlType {
+    /// ggml's id of the type (`enum ggml_type`).
     pub fn id(self) -> u32 {
         self as u32
     }
+    /// ggml's name of the type (`"q4_K"`).
     pub fn name(self) -> &'static str {
         self.info().name
     }
+    /// Elements per block.
     pub fn block_elems(self) -> usize {
         self.info().block_elems
     }
+    /// Bytes per block.
     pub fn block_bytes(self) -> usize {
         self.info().block_bytes
     }
+    /// Whether this crate decodes the type (every type ggml can convert to float).
     pub fn is_dequantizable(self) -> bool {
         self.info().dequantizable
     }

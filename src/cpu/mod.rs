@@ -47,6 +47,7 @@ pub const MAX_QK: usize = 256;
 /// A block format: its layout (a `#[repr(C)]` struct from `cuda/blocks.h`) and
 /// its scalar decoder.
 pub trait Format {
+    /// The GGML type this format decodes.
     const TYPE: GgmlType;
     /// The block layout. Every field is an integer, so any bytes are a valid block.
     type Block: Pod;

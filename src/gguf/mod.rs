@@ -89,7 +89,9 @@ pub const MAX_DIMS: u32 = 4;
 /// One tensor as the file describes it, checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TensorInfo {
+    /// The tensor's name, unique in the file.
     pub name: String,
+    /// The tensor's storage type.
     pub ty: GgmlType,
     /// Dimensions in ggml order, fastest first; 1 to 4 of them.
     pub ne: Vec<u64>,
@@ -97,6 +99,7 @@ pub struct TensorInfo {
     pub offset: u64,
     /// Bytes of data: `ty.bytes_for(n_elems)`.
     pub nbytes: u64,
+    /// Elements: the product of `ne`.
     pub n_elems: u64,
 }
 
@@ -258,14 +261,17 @@ impl GgufFile {
         }
     }
 
+    /// Whether the file is memory-mapped (else read into memory).
     pub fn is_mapped(&self) -> bool {
         matches!(self.bytes, Bytes::Mapped { .. })
     }
 
+    /// The GGUF version (2 or 3).
     pub fn version(&self) -> u32 {
         self.version
     }
 
+    /// The alignment of tensor data (`general.alignment`, 32 unless set).
     pub fn alignment(&self) -> u64 {
         self.alignment
     }
@@ -285,6 +291,7 @@ impl GgufFile {
         &self.metadata
     }
 
+    /// The value of metadata key `key`, if the file has it.
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.key_index.get(key).map(|&i| &self.metadata[i].1)
     }
@@ -294,6 +301,7 @@ impl GgufFile {
         &self.tensors
     }
 
+    /// The tensor named `name`, if the file has it.
     pub fn tensor(&self, name: &str) -> Option<&TensorInfo> {
         self.tensor_index.get(name).map(|&i| &self.tensors[i])
     }

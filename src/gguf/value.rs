@@ -6,18 +6,31 @@ use std::fmt;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u32)]
 pub enum ValueType {
+    /// An unsigned 8-bit integer.
     U8 = 0,
+    /// A signed 8-bit integer.
     I8 = 1,
+    /// An unsigned 16-bit integer.
     U16 = 2,
+    /// A signed 16-bit integer.
     I16 = 3,
+    /// An unsigned 32-bit integer.
     U32 = 4,
+    /// A signed 32-bit integer.
     I32 = 5,
+    /// A 32-bit float.
     F32 = 6,
+    /// A boolean (one byte, 0 or 1).
     Bool = 7,
+    /// A UTF-8 string (length-prefixed).
     String = 8,
+    /// An array.
     Array = 9,
+    /// An unsigned 64-bit integer.
     U64 = 10,
+    /// A signed 64-bit integer.
     I64 = 11,
+    /// A 64-bit float.
     F64 = 12,
 }
 
@@ -39,10 +52,12 @@ impl ValueType {
         ValueType::F64,
     ];
 
+    /// The value type with this id, if GGUF defines one.
     pub fn from_id(id: u32) -> Option<Self> {
         Self::ALL.get(id as usize).copied()
     }
 
+    /// The id of the value type in the file.
     pub fn id(self) -> u32 {
         self as u32
     }
@@ -110,21 +125,33 @@ impl fmt::Display for ValueType {
 /// [`GgufWriter::add_kv`]: super::GgufWriter::add_kv
 #[derive(Clone, Debug)]
 pub enum Value {
+    /// An unsigned 8-bit integer.
     U8(u8),
+    /// A signed 8-bit integer.
     I8(i8),
+    /// An unsigned 16-bit integer.
     U16(u16),
+    /// A signed 16-bit integer.
     I16(i16),
+    /// An unsigned 32-bit integer.
     U32(u32),
+    /// A signed 32-bit integer.
     I32(i32),
+    /// A 32-bit float.
     F32(f32),
+    /// A boolean (one byte, 0 or 1).
     Bool(bool),
+    /// A UTF-8 string (length-prefixed).
     String(String),
     /// An array given element by element. It carries its element type, so that
     /// an empty array keeps it; every element of `Array(t, items)` has type `t`
     /// (nested arrays, of type [`ValueType::Array`], may be either form).
     Array(ValueType, Vec<Value>),
+    /// An unsigned 64-bit integer.
     U64(u64),
+    /// A signed 64-bit integer.
     I64(i64),
+    /// A 64-bit float.
     F64(f64),
     /// An array stored compactly: what the reader gives for every array.
     Packed(Array),
@@ -134,21 +161,33 @@ pub enum Value {
 /// keeps its element type through its variant.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Array {
+    /// Elements of type `u8`: unsigned 8-bit integers.
     U8(Vec<u8>),
+    /// Elements of type `i8`: signed 8-bit integers.
     I8(Vec<i8>),
+    /// Elements of type `u16`: unsigned 16-bit integers.
     U16(Vec<u16>),
+    /// Elements of type `i16`: signed 16-bit integers.
     I16(Vec<i16>),
+    /// Elements of type `u32`: unsigned 32-bit integers.
     U32(Vec<u32>),
+    /// Elements of type `i32`: signed 32-bit integers.
     I32(Vec<i32>),
+    /// Elements of type `f32`: 32-bit floats.
     F32(Vec<f32>),
+    /// Elements of type `bool`: boolean (one byte, 0 or 1)s.
     Bool(Vec<bool>),
+    /// Elements of type `string`: UTF-8 string (length-prefixed)s.
     String(Vec<String>),
     /// Arrays of arrays: each inner array has its own element type (the file
     /// gives each one its own), and the element type of this one is
     /// [`ValueType::Array`].
     Array(Vec<Array>),
+    /// Elements of type `u64`: unsigned 64-bit integers.
     U64(Vec<u64>),
+    /// Elements of type `i64`: signed 64-bit integers.
     I64(Vec<i64>),
+    /// Elements of type `f64`: 64-bit floats.
     F64(Vec<f64>),
 }
 
@@ -276,10 +315,12 @@ impl Array {
         }
     }
 
+    /// Elements in the array.
     pub fn len(&self) -> usize {
         each_array!(self, v => v.len())
     }
 
+    /// Whether the array has no elements.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -415,6 +456,7 @@ const DISPLAY_ITEMS: usize = 8;
 const DISPLAY_CHARS: usize = 64;
 
 impl Value {
+    /// The value's type as the file stores it.
     pub fn value_type(&self) -> ValueType {
         match self {
             Value::U8(_) => ValueType::U8,
@@ -480,6 +522,7 @@ impl Value {
         }
     }
 
+    /// The string, if the value is one.
     pub fn as_str(&self) -> Option<&str> {
         match self {
             Value::String(s) => Some(s),
@@ -487,6 +530,7 @@ impl Value {
         }
     }
 
+    /// The boolean, if the value is one.
     pub fn as_bool(&self) -> Option<bool> {
         match *self {
             Value::Bool(b) => Some(b),

@@ -13,6 +13,7 @@ use crate::types::GgmlType;
 /// Tensor data given to [`GgufWriter::add_tensor`]: an owned `Vec<u8>` (moved)
 /// or borrowed bytes (copied).
 pub trait TensorBytes {
+    /// The bytes, owned.
     fn into_bytes(self) -> Vec<u8>;
 }
 impl TensorBytes for Vec<u8> {

@@ -27,7 +27,9 @@ use crate::shard::Shard;
 /// Device memory the caller owns: `len` elements at `ptr`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ForeignBuffer {
+    /// The device address of the first element.
     pub ptr: u64,
+    /// Elements.
     pub len: usize,
 }
 

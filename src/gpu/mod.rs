@@ -98,9 +98,13 @@ pub fn driver_present() -> bool {
 /// One CUDA device as the driver reports it.
 #[derive(Clone, Debug)]
 pub struct DeviceInfo {
+    /// The device's ordinal (`cuDeviceGet`).
     pub ordinal: usize,
+    /// Its name, e.g. "NVIDIA H100 80GB HBM3".
     pub name: String,
+    /// Its compute capability, (major, minor).
     pub compute_capability: (i32, i32),
+    /// Its memory, bytes.
     pub total_mem: usize,
 }
 
@@ -191,10 +195,12 @@ impl Gpu {
         Loader::new(self, stream, opts)
     }
 
+    /// The CUDA context the kernels are loaded in.
     pub fn context(&self) -> &Arc<CudaContext> {
         &self.ctx
     }
 
+    /// This GPU's own stream (the context's default one).
     pub fn stream(&self) -> &Arc<CudaStream> {
         &self.stream
     }

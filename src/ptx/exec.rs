@@ -23,7 +23,9 @@ const MAX_LAUNCH_LOOPS: u64 = 1 << 32;
 /// Grid and block shape and the parameters of one launch.
 #[derive(Clone, Copy, Debug)]
 pub struct LaunchConfig<'a> {
+    /// Blocks in the grid, x, y, z.
     pub grid: [u32; 3],
+    /// Threads in a block, x, y, z.
     pub block: [u32; 3],
     /// One value a parameter (addresses and counts), each written with the
     /// parameter's size.

@@ -60,7 +60,9 @@ pub enum Class {
     Convert,
     /// Global loads (input and tables) and parameter loads.
     Load,
+    /// Global stores.
     Store,
+    /// Branches and predicate sets that steer them.
     Branch,
     /// Register moves and integer `cvt`s that only widen without sign or
     /// narrow: SASS registers are 32 bits, a 64-bit value a pair of them and
@@ -71,6 +73,7 @@ pub enum Class {
 }
 
 impl Class {
+    /// Every class, in report order.
     pub const ALL: [Class; 9] = [
         Class::Int,
         Class::Int64,
@@ -82,6 +85,7 @@ impl Class {
         Class::Branch,
         Class::Rename,
     ];
+    /// The class's name in reports (`int`, `f32`, ...).
     pub fn name(self) -> &'static str {
         match self {
             Class::Int => "int",
@@ -139,6 +143,7 @@ fn class_of(op: Op) -> Class {
 /// What one sample launch measured.
 #[derive(Clone, Debug, Default)]
 pub struct Counts {
+    /// Output elements the launch decoded.
     pub elements: u64,
     /// Compressed bytes in plus decoded bytes out.
     pub ideal_bytes: u64,
@@ -150,10 +155,12 @@ pub struct Counts {
     pub l1_sectors: u64,
     /// Warp-level global loads of tables, and the sectors they touched.
     pub table_loads: u64,
+    /// Sectors the table loads touched.
     pub table_sectors: u64,
 }
 
 impl Counts {
+    /// Warp-instructions of every class, renames included.
     pub fn total_warp_insts(&self) -> u64 {
         self.warp_insts.values().sum()
     }
@@ -161,6 +168,7 @@ impl Counts {
     pub fn issued_warp_insts(&self) -> u64 {
         self.total_warp_insts() - self.warp_insts.get(&Class::Rename).unwrap_or(&0)
     }
+    /// Warp-instructions of class `c` per output element.
     pub fn per_element(&self, c: Class) -> f64 {
         *self.warp_insts.get(&c).unwrap_or(&0) as f64 / self.elements as f64
     }
@@ -319,8 +327,11 @@ pub fn profile(
 /// A GPU of the model.
 #[derive(Clone, Copy, Debug)]
 pub struct Gpu {
+    /// The GPU's name.
     pub name: &'static str,
+    /// Streaming multiprocessors.
     pub sms: u32,
+    /// Boost clock, GHz.
     pub clock_ghz: f64,
     /// Device-to-device copy, bytes read plus written per second.
     pub copy_bytes_per_s: f64,
@@ -358,7 +369,9 @@ const L1_SECTORS: f64 = 4.0;
 /// A prediction for one kernel on one GPU.
 #[derive(Clone, Debug)]
 pub struct Prediction {
+    /// The GPU's name.
     pub gpu: &'static str,
+    /// Predicted output elements per second.
     pub elements_per_s: f64,
     /// Ideal bytes at the copy's bandwidth, over the predicted time.
     pub ratio_to_copy: f64,
@@ -443,13 +456,19 @@ pub fn occupancy(regs: u32, threads: u32) -> f64 {
 /// One row of the model: a type, an output, its counts and predictions.
 #[derive(Clone, Debug)]
 pub struct Row {
+    /// The type decoded.
     pub ty: GgmlType,
+    /// The output type.
     pub out: OutType,
+    /// The kernel's symbol.
     pub kernel: String,
     /// Output elements each thread writes.
     pub elements_per_thread: u32,
+    /// What the sample launch measured.
     pub counts: Counts,
+    /// Registers per thread, where ptxas said.
     pub registers: Option<u32>,
+    /// One prediction per GPU of the model.
     pub predictions: Vec<Prediction>,
 }
 

@@ -62,6 +62,7 @@ impl Level {
     /// Every level, lowest first.
     pub const ALL: [Level; 3] = [Level::Scalar, Level::Avx2, Level::Avx512];
 
+    /// The level's name (`scalar`, `avx2`, `avx512`).
     pub fn name(self) -> &'static str {
         match self {
             Level::Scalar => "scalar",
@@ -70,6 +71,7 @@ impl Level {
         }
     }
 
+    /// The level named `s` (as [`Level::name`] says it).
     pub fn from_name(s: &str) -> Option<Level> {
         Self::ALL
             .into_iter()
