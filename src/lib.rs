@@ -1,23 +1,65 @@
 //! gguf-dequant: decode the quantized tensors of GGUF files into f32, f16 or bf16.
 //!
-//! - [`gguf`]: a memory-mapped GGUF reader that refuses malformed files with an
-//!   error naming the field and byte offset.
+//! - [`gguf`]: a GGUF reader that refuses malformed files with an error
+//!   naming the field and byte offset, and a writer.
 //! - [`cpu`]: a decoder for every GGML type ggml can dequantize, bit-identical
 //!   to ggml in f32 (f16/bf16 are that value rounded to nearest even), threaded,
 //!   with SIMD kernels chosen at run time ([`cpu::fast`]).
-//! - [`gpu`]: the same decoders as CUDA kernels (`cuda/`), launched on raw
-//!   blocks in device memory; [`emulated`] runs those kernels on the CPU, and
-//!   [`ptx`] runs the PTX nvcc emits for them through an interpreter.
+//! - [`gpu`] (feature `cuda`): the same decoders as CUDA kernels (`cuda/`),
+//!   launched on raw blocks in device memory; [`pipeline::Loader`] brings a
+//!   file's tensors onto a device, the compressed blocks crossing the bus;
+//!   [`parallel::ModelLoad`] splits a model over several devices;
+//!   [`ptx`] runs the kernels' PTX through an interpreter, without a GPU.
+//! - [`shard`]: parts of tensors (rows, block-aligned columns) for tensor
+//!   parallelism, decoded from their own blocks only.
+//! - [`candle`] (feature `candle`): GGUF tensors as candle tensors, on its
+//!   CPU or (feature `candle-cuda`) CUDA devices.
 //!
-//! ```no_run
-//! use gguf_dequant::{gguf::GgufFile, cpu};
-//! let file = GgufFile::open("model.gguf")?;
-//! for t in file.tensors() {
-//!     let values: Vec<f32> = cpu::dequantize_to_vec(t.ty, file.tensor_data(t)?)?;
-//!     println!("{} {:?}: {} values", t.name, t.ne, values.len());
+//! # Quick start
+//!
+//! Open a file, decode a tensor on the CPU, a shard of it, and the whole
+//! model onto a GPU where there is one:
+//!
+//! ```
+//! use gguf_dequant::gguf::{GgufFile, GgufWriter};
+//! use gguf_dequant::shard::Shard;
+//! use gguf_dequant::{cpu, GgmlType};
+//! # let mut w = GgufWriter::new();
+//! # let blocks = gguf_dequant::synth::random_blocks(GgmlType::Q4_K, 8, &mut gguf_dequant::synth::Rng(1));
+//! # w.add_tensor("blk.0.ffn_up.weight", GgmlType::Q4_K, &[512, 4], blocks)?;
+//! # let path = std::env::temp_dir().join(format!("gdq-quickstart-{}.gguf", std::process::id()));
+//! # std::fs::write(&path, w.to_bytes()).unwrap();
+//! let file = GgufFile::open(&path)?;
+//! let t = file.tensor("blk.0.ffn_up.weight").unwrap(); // ggml ne [512, 4]: 4 rows of 512
+//!
+//! // the whole tensor, row-major, on the CPU
+//! let values: Vec<half::bf16> = cpu::dequantize_to_vec(t.ty, file.tensor_data(t)?)?;
+//! assert_eq!(values.len(), 4 * 512);
+//!
+//! // rank 1 of 2 of a column split: only its blocks are read
+//! let shard = Shard::of_cols(t, 1, 2)?;
+//! let mut part = vec![0f32; shard.n_elems() as usize];
+//! gguf_dequant::shard::dequantize_shard(&file, t, &shard, &mut part)?;
+//! assert_eq!(shard.shape(&t.ne), [4, 256]);
+//!
+//! // every tensor onto GPU 0, decoded there (feature `cuda`)
+//! # #[cfg(feature = "cuda")]
+//! # {
+//! use gguf_dequant::{gpu::Gpu, parallel::ModelLoad, pipeline::LoadOptions};
+//! if let Ok(gpu) = Gpu::new(0) {
+//!     let loader = gpu.loader(&LoadOptions::default())?; // keep it: staging made once
+//!     let model = ModelLoad::new(&file).load_rank::<half::bf16, Gpu>(&loader, 0, &mut |_| {})?;
+//!     for t in &model.tensors {
+//!         println!("{} {:?}: CudaSlice of {} bf16", t.name, t.shape, t.data.len());
+//!     }
 //! }
+//! # }
+//! # std::fs::remove_file(&path).unwrap();
 //! # Ok::<(), gguf_dequant::Error>(())
 //! ```
+//!
+//! With feature `candle`, `candle::load(&file, DType::BF16, &device, |_| true)`
+//! gives candle tensors by name on candle's CPU or CUDA device.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
