@@ -5,7 +5,6 @@ from __future__ import annotations
 import operator
 import os
 import sys
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import (
     TYPE_CHECKING,
@@ -65,10 +64,74 @@ ShardArg = Union[
     "TPShard",
 ]
 
+# ----------------------------------------------------------------- records
+
+
+def _record(cls: Any) -> Any:
+    """``cls`` as a frozen record, as a frozen dataclass would be (an
+    ``__init__`` of its annotated fields in order, with their class-level
+    defaults; ``__repr__``, ``__eq__`` and ``__hash__`` over the fields;
+    assignment refused), built without ``exec``.
+
+    Why not ``dataclasses``: it builds its methods by ``exec`` of source
+    text, and CPython 3.11 remembers a KeyboardInterrupt raised inside an
+    ``exec`` of text as unhandled even when the caller handles it: a Ctrl-C
+    that lands while ``import gguf_dequant`` runs one would make the
+    interpreter kill itself with SIGINT at exit, after the program caught
+    the KeyboardInterrupt and finished normally.
+    """
+    fields = tuple(cls.__dict__.get("__annotations__", {}))
+    defaults = {f: cls.__dict__[f] for f in fields if f in cls.__dict__}
+    name = cls.__name__
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        if len(args) > len(fields):
+            raise TypeError(f"{name}() takes {len(fields)} positional arguments but {len(args)} were given")
+        values = dict(zip(fields, args))
+        for k, v in kwargs.items():
+            if k not in fields:
+                raise TypeError(f"{name}() got an unexpected keyword argument {k!r}")
+            if k in values:
+                raise TypeError(f"{name}() got multiple values for argument {k!r}")
+            values[k] = v
+        for f in fields:
+            if f not in values:
+                if f not in defaults:
+                    raise TypeError(f"{name}() missing required argument: {f!r}")
+                values[f] = defaults[f]
+            object.__setattr__(self, f, values[f])
+
+    def _values(self: Any) -> Tuple[Any, ...]:
+        return tuple(getattr(self, f) for f in fields)
+
+    def __repr__(self: Any) -> str:
+        return f"{name}(" + ", ".join(f"{f}={getattr(self, f)!r}" for f in fields) + ")"
+
+    def __eq__(self: Any, other: Any) -> Any:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return _values(self) == _values(other)
+
+    def __hash__(self: Any) -> int:
+        return hash(_values(self))
+
+    def __setattr__(self: Any, key: str, value: Any) -> None:
+        raise AttributeError(f"cannot assign to field {key!r}: a {name} is frozen")
+
+    def __delattr__(self: Any, key: str) -> None:
+        raise AttributeError(f"cannot delete field {key!r}: a {name} is frozen")
+
+    for method in (__init__, __repr__, __eq__, __hash__, __setattr__, __delattr__):
+        method.__qualname__ = f"{name}.{method.__name__}"
+        setattr(cls, method.__name__, method)
+    cls.__match_args__ = fields
+    return cls
+
+
 # ----------------------------------------------------------------- types
 
 
-@dataclass(frozen=True)
+@_record
 class GGMLType:
     """A ggml storage type: its name, id and block geometry.
 
@@ -175,7 +238,7 @@ def _is_torch_tensor(x: Any) -> bool:
 # ----------------------------------------------------------------- shards
 
 
-@dataclass(frozen=True)
+@_record
 class Shard:
     """A part of a tensor: rows ``rows`` and, of each row, columns ``cols``.
 
@@ -345,7 +408,7 @@ def _shard_spec(shard: Any, info: "TensorInfo") -> Optional[Tuple[int, int, int,
 # ----------------------------------------------------------------- the file
 
 
-@dataclass(frozen=True)
+@_record
 class TensorInfo:
     """One tensor as the GGUF file describes it.
 
