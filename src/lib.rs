@@ -69,7 +69,7 @@ pub mod tables;
 pub mod text;
 pub mod types;
 
-pub use error::{Error, Result};
+pub use error::{CudaError, CudaErrorKind, Error, Result};
 
 pub use alloc::try_vec;
 pub use out::{as_bytes, to_bits, OutElem};
