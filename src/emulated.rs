@@ -5,7 +5,7 @@
 //! development machines): the same `.cu` code, the same launch geometry and
 //! grid-stride loop, checked to the bit against the CPU reference.
 
-use crate::error::{Error, Result};
+use crate::error::{CudaError, CudaErrorKind, Error, Result};
 use crate::kernels::{for_each_piece, launches, KernelInfo, MAX_GRID};
 use crate::out::check_lengths;
 use crate::out::OutElem;
@@ -38,9 +38,10 @@ impl DeviceBytes {
     /// (an error, never an abort).
     fn zeroed(len: usize) -> Result<Self> {
         let words = crate::alloc::try_vec(len.div_ceil(16) as u64).ok_or_else(|| {
-            Error::Cuda(format!(
-                "CUDA_ERROR_OUT_OF_MEMORY: {len} bytes of device memory (emulated)"
-            ))
+            CudaError::new(
+                CudaErrorKind::OutOfMemory,
+                format!("CUDA_ERROR_OUT_OF_MEMORY: {len} bytes of device memory (emulated)"),
+            )
         })?;
         Ok(DeviceBytes { words, len })
     }
@@ -111,9 +112,10 @@ pub fn dequantize_with_grid<O: OutElem>(
         // the host does, decode into (aligned) device memory, then copy back.
         let len = out.len() + 16 / std::mem::size_of::<O>();
         let mut device = crate::alloc::try_vec::<O>(len as u64).ok_or_else(|| {
-            Error::Cuda(format!(
-                "CUDA_ERROR_OUT_OF_MEMORY: {len} output elements (emulated)"
-            ))
+            CudaError::new(
+                CudaErrorKind::OutOfMemory,
+                format!("CUDA_ERROR_OUT_OF_MEMORY: {len} output elements (emulated)"),
+            )
         })?;
         let skip = device.as_ptr().align_offset(16);
         let aligned_out = &mut device[skip..skip + out.len()];
@@ -166,15 +168,21 @@ fn run_launches<O: OutElem>(
         match rc {
             0 => {}
             -2 => {
-                return Err(Error::Cuda(format!(
-                    "{symbol}: CUDA_ERROR_MISALIGNED_ADDRESS: a thread accessed misaligned \
-                     memory (emulated: a GPU would fail the launch)"
-                )))
+                return Err(CudaError::new(
+                    CudaErrorKind::LaunchFailed,
+                    format!(
+                        "{symbol}: CUDA_ERROR_MISALIGNED_ADDRESS: a thread accessed misaligned \
+                         memory (emulated: a GPU would fail the launch)"
+                    ),
+                )
+                .into())
             }
             _ => {
-                return Err(Error::Cuda(format!(
-                    "launching {symbol}: the emulated image has no such kernel"
-                )))
+                return Err(CudaError::new(
+                    CudaErrorKind::Other,
+                    format!("launching {symbol}: the emulated image has no such kernel"),
+                )
+                .into())
             }
         }
     }

@@ -121,7 +121,7 @@ mod tables;
 pub mod text;
 pub mod types;
 
-pub use error::{Error, Result};
+pub use error::{CudaError, CudaErrorKind, Error, Result};
 
 pub use alloc::try_vec;
 pub use out::{as_bytes, to_bits, OutElem};

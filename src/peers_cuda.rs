@@ -31,7 +31,7 @@ use candle_core::quantized::{GgmlDType, QStorage, QTensor};
 use candle_core::{Device, Tensor};
 use cudarc::driver::sys::CUevent_flags;
 
-use crate::error::{Error, Result};
+use crate::error::{CudaError, CudaErrorKind, Error, Result};
 use crate::gpu::Gpu;
 use crate::out::{as_bytes, OutElem};
 use crate::types::{GgmlType, OutType};
@@ -72,11 +72,7 @@ pub fn supports(ty: GgmlType, out: OutType) -> bool {
 }
 
 fn candle_err(what: &str) -> impl Fn(candle_core::Error) -> Error + '_ {
-    move |e| Error::Cuda(format!("{NAME}: {what}: {e}"))
-}
-
-fn cuda_err(what: &str) -> impl Fn(cudarc::driver::DriverError) -> Error + '_ {
-    move |e| Error::Cuda(format!("{NAME}: {what}: {e:?}"))
+    move |e| CudaError::new(CudaErrorKind::Other, format!("{NAME}: {what}: {e}")).into()
 }
 
 /// candle's device `ordinal`, opened once per process (its kernels are loaded,
@@ -89,12 +85,14 @@ fn device(ordinal: usize) -> Result<&'static Device> {
         (ordinal, dev)
     });
     if *opened != ordinal {
-        return Err(Error::Cuda(format!(
-            "{NAME}: device {opened} is open, not {ordinal}"
-        )));
+        return Err(CudaError::new(
+            CudaErrorKind::Other,
+            format!("{NAME}: device {opened} is open, not {ordinal}"),
+        )
+        .into());
     }
     dev.as_ref()
-        .map_err(|e| Error::Cuda(format!("{NAME}: {e}")))
+        .map_err(|e| CudaError::new(CudaErrorKind::Other, format!("{NAME}: {e}")).into())
 }
 
 fn decode(q: &QTensor, dev: &Device, out: OutType) -> candle_core::Result<Tensor> {
@@ -153,12 +151,17 @@ pub fn time_candle<O: OutElem>(
         dev.synchronize().map_err(candle_err("synchronizing"))?;
         let start = stream
             .record_event(Some(CUevent_flags::CU_EVENT_DEFAULT))
-            .map_err(cuda_err("event"))?;
+            .map_err(|e| Error::cuda(format!("{NAME}: event"), e))?;
         let out = decode(&q, dev, O::OUT).map_err(candle_err("decoding"))?;
         let end = stream
             .record_event(Some(CUevent_flags::CU_EVENT_DEFAULT))
-            .map_err(cuda_err("event"))?;
-        times.push(start.elapsed_ms(&end).map_err(cuda_err("timing"))? as f64 / 1e3);
+            .map_err(|e| Error::cuda(format!("{NAME}: event"), e))?;
+        times.push(
+            start
+                .elapsed_ms(&end)
+                .map_err(|e| Error::cuda(format!("{NAME}: timing"), e))? as f64
+                / 1e3,
+        );
         // freed after the end event, outside the timed span
         drop(out);
     }

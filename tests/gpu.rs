@@ -17,7 +17,7 @@ use gguf_dequant::gguf::{GgufFile, GgufWriter};
 use gguf_dequant::gpu::Gpu;
 use gguf_dequant::synth::{random_blocks, Rng as SynthRng};
 use gguf_dequant::OutElem;
-use gguf_dequant::{cpu, GgmlType};
+use gguf_dequant::{cpu, CudaErrorKind, Error, GgmlType};
 use half::{bf16, f16};
 
 fn gpu(test: &str) -> Option<Gpu> {
@@ -203,6 +203,73 @@ fn no_gpu_is_an_error_not_a_panic() {
     // Holds everywhere: with a GPU this opens a device number that does not exist.
     let err = Gpu::new(1 << 20).err().expect("device 2^20 must not open");
     assert!(err.to_string().contains("CUDA"), "{err}");
+    let Error::Cuda(c) = &err else {
+        panic!("not a CUDA error: {err:?}")
+    };
+    assert!(
+        matches!(
+            c.kind(),
+            CudaErrorKind::NoDriver | CudaErrorKind::NoDevice | CudaErrorKind::NoKernels
+        ),
+        "{err:?}"
+    );
+}
+
+/// With a GPU, an ordinal past the device count is `NoDevice`, saying how
+/// many there are.
+#[test]
+fn an_ordinal_past_the_device_count_is_no_device() {
+    let Some(_g) = gpu("no such device") else {
+        return;
+    };
+    let count = gguf_dequant::gpu::device_count().unwrap();
+    let err = Gpu::new(count)
+        .err()
+        .expect("one past the last device must not open");
+    let Error::Cuda(c) = &err else {
+        panic!("not a CUDA error: {err:?}")
+    };
+    assert_eq!(c.kind(), CudaErrorKind::NoDevice, "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("this machine has {count}")),
+        "{err}"
+    );
+}
+
+/// An allocation larger than any device's memory (4 TiB; fakecuda presents
+/// an H200's 140 GiB) is the driver's own `CUDA_ERROR_OUT_OF_MEMORY`: an error
+/// of kind `OutOfMemory` whose source is the driver's error, after which the
+/// device still decodes.
+#[test]
+fn out_of_device_memory_is_its_own_kind() {
+    use cudarc::driver::{sys, DriverError};
+    use gguf_dequant::pipeline::Device;
+    let Some(g) = gpu("out of memory") else {
+        return;
+    };
+    let err = Device::alloc_out::<f32>(&g, g.stream(), 1 << 40)
+        .expect_err("4 TiB of device memory must be refused");
+    let Error::Cuda(c) = &err else {
+        panic!("not a CUDA error: {err:?}")
+    };
+    assert_eq!(c.kind(), CudaErrorKind::OutOfMemory, "{err}");
+    assert_eq!(
+        c.code(),
+        Some(sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY as u32),
+        "{err}"
+    );
+    assert!(c.context().starts_with("allocating"), "{err}");
+    let message = err.to_string();
+    assert!(message.starts_with("CUDA: allocating "), "{message}");
+    assert!(message.contains("CUDA_ERROR_OUT_OF_MEMORY"), "{message}");
+    let source = std::error::Error::source(&err).expect("the driver's error as the source");
+    let driver = source
+        .downcast_ref::<DriverError>()
+        .expect("the source is cudarc's DriverError");
+    assert_eq!(driver.0, sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY);
+    // out of memory is not sticky: the context still works
+    check_random::<f32>(&g, GgmlType::Q4_0, 7, 3);
 }
 
 /// Tensors with a zero in their shape, through the load pipeline and the

@@ -11,8 +11,9 @@
 //! Every decode runs with the GIL released, on the crate's CPU fast path, in
 //! pieces: Ctrl-C is noticed between two of them (`KeyboardInterrupt`).
 //! Errors are Python exceptions carrying the crate's messages: `OSError` for
-//! I/O, `gguf_dequant.GGUFError` (a `ValueError`) for everything else the
-//! crate reports; a panic, which would be a bug, is caught and raised as a
+//! I/O, `MemoryError` for a CUDA device out of memory (as numpy's
+//! allocations raise it), `gguf_dequant.GGUFError` (a `ValueError`) for
+//! everything else the crate reports; a panic, which would be a bug, is caught and raised as a
 //! `GGUFError` too, never unwinding into the interpreter.
 
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -32,10 +33,10 @@ use std::sync::{Arc, Mutex};
 use gguf_dequant::gguf::{Array, GgufFile, OpenOptions, TensorInfo, Value};
 use gguf_dequant::shard::{self, Shard, Split};
 use gguf_dequant::types::TYPES;
-use gguf_dequant::{cpu, Error, GgmlType, OutElem, OutType};
+use gguf_dequant::{cpu, CudaErrorKind, Error, GgmlType, OutElem, OutType};
 use numpy::ndarray::{ArrayView1, IxDyn};
 use numpy::{PyArray, PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArray1, PyReadonlyArrayDyn};
-use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyMemoryError, PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyInt, PyList, PyString};
 
@@ -57,6 +58,9 @@ fn py_err(e: Error) -> PyErr {
             Some(code) => PyOSError::new_err((code, message)),
             None => PyOSError::new_err(message),
         },
+        // What an engine frees memory for and retries (torch raises its
+        // OutOfMemoryError, numpy MemoryError): not a problem of the file.
+        Error::Cuda(c) if c.kind() == CudaErrorKind::OutOfMemory => PyMemoryError::new_err(message),
         _ => GGUFError::new_err(message),
     }
 }

@@ -439,29 +439,37 @@ fn gpu_times<O: OutElem>(g: &Gpu, _: GgmlType, _: &[u8], _: usize) -> Result<(f6
 #[cfg(feature = "cuda")]
 fn gpu_times<O: OutElem>(g: &Gpu, ty: GgmlType, src: &[u8], runs: usize) -> Result<(f64, f64)> {
     use cudarc::driver::sys::CUevent_flags;
-    let cuda = |what: &str| {
-        let what = what.to_string();
-        move |e: cudarc::driver::DriverError| Error::Cuda(format!("{what}: {e:?}"))
-    };
     let n = src.len() / ty.block_bytes() * ty.block_elems();
     let s = g.stream();
-    let dev_src = s.clone_htod(src).map_err(cuda("copying blocks"))?;
+    let dev_src = s
+        .clone_htod(src)
+        .map_err(|e| Error::cuda("copying blocks", e))?;
     // SAFETY: written by the untimed decode before anything reads it.
-    let mut out = unsafe { s.alloc::<O>(n) }.map_err(cuda("allocating"))?;
-    let from = s.alloc_zeros::<O>(n).map_err(cuda("allocating"))?;
-    let mut to = s.alloc_zeros::<O>(n).map_err(cuda("allocating"))?;
+    let mut out = unsafe { s.alloc::<O>(n) }.map_err(|e| Error::cuda("allocating", e))?;
+    let from = s
+        .alloc_zeros::<O>(n)
+        .map_err(|e| Error::cuda("allocating", e))?;
+    let mut to = s
+        .alloc_zeros::<O>(n)
+        .map_err(|e| Error::cuda("allocating", e))?;
     let timed = |f: &mut dyn FnMut() -> Result<()>| -> Result<f64> {
         let start = s
             .record_event(Some(CUevent_flags::CU_EVENT_DEFAULT))
-            .map_err(cuda("event"))?;
+            .map_err(|e| Error::cuda("event", e))?;
         f()?;
         let end = s
             .record_event(Some(CUevent_flags::CU_EVENT_DEFAULT))
-            .map_err(cuda("event"))?;
-        Ok(start.elapsed_ms(&end).map_err(cuda("timing"))? as f64 / 1e3)
+            .map_err(|e| Error::cuda("event", e))?;
+        Ok(start
+            .elapsed_ms(&end)
+            .map_err(|e| Error::cuda("timing", e))? as f64
+            / 1e3)
     };
     let mut decode = || g.dequantize(ty, &dev_src.as_view(), &mut out.as_view_mut());
-    let mut copy = || s.memcpy_dtod(&from, &mut to).map_err(cuda("copying"));
+    let mut copy = || {
+        s.memcpy_dtod(&from, &mut to)
+            .map_err(|e| Error::cuda("copying", e))
+    };
     decode()?;
     copy()?;
     g.synchronize()?;

@@ -178,9 +178,14 @@ mod devices {
             let mut out = vec![f32::NAN; n];
             g.dequantize_host(ty, src, &mut out)?;
             checks.push(("gpu", same_bits(&out, want)));
-            let cuda = |e| Error::Cuda(format!("{e:?}"));
-            let dev_src = g.stream().clone_htod(src).map_err(cuda)?;
-            let mut dev_out = g.stream().alloc_zeros::<f32>(n).map_err(cuda)?;
+            let dev_src = g
+                .stream()
+                .clone_htod(src)
+                .map_err(|e| Error::cuda("copying blocks to the device", e))?;
+            let mut dev_out = g
+                .stream()
+                .alloc_zeros::<f32>(n)
+                .map_err(|e| Error::cuda("allocating the output", e))?;
             best_rate(n, || {
                 g.dequantize(ty, &dev_src.as_view(), &mut dev_out.as_view_mut())?;
                 g.synchronize()

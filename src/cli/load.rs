@@ -18,10 +18,6 @@ use serde_json::json;
 
 use super::progress_bar;
 
-fn cuda(what: &str) -> impl Fn(cudarc::driver::DriverError) -> Error + '_ {
-    move |e| Error::Cuda(format!("{what}: {e:?}"))
-}
-
 pub fn run(file: &GgufFile, dtype: OutType, compare: bool, as_json: bool) -> Result<ExitCode> {
     let loader = Gpu::new(0)?.loader(&LoadOptions::default())?;
     let gpu = loader.device();
@@ -171,16 +167,18 @@ fn pinned_h2d_bandwidth(gpu: &Gpu) -> Result<f64> {
     let ctx = gpu.context();
     let stream = gpu.stream();
     // SAFETY: the staging contents do not matter for a bandwidth measurement.
-    let pinned = unsafe { ctx.alloc_pinned::<u8>(n) }.map_err(cuda("pinned allocation"))?;
+    let pinned =
+        unsafe { ctx.alloc_pinned::<u8>(n) }.map_err(|e| Error::cuda("pinned allocation", e))?;
     // SAFETY: as above: the device bytes are only overwritten by the copies.
-    let mut dev = unsafe { stream.alloc::<u8>(n) }.map_err(cuda("device allocation"))?;
+    let mut dev =
+        unsafe { stream.alloc::<u8>(n) }.map_err(|e| Error::cuda("device allocation", e))?;
     let mut best = f64::MAX;
     for i in 0..4 {
         let t = Instant::now();
         stream
             .memcpy_htod(&pinned, &mut dev)
-            .map_err(cuda("copy"))?;
-        stream.synchronize().map_err(cuda("copy"))?;
+            .map_err(|e| Error::cuda("copy", e))?;
+        stream.synchronize().map_err(|e| Error::cuda("copy", e))?;
         if i > 0 {
             best = best.min(t.elapsed().as_secs_f64());
         }
@@ -208,8 +206,12 @@ fn cpu_decode_then_upload<O: OutElem>(gpu: &Gpu, file: &GgufFile) -> Result<(f64
             continue; // nothing to upload (and the driver may refuse zero bytes)
         }
         let u = Instant::now();
-        keep.push(stream.clone_htod(&v).map_err(cuda("upload"))?);
-        stream.synchronize().map_err(cuda("upload"))?;
+        keep.push(
+            stream
+                .clone_htod(&v)
+                .map_err(|e| Error::cuda("upload", e))?,
+        );
+        stream.synchronize().map_err(|e| Error::cuda("upload", e))?;
         upload += u.elapsed().as_secs_f64();
     }
     Ok((start.elapsed().as_secs_f64(), upload))

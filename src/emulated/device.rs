@@ -24,7 +24,7 @@ use std::ops::Range;
 use std::sync::Mutex;
 
 use super::{launch_chunks, DeviceBytes};
-use crate::error::{Error, Result};
+use crate::error::{CudaError, CudaErrorKind, Error, Result};
 use crate::kernels::{check_alignment, MAX_GRID};
 use crate::out::check_lengths;
 use crate::out::OutElem;
@@ -151,9 +151,11 @@ impl EmuDevice {
     /// bytes are refused.
     fn new_region(&self, stream: &EmuStream, bytes: usize) -> Result<usize> {
         if bytes == 0 {
-            return Err(Error::Cuda(
-                "CUDA_ERROR_INVALID_VALUE: an allocation of 0 bytes (emulated)".into(),
-            ));
+            return Err(CudaError::new(
+                CudaErrorKind::Other,
+                "CUDA_ERROR_INVALID_VALUE: an allocation of 0 bytes (emulated)",
+            )
+            .into());
         }
         let mut st = self.state();
         // the memory itself exists from now on; it is poisoned when the
@@ -169,9 +171,12 @@ impl EmuDevice {
 }
 
 fn unordered(what: &str, stream: usize, alloc_stream: usize) -> Error {
-    Error::Cuda(format!(
-        "emulated device: {what} on stream {stream} touched memory whose allocation \
-         on stream {alloc_stream} had not run (an event wait is missing)"
+    Error::from(CudaError::new(
+        CudaErrorKind::LaunchFailed,
+        format!(
+            "emulated device: {what} on stream {stream} touched memory whose allocation \
+             on stream {alloc_stream} had not run (an event wait is missing)"
+        ),
     ))
 }
 
@@ -179,9 +184,11 @@ impl State {
     /// Runs the first pending operation of `stream`, after what it waits for.
     fn step(&mut self, stream: usize, depth: usize) -> Result<()> {
         if depth > self.streams.len() + 1 {
-            return Err(Error::Cuda(
-                "emulated device: streams wait for each other in a cycle".into(),
-            ));
+            return Err(CudaError::new(
+                CudaErrorKind::Other,
+                "emulated device: streams wait for each other in a cycle",
+            )
+            .into());
         }
         if let Some(Op::Wait { event }) = self.streams[stream].front() {
             let event = *event;
@@ -257,10 +264,15 @@ fn decode_bytes<O: OutElem>(ty: GgmlType, src: &[u8], dst: &mut [u8]) -> Result<
 fn bytes_as_out<O: OutElem>(bytes: &mut [u8]) -> Result<&mut [O]> {
     let size = std::mem::size_of::<O>();
     if !(bytes.as_ptr() as usize).is_multiple_of(size) || !bytes.len().is_multiple_of(size) {
-        return Err(Error::Cuda(format!(
-            "CUDA_ERROR_MISALIGNED_ADDRESS: output at {:p} is not {size}-byte aligned (emulated)",
-            bytes.as_ptr()
-        )));
+        return Err(CudaError::new(
+            CudaErrorKind::LaunchFailed,
+            format!(
+                "CUDA_ERROR_MISALIGNED_ADDRESS: output at {:p} is not {size}-byte aligned \
+                 (emulated)",
+                bytes.as_ptr()
+            ),
+        )
+        .into());
     }
     // SAFETY: aligned for O and a whole number of them (checked above); every
     // bit pattern is a valid f32, f16 or bf16 (O is sealed to those).
@@ -296,7 +308,10 @@ impl Device for EmuDevice {
 
     fn alloc_out<O: OutElem>(&self, stream: &EmuStream, n: usize) -> Result<EmuOut<O>> {
         let bytes = n.checked_mul(std::mem::size_of::<O>()).ok_or_else(|| {
-            Error::Cuda("CUDA_ERROR_OUT_OF_MEMORY: output too large (emulated)".into())
+            CudaError::new(
+                CudaErrorKind::OutOfMemory,
+                "CUDA_ERROR_OUT_OF_MEMORY: output too large (emulated)",
+            )
         })?;
         // as the GPU's: an empty output is one element presented as empty
         Ok(EmuOut {

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
-use crate::error::Error;
+use crate::error::{CudaError, CudaErrorKind, Error};
 
 /// With `GDQ_INJECT_FAULT=KIND:N`, the N-th emulated decode call (or launch on
 /// the emulated device) of the process fails
@@ -24,12 +24,22 @@ pub fn injected() -> Option<Error> {
     if CALLS.fetch_add(1, Ordering::Relaxed) + 1 != *at {
         return None;
     }
-    let what = match kind.as_str() {
-        "oom" => "CUDA_ERROR_OUT_OF_MEMORY: out of memory allocating the output",
-        "lost" => "CUDA_ERROR_DEVICE_UNAVAILABLE: the device is no longer available",
-        _ => "CUDA_ERROR_LAUNCH_FAILED: unspecified launch failure",
+    let (kind, what) = match kind.as_str() {
+        "oom" => (
+            CudaErrorKind::OutOfMemory,
+            "CUDA_ERROR_OUT_OF_MEMORY: out of memory allocating the output",
+        ),
+        "lost" => (
+            CudaErrorKind::DeviceUnavailable,
+            "CUDA_ERROR_DEVICE_UNAVAILABLE: the device is no longer available",
+        ),
+        _ => (
+            CudaErrorKind::LaunchFailed,
+            "CUDA_ERROR_LAUNCH_FAILED: unspecified launch failure",
+        ),
     };
-    Some(Error::Cuda(format!(
-        "{what} (injected by GDQ_INJECT_FAULT)"
+    Some(Error::from(CudaError::new(
+        kind,
+        format!("{what} (injected by GDQ_INJECT_FAULT)"),
     )))
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use cudarc::driver::{sys, CudaEvent, CudaSlice, CudaStream, DevicePtrMut, PinnedHostSlice};
 
-use super::{alloc_elems, cuda_err, Gpu};
+use super::{alloc_elems, Gpu};
 use crate::error::{Error, Result};
 use crate::out::OutElem;
 use crate::pipeline::{Device, Rows};
@@ -22,28 +22,28 @@ impl Device for Gpu {
     fn new_stream(&self) -> Result<Arc<CudaStream>> {
         self.ctx
             .new_stream()
-            .map_err(|e| cuda_err("creating a stream", e))
+            .map_err(|e| Error::cuda("creating a stream", e))
     }
 
     fn alloc_pinned(&self, bytes: usize) -> Result<PinnedHostSlice<u8>> {
         // SAFETY: bytes are plain data; the pipeline writes staging memory
         // (fill_pinned) before any copy reads it.
         unsafe { self.ctx.alloc_pinned::<u8>(bytes) }
-            .map_err(|e| cuda_err("allocating pinned staging memory", e))
+            .map_err(|e| Error::cuda("allocating pinned staging memory", e))
     }
 
     fn alloc_bytes(&self, stream: &Arc<CudaStream>, bytes: usize) -> Result<CudaSlice<u8>> {
         // SAFETY: staging memory is written by a copy before a decode reads it
         // (stream order).
         unsafe { alloc_elems::<u8>(stream, bytes) }
-            .map_err(|e| cuda_err("allocating device staging memory", e))
+            .map_err(|e| Error::cuda("allocating device staging memory", e))
     }
 
     fn alloc_out<O: OutElem>(&self, stream: &Arc<CudaStream>, n: usize) -> Result<CudaSlice<O>> {
         // SAFETY: f32/f16/bf16 have no invalid bit patterns; the pipeline's
         // decodes write every element before the output is handed over.
         unsafe { alloc_elems::<O>(stream, n) }
-            .map_err(|e| cuda_err(&format!("allocating {n} output elements"), e))
+            .map_err(|e| Error::cuda(format!("allocating {n} output elements"), e))
     }
 
     fn out_len<O: OutElem>(&self, out: &CudaSlice<O>) -> usize {
@@ -56,7 +56,9 @@ impl Device for Gpu {
         len: usize,
         fill: &mut dyn FnMut(&mut [u8]) -> Result<()>,
     ) -> Result<()> {
-        let host = pinned.as_mut_slice().map_err(|e| cuda_err("staging", e))?;
+        let host = pinned
+            .as_mut_slice()
+            .map_err(|e| Error::cuda("staging", e))?;
         let have = host.len();
         let buf = host
             .get_mut(..len)
@@ -71,14 +73,14 @@ impl Device for Gpu {
         dst: &mut CudaSlice<u8>,
         rows: Rows,
     ) -> Result<()> {
-        let host = pinned.as_slice().map_err(|e| cuda_err("staging", e))?;
+        let host = pinned.as_slice().map_err(|e| Error::cuda("staging", e))?;
         rows.check(host.len(), dst.len())?;
         // From page-locked memory the copy is asynchronous: the pipeline
         // refills `pinned` only after an event recorded after this copy.
         if rows.height <= 1 {
             return stream
                 .memcpy_htod(&host[..rows.width], &mut dst.slice_mut(..rows.width))
-                .map_err(|e| cuda_err("copying blocks to the device", e));
+                .map_err(|e| Error::cuda("copying blocks to the device", e));
         }
         let (dst_ptr, _record) = dst.device_ptr_mut(stream);
         let copy = sys::CUDA_MEMCPY2D {
@@ -101,14 +103,14 @@ impl Device for Gpu {
         };
         self.ctx
             .bind_to_thread()
-            .map_err(|e| cuda_err("binding the context", e))?;
+            .map_err(|e| Error::cuda("binding the context", e))?;
         // SAFETY: `rows.check` keeps the source rows inside `host` (page-locked,
         // alive until the event the pipeline records after this copy has
         // completed) and the packed rows inside `dst`; `dst`'s pointer was
         // taken for `stream`, which orders the copy after its earlier uses.
         unsafe { sys::cuMemcpy2DAsync_v2(&copy, stream.cu_stream()) }
             .result()
-            .map_err(|e| cuda_err("copying shard rows to the device", e))
+            .map_err(|e| Error::cuda("copying shard rows to the device", e))
     }
 
     fn decode<O: OutElem>(
@@ -145,27 +147,27 @@ impl Device for Gpu {
         if !dst.is_empty() {
             stream
                 .memcpy_dtoh(src, dst)
-                .map_err(|e| cuda_err("copying the output to the host", e))?;
+                .map_err(|e| Error::cuda("copying the output to the host", e))?;
         }
-        stream.synchronize().map_err(|e| cuda_err("decoding", e))
+        stream.synchronize().map_err(|e| Error::cuda("decoding", e))
     }
 
     fn record(&self, stream: &Arc<CudaStream>) -> Result<CudaEvent> {
         stream
             .record_event(None)
-            .map_err(|e| cuda_err("recording an event", e))
+            .map_err(|e| Error::cuda("recording an event", e))
     }
 
     fn wait(&self, stream: &Arc<CudaStream>, event: &CudaEvent) -> Result<()> {
         stream
             .wait(event)
-            .map_err(|e| cuda_err("waiting for an event", e))
+            .map_err(|e| Error::cuda("waiting for an event", e))
     }
 
     fn synchronize_event(&self, event: &CudaEvent) -> Result<()> {
         event
             .synchronize()
-            .map_err(|e| cuda_err("waiting for a staging buffer", e))
+            .map_err(|e| Error::cuda("waiting for a staging buffer", e))
     }
 
     fn synchronize(&self, stream: &Arc<CudaStream>) -> Result<()> {
@@ -176,6 +178,6 @@ impl Device for Gpu {
             // drained whatever the error was.
             let _ = stream.synchronize();
         }
-        first.map_err(|e| cuda_err("synchronizing", e))
+        first.map_err(|e| Error::cuda("synchronizing", e))
     }
 }

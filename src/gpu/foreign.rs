@@ -17,7 +17,7 @@
 
 use cudarc::driver::{sys, CudaSlice};
 
-use super::{cuda_err, Gpu};
+use super::Gpu;
 use crate::error::{Error, Result};
 use crate::gguf::{GgufFile, TensorInfo};
 use crate::out::OutElem;
@@ -151,7 +151,7 @@ impl Loader<Gpu> {
         let caller = unsafe { self.device().ctx.wrap_borrowed_stream(stream) };
         let ready = caller
             .record_event(None)
-            .map_err(|e| cuda_err("recording an event on the caller's stream", e))?;
+            .map_err(|e| Error::cuda("recording an event on the caller's stream", e))?;
         // SAFETY: the buffers as promised by our caller.
         let mut borrowed = unsafe { borrow::<O>(&caller, outs) };
         self.load_parts_into(&ready, file, parts, &mut borrowed.0, &mut |_| {})

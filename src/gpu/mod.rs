@@ -21,7 +21,7 @@ pub use foreign::{ForeignBuffer, KeepCurrentContext};
 /// A CUDA stream of another framework's (a raw `CUstream`).
 pub type RawStream = cudarc::driver::sys::CUstream;
 
-use crate::error::{Error, Result};
+use crate::error::{CudaError, CudaErrorKind, Error, Result};
 use crate::kernels::{check_alignment, launches, KernelInfo, MAX_GRID};
 use crate::out::check_lengths;
 use crate::out::OutElem;
@@ -50,10 +50,6 @@ pub fn embedded_archs() -> Vec<String> {
         .filter(|a| !a.is_empty())
         .map(|a| format!("sm_{a}"))
         .collect()
-}
-
-fn cuda_err(what: &str, e: impl std::fmt::Debug) -> Error {
-    Error::Cuda(format!("{what}: {e:?}"))
 }
 
 /// `n` elements of uninitialized device memory, allocated in `stream`'s order.
@@ -111,11 +107,13 @@ pub struct DeviceInfo {
 /// How many CUDA devices this machine has; an error where there is no driver.
 pub fn device_count() -> Result<usize> {
     if !driver_present() {
-        return Err(Error::Cuda(
-            "no CUDA driver library (libcuda) on this machine".into(),
-        ));
+        return Err(CudaError::new(
+            CudaErrorKind::NoDriver,
+            "no CUDA driver library (libcuda) on this machine",
+        )
+        .into());
     }
-    let n = CudaContext::device_count().map_err(|e| cuda_err("counting devices", e))?;
+    let n = CudaContext::device_count().map_err(|e| Error::cuda("counting devices", e))?;
     Ok(n.max(0) as usize)
 }
 
@@ -123,14 +121,16 @@ pub fn device_count() -> Result<usize> {
 pub fn devices() -> Result<Vec<DeviceInfo>> {
     (0..device_count()?)
         .map(|i| {
-            let ctx = CudaContext::new(i).map_err(|e| cuda_err("opening device", e))?;
+            let ctx = CudaContext::new(i).map_err(|e| Error::cuda("opening device", e))?;
             Ok(DeviceInfo {
                 ordinal: i,
-                name: ctx.name().map_err(|e| cuda_err("device name", e))?,
+                name: ctx.name().map_err(|e| Error::cuda("device name", e))?,
                 compute_capability: ctx
                     .compute_capability()
-                    .map_err(|e| cuda_err("compute capability", e))?,
-                total_mem: ctx.total_mem().map_err(|e| cuda_err("device memory", e))?,
+                    .map_err(|e| Error::cuda("compute capability", e))?,
+                total_mem: ctx
+                    .total_mem()
+                    .map_err(|e| Error::cuda("device memory", e))?,
             })
         })
         .collect()
@@ -148,15 +148,17 @@ impl Gpu {
     /// Opens device `ordinal` and loads the embedded kernels.
     pub fn new(ordinal: usize) -> Result<Self> {
         if !kernels_embedded() {
-            return Err(Error::Cuda(NO_KERNELS_HELP.into()));
+            return Err(CudaError::new(CudaErrorKind::NoKernels, NO_KERNELS_HELP).into());
         }
         let count = device_count()?;
         if ordinal >= count {
-            return Err(Error::Cuda(format!(
-                "no CUDA device {ordinal}: this machine has {count}"
-            )));
+            return Err(CudaError::new(
+                CudaErrorKind::NoDevice,
+                format!("no CUDA device {ordinal}: this machine has {count}"),
+            )
+            .into());
         }
-        let ctx = CudaContext::new(ordinal).map_err(|e| cuda_err("opening the device", e))?;
+        let ctx = CudaContext::new(ordinal).map_err(|e| Error::cuda("opening the device", e))?;
         Self::from_context(ctx)
     }
 
@@ -166,13 +168,13 @@ impl Gpu {
     /// the loader pipeline.
     pub fn from_context(ctx: Arc<CudaContext>) -> Result<Self> {
         if !kernels_embedded() {
-            return Err(Error::Cuda(NO_KERNELS_HELP.into()));
+            return Err(CudaError::new(CudaErrorKind::NoKernels, NO_KERNELS_HELP).into());
         }
         let module = ctx
             .load_module(cudarc::nvrtc::Ptx::from_binary(FATBIN.to_vec()))
             .map_err(|e| {
-                cuda_err(
-                    &format!(
+                Error::cuda(
+                    format!(
                         "loading kernels (built for {})",
                         embedded_archs().join(", ")
                     ),
@@ -220,7 +222,7 @@ impl Gpu {
         let f = self
             .module
             .load_function(name)
-            .map_err(|e| cuda_err(&format!("kernel {name}"), e))?;
+            .map_err(|e| Error::cuda(format!("kernel {name}"), e))?;
         fns.insert(name.to_string(), f.clone());
         Ok(f)
     }
@@ -268,7 +270,8 @@ impl Gpu {
             // SAFETY: the kernel reads n_blocks blocks of src_part and writes
             // their elements to dst_part; `launches` keeps both inside the lengths
             // checked above.
-            unsafe { launch.launch(cfg) }.map_err(|e| cuda_err(&format!("launching {name}"), e))?;
+            unsafe { launch.launch(cfg) }
+                .map_err(|e| Error::cuda(format!("launching {name}"), e))?;
         }
         Ok(())
     }
@@ -299,15 +302,15 @@ impl Gpu {
         let n = host.len() / bb * ty.block_elems();
         // SAFETY: every byte is written by the copy before the kernel reads it.
         let mut src = unsafe { alloc_elems::<u8>(&self.stream, host.len()) }
-            .map_err(|e| cuda_err("allocating device memory for the blocks", e))?;
+            .map_err(|e| Error::cuda("allocating device memory for the blocks", e))?;
         if !host.is_empty() {
             self.stream
                 .memcpy_htod(host, &mut src)
-                .map_err(|e| cuda_err("copying blocks to the device", e))?;
+                .map_err(|e| Error::cuda("copying blocks to the device", e))?;
         }
         // SAFETY: every element is written by the kernel before it is read.
         let mut dst = unsafe { alloc_elems::<O>(&self.stream, n) }
-            .map_err(|e| cuda_err("allocating the output", e))?;
+            .map_err(|e| Error::cuda("allocating the output", e))?;
         self.dequantize(ty, &src.as_view(), &mut dst.as_view_mut())?;
         Ok(dst)
     }
@@ -324,17 +327,17 @@ impl Gpu {
         if !out.is_empty() {
             self.stream
                 .memcpy_dtoh(&dst, out)
-                .map_err(|e| cuda_err("copying the output to the host", e))?;
+                .map_err(|e| Error::cuda("copying the output to the host", e))?;
         }
         self.stream
             .synchronize()
-            .map_err(|e| cuda_err("decoding", e))
+            .map_err(|e| Error::cuda("decoding", e))
     }
 
     /// Waits for this device's stream and reports any asynchronous error.
     pub fn synchronize(&self) -> Result<()> {
         self.stream
             .synchronize()
-            .map_err(|e| cuda_err("synchronizing", e))
+            .map_err(|e| Error::cuda("synchronizing", e))
     }
 }

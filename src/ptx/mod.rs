@@ -21,7 +21,7 @@
 //! line uses it. The interpreter is a test tool: it runs the kernels at
 //! about a hundred million PTX instructions a second a core.
 
-use crate::error::{Error, Result};
+use crate::error::{CudaError, CudaErrorKind, Error, Result};
 use crate::kernels::{for_each_piece, launches, KernelInfo, MAX_GRID};
 use crate::out::check_lengths;
 use crate::out::OutElem;
@@ -80,9 +80,13 @@ pub fn builtin(arch: &str) -> Result<&'static Module> {
                 )
             })
         })?;
-    parsed[i]
-        .as_ref()
-        .map_err(|e| Error::Cuda(format!("loading the built PTX: {e}")))
+    parsed[i].as_ref().map_err(|e| {
+        CudaError::new(
+            CudaErrorKind::KernelsNotLoadable,
+            format!("loading the built PTX: {e}"),
+        )
+        .into()
+    })
 }
 
 impl Module {
@@ -97,31 +101,51 @@ impl Module {
     /// signature) as the driver does before it queues one, without running it.
     pub fn check_launch(&self, kernel: &str, config: &LaunchConfig) -> Result<()> {
         let k = self.kernel(kernel).ok_or_else(|| {
-            Error::Cuda(format!(
-                "CUDA_ERROR_NOT_FOUND: no kernel {kernel} in the PTX"
-            ))
+            CudaError::new(
+                CudaErrorKind::Other,
+                format!("CUDA_ERROR_NOT_FOUND: no kernel {kernel} in the PTX"),
+            )
         })?;
-        exec::check_config(k, config).map_err(Error::Cuda)
+        exec::check_config(k, config).map_err(other)
     }
 
     /// Runs one launch of `kernel` over `mem`.
     pub fn launch(&self, kernel: &str, mem: &mut Memory, config: &LaunchConfig) -> Result<()> {
         let k = self.kernel(kernel).ok_or_else(|| {
-            Error::Cuda(format!(
-                "CUDA_ERROR_NOT_FOUND: no kernel {kernel} in the PTX"
-            ))
+            CudaError::new(
+                CudaErrorKind::Other,
+                format!("CUDA_ERROR_NOT_FOUND: no kernel {kernel} in the PTX"),
+            )
         })?;
-        exec::check_config(k, config).map_err(Error::Cuda)?;
+        exec::check_config(k, config).map_err(other)?;
         exec::run(k, mem, config, &mut exec::NoProbe).map_err(|s| stopped(k, s))
     }
+}
+
+/// A failure of the interpreter's driver checks or memory, said by `message`
+/// (which names the `CUDA_ERROR_` code a driver would return, where one would).
+pub(crate) fn other(message: String) -> Error {
+    CudaError::new(CudaErrorKind::Other, message).into()
+}
+
+/// The interpreter's device memory exhausted, said by `message`.
+pub(crate) fn oom(message: String) -> Error {
+    CudaError::new(
+        CudaErrorKind::OutOfMemory,
+        format!("CUDA_ERROR_OUT_OF_MEMORY: {message}"),
+    )
+    .into()
 }
 
 /// A launch's stop as an error naming the kernel, thread and instruction.
 fn stopped(k: &parse::Kernel, s: exec::Stop) -> Error {
     let (line, text) = &k.text[s.pc];
-    Error::Cuda(format!(
-        "{}: block {:?} thread {:?}: {}; at PTX line {line}: `{text}`",
-        k.name, s.block, s.thread, s.what
+    Error::from(CudaError::new(
+        CudaErrorKind::LaunchFailed,
+        format!(
+            "{}: block {:?} thread {:?}: {}; at PTX line {line}: `{text}`",
+            k.name, s.block, s.thread, s.what
+        ),
     ))
 }
 
@@ -160,12 +184,11 @@ fn decode_chunk<O: OutElem>(
 ) -> Result<()> {
     let size = std::mem::size_of::<O>();
     let mut mem = Memory::new(module);
-    let oom = |e: String| Error::Cuda(format!("CUDA_ERROR_OUT_OF_MEMORY: {e}"));
     let input = mem.alloc("input", src.len()).map_err(oom)?;
     let output = mem
         .alloc("output", std::mem::size_of_val(out))
         .map_err(oom)?;
-    mem.write_host(input, src).map_err(Error::Cuda)?;
+    mem.write_host(input, src).map_err(other)?;
     let unsupported = Error::Unsupported { tensor: None, ty };
     for l in launches(ty, out.len() as u64, true).ok_or(unsupported)? {
         let (grid, threads) = l.kernel.geometry(l.n_blocks, max_grid);
@@ -183,7 +206,7 @@ fn decode_chunk<O: OutElem>(
     }
     let bytes = mem
         .read_host(output, std::mem::size_of_val(out))
-        .map_err(Error::Cuda)?;
+        .map_err(other)?;
     crate::out::as_bytes_mut(out).copy_from_slice(bytes);
     Ok(())
 }

@@ -39,7 +39,8 @@ use std::collections::{HashMap, HashSet};
 use super::exec::{self, LaunchConfig, Probe};
 use super::memory::{is_table_address, Memory};
 use super::parse::{Int, Kernel, Module, Op, Ty};
-use crate::error::{Error, Result};
+use super::{oom, other};
+use crate::error::{CudaError, CudaErrorKind, Error, Result};
 use crate::kernels::{launches, KernelInfo, MAX_GRID};
 use crate::types::{GgmlType, OutType};
 
@@ -275,11 +276,9 @@ fn measure(module: &Module, ty: GgmlType, out: OutType) -> Result<Counts> {
     let n = n_blocks as u64 * k.qk as u64;
     let size = out.size() as u64;
     let mut mem = Memory::new(module);
-    let input = mem.alloc("input", src.len()).map_err(Error::Cuda)?;
-    let output = mem
-        .alloc("output", (n * size) as usize)
-        .map_err(Error::Cuda)?;
-    mem.write_host(input, &src).map_err(Error::Cuda)?;
+    let input = mem.alloc("input", src.len()).map_err(oom)?;
+    let output = mem.alloc("output", (n * size) as usize).map_err(oom)?;
+    mem.write_host(input, &src).map_err(other)?;
     let plan = launches(ty, n, true).ok_or(Error::Unsupported { tensor: None, ty })?;
     let l = plan[0];
     let (grid, threads) = l.kernel.geometry(l.n_blocks, MAX_GRID);
@@ -306,8 +305,8 @@ pub fn profile(
 ) -> Result<Counts> {
     let kernel = module
         .kernel(kernel)
-        .ok_or_else(|| Error::Cuda(format!("no kernel {kernel} in the PTX")))?;
-    exec::check_config(kernel, config).map_err(Error::Cuda)?;
+        .ok_or_else(|| other(format!("no kernel {kernel} in the PTX")))?;
+    exec::check_config(kernel, config).map_err(other)?;
     let mut probe = WarpProbe {
         kernel,
         occurrence: vec![0; kernel.code.len()],
@@ -317,7 +316,8 @@ pub fn profile(
         counts: Counts::default(),
         dram: HashSet::new(),
     };
-    exec::run(kernel, mem, config, &mut probe).map_err(|s| Error::Cuda(s.what))?;
+    exec::run(kernel, mem, config, &mut probe)
+        .map_err(|s| CudaError::new(CudaErrorKind::LaunchFailed, s.what))?;
     probe.flush();
     let mut counts = probe.counts;
     counts.dram_bytes = probe.dram.len() as u64 * 32;

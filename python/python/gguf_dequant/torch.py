@@ -93,6 +93,9 @@ def load_file(
         gguf_dequant.GGUFError: the file is not valid GGUF (with the byte
             offset), a tensor's type cannot be decoded, a tensor is unknown,
             a shard is invalid, the file shrank while being read.
+        MemoryError: the CUDA device ran out of memory for the library's
+            staging buffers (the outputs are torch's allocations: torch
+            raises its ``torch.cuda.OutOfMemoryError`` for them).
         NotImplementedError: a CUDA device, with a build without GPU support.
         RuntimeError: a CUDA device where torch sees none.
         ValueError, TypeError: an invalid ``device``, ``dtype`` or ``shard``.
