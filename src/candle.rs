@@ -120,9 +120,12 @@ fn out_type(dtype: DType) -> Result<OutType> {
     }
 }
 
-/// A candle error, said as ours.
+/// A candle error, as ours: said of `what`, candle's error kept as the source.
 fn candle_err(what: &str, e: candle_core::Error) -> Error {
-    Error::Invalid(format!("{what}: candle: {e}"))
+    Error::External {
+        context: format!("{what}: candle"),
+        source: Box::new(e),
+    }
 }
 
 fn dims(shape: Vec<u64>) -> Result<Vec<usize>> {

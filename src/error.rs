@@ -4,6 +4,7 @@ use std::fmt;
 
 use crate::types::GgmlType;
 
+/// A result whose error is the crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Every failure of the crate, naming what is wrong and where.
@@ -14,14 +15,23 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// An I/O failure, with the path or operation it concerns.
     Io {
+        /// The path or operation.
         context: String,
+        /// The system's error.
         source: std::io::Error,
     },
     /// A malformed GGUF file: what is wrong, and the byte offset where it was found.
-    Gguf { offset: u64, message: String },
+    Gguf {
+        /// Where in the file, bytes from its start.
+        offset: u64,
+        /// What is wrong there.
+        message: String,
+    },
     /// A type ggml defines but has no dequantizer for (q8_1, q8_K, the integer types).
     Unsupported {
+        /// The tensor of that type, where one is concerned.
         tensor: Option<String>,
+        /// The type.
         ty: GgmlType,
     },
     /// Input or output lengths that do not fit the type.
@@ -35,15 +45,26 @@ pub enum Error {
     Cuda(CudaError),
     /// Anything else the caller asked for that cannot be done, with the reason.
     Invalid(String),
+    /// A failure of a library the crate hands its results to (candle), with
+    /// what was being done; [`std::error::Error::source`] is that library's
+    /// own error.
+    External {
+        /// What was being done ("tensor 'x'").
+        context: String,
+        /// The library's error.
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
 }
 
 impl Error {
+    /// A malformed file: `message` of the bytes at `offset`.
     pub fn gguf(offset: u64, message: impl Into<String>) -> Self {
         Error::Gguf {
             offset,
             message: message.into(),
         }
     }
+    /// An I/O failure while doing `context` (naming the path).
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Error::Io {
             context: context.into(),
@@ -104,6 +125,7 @@ impl fmt::Display for Message<'_> {
             Error::NoSuchTensor(n) => write!(f, "no tensor named '{n}' in the file"),
             Error::Cuda(e) => e.write_raw(f),
             Error::Invalid(m) => f.write_str(m),
+            Error::External { context, source } => write!(f, "{context}: {source}"),
         }
     }
 }
@@ -112,6 +134,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io { source, .. } => Some(source),
+            Error::External { source, .. } => Some(source.as_ref()),
             #[cfg(feature = "cuda")]
             Error::Cuda(e) => e
                 .driver_error()
@@ -409,6 +432,22 @@ mod tests {
             .filter(|&c| CudaErrorKind::of_code(c) != Other)
             .count();
         assert_eq!(kinded, listed.len());
+    }
+
+    /// Another library's error keeps its own error as the source, and
+    /// says what was being done.
+    #[test]
+    fn an_external_error_keeps_its_source() {
+        use std::error::Error as _;
+        let inner = std::io::Error::other("shape mismatch");
+        let e = Error::External {
+            context: "tensor 'w': candle".into(),
+            source: Box::new(inner),
+        };
+        assert_eq!(e.to_string(), "tensor 'w': candle: shape mismatch");
+        let source = e.source().expect("the source is kept");
+        assert_eq!(source.to_string(), "shape mismatch");
+        assert!(source.downcast_ref::<std::io::Error>().is_some());
     }
 
     #[test]
