@@ -288,7 +288,16 @@ fn find_nvcc() -> Option<PathBuf> {
     }
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
     let local = manifest.join(".toolchain");
-    println!("cargo:rerun-if-changed={}", local.join("stamp").display());
+    // Watched only where it is: cargo reruns a build script on every build
+    // while a file it watches is missing, which a checkout without the
+    // toolchain, and every packaged crate (it has no .toolchain), would pay
+    // for with a recompile of the crate each time (and with nvcc on the
+    // PATH, every architecture's kernels). The install script touches
+    // build.rs, so that a toolchain installed later is found.
+    let stamp = local.join("stamp");
+    if stamp.is_file() {
+        println!("cargo:rerun-if-changed={}", stamp.display());
+    }
     candidates.push(local.join("nvidia/cu13/bin").join(exe));
     candidates.into_iter().find(|p| p.is_file())
 }

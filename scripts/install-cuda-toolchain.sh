@@ -11,6 +11,8 @@ python3 -m pip install --quiet --disable-pip-version-check --upgrade --target .t
     nvidia-nvvm==13.0.88 nvidia-cuda-cccl==13.0.85
 nvcc=.toolchain/nvidia/cu13/bin/nvcc
 "$nvcc" --version | tail -n 2
-# build.rs watches this file, so kernels appear on the next build.
+# build.rs watches this file, so kernels appear on the next build; and build.rs
+# itself, which it watches before the stamp exists.
 date > .toolchain/stamp
+touch build.rs
 echo "installed $nvcc"

@@ -4,6 +4,7 @@
 //! is keyed by [`GgmlType`], so adding a format starts here.
 
 use std::fmt;
+use std::str::FromStr;
 
 /// A GGML storage type, by its id in `ggml.h`. Non-exhaustive: ggml keeps
 /// adding types, and this list follows it.
@@ -233,19 +234,25 @@ impl fmt::Display for GgmlType {
 /// The element type decoded output is written in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum OutType {
+    /// 32-bit IEEE float: ggml's own dequantized values, to the bit.
     F32,
+    /// IEEE half: the f32 value rounded to nearest even.
     F16,
+    /// bfloat16: the f32 value rounded to nearest even.
     BF16,
 }
 
 impl OutType {
+    /// Every output type.
     pub const ALL: [OutType; 3] = [OutType::F32, OutType::F16, OutType::BF16];
+    /// Bytes per element.
     pub const fn size(self) -> usize {
         match self {
             OutType::F32 => 4,
             OutType::F16 | OutType::BF16 => 2,
         }
     }
+    /// The type's short name (`f32`, `f16`, `bf16`).
     pub fn name(self) -> &'static str {
         match self {
             OutType::F32 => "f32",
@@ -253,10 +260,34 @@ impl OutType {
             OutType::BF16 => "bf16",
         }
     }
+    /// The numpy and torch name: `float32`, `float16` or `bfloat16`.
+    pub fn long_name(self) -> &'static str {
+        match self {
+            OutType::F32 => "float32",
+            OutType::F16 => "float16",
+            OutType::BF16 => "bfloat16",
+        }
+    }
+    /// Every name of an output type that [`OutType::from_name`] takes (in
+    /// any ASCII case): the short and the long name of each, and the other
+    /// names numpy and torch use (torch's `float` and `half`). The CLI's
+    /// `--dtype` and the Python package's `dtype=` both parse by this list.
+    pub const NAMES: [(&'static str, OutType); 8] = [
+        ("f32", OutType::F32),
+        ("float32", OutType::F32),
+        ("float", OutType::F32),
+        ("f16", OutType::F16),
+        ("float16", OutType::F16),
+        ("half", OutType::F16),
+        ("bf16", OutType::BF16),
+        ("bfloat16", OutType::BF16),
+    ];
+    /// The output type of a name of [`OutType::NAMES`], in any ASCII case.
     pub fn from_name(s: &str) -> Option<Self> {
-        Self::ALL
+        Self::NAMES
             .into_iter()
-            .find(|t| t.name().eq_ignore_ascii_case(s))
+            .find(|(name, _)| name.eq_ignore_ascii_case(s))
+            .map(|(_, t)| t)
     }
     /// The dtype string safetensors uses.
     pub fn safetensors_dtype(self) -> &'static str {
@@ -273,6 +304,36 @@ impl fmt::Display for OutType {
         f.write_str(self.name())
     }
 }
+
+/// [`OutType::from_name`], with an error naming the names it takes.
+impl FromStr for OutType {
+    type Err = UnknownDtype;
+    fn from_str(s: &str) -> Result<Self, UnknownDtype> {
+        OutType::from_name(s).ok_or_else(|| UnknownDtype(s.to_string()))
+    }
+}
+
+/// A dtype name that is none of [`OutType::NAMES`]; its message names them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownDtype(pub String);
+
+impl fmt::Display for UnknownDtype {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown dtype {:?}: gguf-dequant decodes into float32, float16 or bfloat16 only \
+             (names: ",
+            self.0
+        )?;
+        for (i, (name, _)) in OutType::NAMES.iter().enumerate() {
+            f.write_str(if i == 0 { "" } else { ", " })?;
+            f.write_str(name)?;
+        }
+        f.write_str("; any case)")
+    }
+}
+
+impl std::error::Error for UnknownDtype {}
 
 #[cfg(test)]
 mod tests {
@@ -292,6 +353,27 @@ mod tests {
         assert!(!GgmlType::Q8_1.is_dequantizable());
         assert!(!GgmlType::Q8_K.is_dequantizable());
         assert!(!GgmlType::I32.is_dequantizable());
+    }
+
+    #[test]
+    fn out_type_names() {
+        for t in OutType::ALL {
+            assert_eq!(OutType::from_name(t.name()), Some(t));
+            assert_eq!(t.long_name().parse(), Ok(t));
+            assert_eq!(t.name().to_uppercase().parse(), Ok(t));
+        }
+        assert_eq!("Half".parse(), Ok(OutType::F16));
+        assert_eq!("float".parse(), Ok(OutType::F32));
+        assert_eq!("BFloat16".parse(), Ok(OutType::BF16));
+        for bad in ["", "float64", "int8", "q4_0", "f32 ", "f32\0", "bf"] {
+            assert_eq!(bad.parse::<OutType>(), Err(UnknownDtype(bad.to_string())));
+        }
+        let e = "float64".parse::<OutType>().unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "unknown dtype \"float64\": gguf-dequant decodes into float32, float16 or bfloat16 \
+             only (names: f32, float32, float, f16, float16, half, bf16, bfloat16; any case)"
+        );
     }
 
     #[test]

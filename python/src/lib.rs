@@ -32,8 +32,8 @@ use std::sync::{Arc, Mutex};
 
 use gguf_dequant::gguf::{Array, GgufFile, OpenOptions, TensorInfo, Value};
 use gguf_dequant::shard::{self, Shard, Split};
-use gguf_dequant::types::TYPES;
-use gguf_dequant::{cpu, CudaErrorKind, Error, GgmlType, OutElem, OutType};
+use gguf_dequant::types::{UnknownDtype, TYPES};
+use gguf_dequant::{cpu, with_out_elem, CudaErrorKind, Error, GgmlType, OutElem, OutType};
 use numpy::ndarray::{ArrayView1, IxDyn};
 use numpy::{PyArray, PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArray1, PyReadonlyArrayDyn};
 use pyo3::exceptions::{PyMemoryError, PyOSError, PyTypeError, PyValueError};
@@ -91,16 +91,13 @@ fn guarded<T>(f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
     })
 }
 
-/// The output type of a dtype name, as the Python side passes it.
+/// The output type of a dtype name, by the crate's one parser of them
+/// (`OutType`'s `FromStr`: its `NAMES`, in any case); a `ValueError` naming
+/// them for any other.
 fn out_type(dtype: &str) -> PyResult<OutType> {
-    match dtype {
-        "float32" | "f32" => Ok(OutType::F32),
-        "float16" | "f16" => Ok(OutType::F16),
-        "bfloat16" | "bf16" => Ok(OutType::BF16),
-        other => Err(PyValueError::new_err(format!(
-            "dtype {other:?}: expected \"float32\", \"float16\" or \"bfloat16\""
-        ))),
-    }
+    dtype
+        .parse()
+        .map_err(|e: UnknownDtype| PyValueError::new_err(e.to_string()))
 }
 
 /// A ggml type given by name (`"q4_K"`, any case) or by id (`12`).
@@ -137,6 +134,24 @@ enum Decoded {
     U16(Vec<u16>),
 }
 
+impl From<Vec<f32>> for Decoded {
+    fn from(v: Vec<f32>) -> Self {
+        Decoded::F32(v)
+    }
+}
+
+impl From<Vec<half::f16>> for Decoded {
+    fn from(v: Vec<half::f16>) -> Self {
+        Decoded::U16(bytemuck::allocation::cast_vec(v))
+    }
+}
+
+impl From<Vec<half::bf16>> for Decoded {
+    fn from(v: Vec<half::bf16>) -> Self {
+        Decoded::U16(bytemuck::allocation::cast_vec(v))
+    }
+}
+
 /// `n` zeroed values, or an error where memory cannot hold them (never an
 /// abort). Zeroed memory comes from the allocator as such (no pass over it).
 fn zeroed<T: bytemuck::Zeroable>(n: u64, what: &str) -> Result<Vec<T>, Error> {
@@ -155,22 +170,10 @@ fn zeroed<T: bytemuck::Zeroable>(n: u64, what: &str) -> Result<Vec<T>, Error> {
 /// Allocates the values of `job` in `out`'s type and decodes them.
 fn decode_into(py: Python<'_>, out: OutType, what: &str, job: &impl Job) -> PyResult<Decoded> {
     let n = job.rows() * job.cols();
-    Ok(match out {
-        OutType::F32 => {
-            let mut v = zeroed::<f32>(n, what).or_raise()?;
-            run(py, job, &mut v)?;
-            Decoded::F32(v)
-        }
-        OutType::F16 => {
-            let mut v = zeroed::<u16>(n, what).or_raise()?;
-            run::<half::f16>(py, job, bytemuck::cast_slice_mut(&mut v))?;
-            Decoded::U16(v)
-        }
-        OutType::BF16 => {
-            let mut v = zeroed::<u16>(n, what).or_raise()?;
-            run::<half::bf16>(py, job, bytemuck::cast_slice_mut(&mut v))?;
-            Decoded::U16(v)
-        }
+    with_out_elem!(out, O => {
+        let mut v = zeroed::<O>(n, what).or_raise()?;
+        run(py, job, &mut v)?;
+        Ok(Decoded::from(v))
     })
 }
 
@@ -718,39 +721,29 @@ fn dequantize_into<'py>(
             "out must be a writeable, C-contiguous {what} array"
         ))
     };
-    match kind {
-        OutType::F32 => {
-            let mut a = out
+    with_out_elem!(kind, O => {
+        // f32 as float32, the 16-bit values as their bits: uint16 or int16
+        // (what torch's tensors viewed as int16 give numpy)
+        let (mut f, mut u, mut i);
+        let v: &mut [O] = if kind == OutType::F32 {
+            f = out
                 .cast::<PyArrayDyn<f32>>()
                 .map_err(|_| layout("float32"))?
                 .try_readwrite()
                 .map_err(|_| layout("float32"))?;
-            let v = a.as_slice_mut().map_err(|_| layout("float32"))?;
-            fits(v.len())?;
-            run(py, &job, v)
-        }
-        OutType::F16 | OutType::BF16 => {
-            // the 16-bit values' bits, as uint16 or int16 (what torch's
-            // tensors viewed as int16 give numpy)
-            let mut u;
-            let mut i;
-            let v: &mut [u16] = if let Ok(a) = out.cast::<PyArrayDyn<u16>>() {
-                u = a.try_readwrite().map_err(|_| layout("uint16"))?;
-                u.as_slice_mut().map_err(|_| layout("uint16"))?
-            } else if let Ok(a) = out.cast::<PyArrayDyn<i16>>() {
-                i = a.try_readwrite().map_err(|_| layout("int16"))?;
-                bytemuck::cast_slice_mut(i.as_slice_mut().map_err(|_| layout("int16"))?)
-            } else {
-                return Err(layout("uint16 or int16"));
-            };
-            fits(v.len())?;
-            if kind == OutType::F16 {
-                run::<half::f16>(py, &job, bytemuck::cast_slice_mut(v))
-            } else {
-                run::<half::bf16>(py, &job, bytemuck::cast_slice_mut(v))
-            }
-        }
-    }
+            bytemuck::cast_slice_mut(f.as_slice_mut().map_err(|_| layout("float32"))?)
+        } else if let Ok(a) = out.cast::<PyArrayDyn<u16>>() {
+            u = a.try_readwrite().map_err(|_| layout("uint16"))?;
+            bytemuck::cast_slice_mut(u.as_slice_mut().map_err(|_| layout("uint16"))?)
+        } else if let Ok(a) = out.cast::<PyArrayDyn<i16>>() {
+            i = a.try_readwrite().map_err(|_| layout("int16"))?;
+            bytemuck::cast_slice_mut(i.as_slice_mut().map_err(|_| layout("int16"))?)
+        } else {
+            return Err(layout("uint16 or int16"));
+        };
+        fits(v.len())?;
+        run(py, &job, v)
+    })
 }
 
 /// The most dimensions a numpy array has (numpy 1's `NPY_MAXDIMS`, and what
@@ -835,6 +828,26 @@ fn ggml_type_id(ggml_type: &Bound<'_, PyAny>) -> PyResult<u32> {
     Ok(self::ggml_type(ggml_type)?.id())
 }
 
+/// The output dtype a name stands for, as its numpy and torch name
+/// (`"float32"`, `"float16"` or `"bfloat16"`): the crate's parser of dtype
+/// names (its `OutType::NAMES`, in any case), which every function taking a
+/// `dtype` runs, so that Python keeps no list of them. A `ValueError` naming
+/// the names for any other.
+#[pyfunction]
+fn parse_dtype(name: &str) -> PyResult<&'static str> {
+    Ok(out_type(name)?.long_name())
+}
+
+/// Every dtype name `parse_dtype` takes (lowercase; it takes any ASCII
+/// case) with the dtype it stands for: the crate's `OutType::NAMES`.
+#[pyfunction]
+fn dtype_names() -> Vec<(&'static str, &'static str)> {
+    OutType::NAMES
+        .iter()
+        .map(|&(name, t)| (name, t.long_name()))
+        .collect()
+}
+
 /// Every ggml type: (name, id, elements per block, bytes per block, decodable).
 #[pyfunction]
 fn ggml_types() -> Vec<(&'static str, u32, usize, usize, bool)> {
@@ -882,6 +895,8 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(tp_shard, m)?)?;
     m.add_function(wrap_pyfunction!(ggml_types, m)?)?;
     m.add_function(wrap_pyfunction!(ggml_type_id, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_dtype, m)?)?;
+    m.add_function(wrap_pyfunction!(dtype_names, m)?)?;
     #[cfg(feature = "cuda")]
     m.add_function(wrap_pyfunction!(cuda::load_cuda, m)?)?;
     #[cfg(feature = "cuda")]

@@ -101,6 +101,57 @@ def test_bad_dtype_objects():
         gguf_dequant.torch.load_file(REAL, dtype=torch.int32)
 
 
+# The names the crate's parser takes (src/types.rs, OutType::NAMES), which
+# every refusal of a dtype name lists.
+DTYPE_NAMES = "f32, float32, float, f16, float16, half, bf16, bfloat16"
+
+
+def test_bad_dtype_name_lists_the_names():
+    from gguf_dequant import _native
+
+    # one list, in the crate: the extension's, which the message gives whole
+    assert ", ".join(n for n, _ in _native.dtype_names()) == DTYPE_NAMES
+    message = rf'unknown dtype "fp32": .* \(names: {DTYPE_NAMES}; any case\)'
+    q8 = np.zeros(34, np.uint8)
+    blocks = torch.zeros(34, dtype=torch.uint8)
+    with gguf_dequant.GGUFFile(REAL) as f:
+        for call in (
+            lambda: gguf_dequant.numpy.load_file(REAL, dtype="fp32"),
+            lambda: gguf_dequant.torch.load_file(REAL, dtype="fp32"),
+            lambda: f.get_tensor(Q4K.name, dtype="fp32"),
+            lambda: gguf_dequant.dequantize(q8, "q8_0", (32,), "fp32"),
+            lambda: gguf_dequant.dequantize(blocks, "q8_0", (32,), "fp32"),
+            lambda: _native.dequantize(q8, "q8_0", [32], "fp32"),
+            lambda: _native.parse_dtype("fp32"),
+        ):
+            with pytest.raises(ValueError, match=message):
+                call()
+    # the name of a numpy or torch dtype that is none of them, so named
+    with pytest.raises(ValueError, match=rf'unknown dtype "float64": .*{DTYPE_NAMES}'):
+        gguf_dequant.numpy.load_file(REAL, dtype=np.float64)
+    with pytest.raises(ValueError, match=rf'unknown dtype "int32": .*{DTYPE_NAMES}'):
+        gguf_dequant.torch.load_file(REAL, dtype=torch.int32)
+    # only ASCII case is folded (a dotless i is no i)
+    with pytest.raises(ValueError, match=DTYPE_NAMES):
+        gguf_dequant.numpy.load_file(REAL, dtype="F\u0131oat32")
+    for bad in ("float32 ", "float32\x00", "fp16", "bfloat", ""):
+        with pytest.raises(ValueError, match=DTYPE_NAMES):
+            gguf_dequant.numpy.load_file(REAL, dtype=bad, tensors=[])
+
+
+def test_every_dtype_name_in_any_case():
+    from gguf_dequant import _native
+
+    t = REAL_TENSORS[0]
+    for name, canonical in _native.dtype_names():
+        for spelling in (name, name.upper(), name.capitalize()):
+            assert _native.parse_dtype(spelling) == canonical
+            a = gguf_dequant.numpy.load_file(REAL, dtype=spelling, tensors=[t.name])[t.name]
+            assert a.dtype.name == canonical  # bfloat16: ml_dtypes
+            raw = _native.dequantize(np.zeros(34, np.uint8), "q8_0", [32], spelling)
+            assert raw.dtype == (np.float32 if canonical == "float32" else np.uint16)
+
+
 def test_bad_device():
     if not torch.cuda.is_available():
         # a machine without a GPU (CI): a clear error, not a crash

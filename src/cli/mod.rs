@@ -179,7 +179,7 @@ pub fn usage(e: clap::Error) -> Result<ExitCode> {
 }
 
 fn parse_dtype(s: &str) -> std::result::Result<OutType, String> {
-    OutType::from_name(s).ok_or_else(|| format!("unknown dtype '{s}' (expected f32, f16 or bf16)"))
+    s.parse::<OutType>().map_err(|e| e.to_string())
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode> {

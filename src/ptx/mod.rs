@@ -210,3 +210,37 @@ fn decode_chunk<O: OutElem>(
     crate::out::as_bytes_mut(out).copy_from_slice(bytes);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::synth::{random_blocks, Rng};
+    use crate::types::GgmlType;
+
+    /// The PTX this build embeds (none without nvcc) decodes as the CPU does:
+    /// so that a build with nvcc, the packed crate's included
+    /// (scripts/package-check.sh), runs its kernels in its own unit tests.
+    /// (tests/ptx.rs checks every type and output.)
+    #[test]
+    fn embedded_ptx_decodes_as_the_cpu() {
+        if super::targets().is_empty() {
+            assert!(
+                std::env::var_os("GDQ_REQUIRE_PTX").is_none_or(|v| v != "1"),
+                "GDQ_REQUIRE_PTX=1 and this build has no PTX (nvcc was not found)"
+            );
+            return;
+        }
+        let src = random_blocks(GgmlType::Q4_K, 2, &mut Rng(19));
+        let mut want = vec![0f32; 512];
+        crate::cpu::dequantize(GgmlType::Q4_K, &src, &mut want).unwrap();
+        for arch in super::targets() {
+            let mut got = vec![0f32; 512];
+            super::dequantize(arch, GgmlType::Q4_K, &src, &mut got).unwrap();
+            assert!(
+                got.iter()
+                    .zip(&want)
+                    .all(|(g, w)| g.to_bits() == w.to_bits()),
+                "compute_{arch}: q4_K differs from the CPU"
+            );
+        }
+    }
+}

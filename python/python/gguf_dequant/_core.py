@@ -157,16 +157,11 @@ _TYPES_BY_ID: Dict[int, GGMLType] = {t.id: t for t in GGML_TYPES.values()}
 
 # ----------------------------------------------------------------- dtypes
 
-_DTYPE_ALIASES = {
-    "float32": "float32",
-    "f32": "float32",
-    "float": "float32",
-    "float16": "float16",
-    "f16": "float16",
-    "half": "float16",
-    "bfloat16": "bfloat16",
-    "bf16": "bfloat16",
-}
+#: Every dtype name the extension's parser takes, lowercase, and the dtype it
+#: names: the crate's list (``OutType::NAMES``), read once, so that a name is
+#: looked up in Python (which ``torch.compile`` traces through) and only one
+#: that is not there goes to the parser itself, to be refused in its words.
+_DTYPE_NAMES: Dict[str, str] = dict(_native.dtype_names())
 
 _BF16_UNSET = object()
 _bf16_dtype: Any = _BF16_UNSET
@@ -187,9 +182,13 @@ def _bfloat16_numpy_dtype() -> Optional[np.dtype]:
 
 def _dtype_name(dtype: Any) -> str:
     """``"float32"``, ``"float16"`` or ``"bfloat16"`` from a name, a numpy
-    dtype (or scalar type, ``ml_dtypes.bfloat16`` included) or a torch dtype."""
+    dtype (or scalar type, ``ml_dtypes.bfloat16`` included) or a torch dtype.
+
+    Names, and the names of numpy and torch dtypes, are those of the
+    extension's parser (the crate's one list of dtype names, in any ASCII
+    case): any other raises its ``ValueError``, which names them."""
     if isinstance(dtype, str):
-        key = dtype.lower()
+        key = dtype
     elif type(dtype).__module__.split(".")[0] == "torch":
         key = str(dtype).rsplit(".", 1)[-1]  # torch.bfloat16 -> "bfloat16"
     else:
@@ -200,12 +199,9 @@ def _dtype_name(dtype: Any) -> str:
                 f"dtype {dtype!r}: expected 'float32', 'float16' or 'bfloat16' "
                 "(a name, a numpy dtype or a torch dtype)"
             ) from None
-    name = _DTYPE_ALIASES.get(key)
-    if name is None:
-        raise ValueError(
-            f"dtype {dtype!r}: gguf-dequant decodes into float32, float16 or bfloat16 only"
-        )
-    return name
+    # any ASCII case, as the parser takes it
+    name = _DTYPE_NAMES.get(key.lower()) if key.isascii() else None
+    return name if name is not None else _native.parse_dtype(key)
 
 
 def _as_numpy(raw: np.ndarray, dtype: str) -> np.ndarray:
