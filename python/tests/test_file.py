@@ -231,3 +231,36 @@ def test_public_api_is_documented():
         assert word in doc
     sig = inspect.signature(gguf_dequant.torch.load_file)
     assert list(sig.parameters) == ["filename", "device", "dtype", "tensors", "shard"]
+
+
+def test_records_are_frozen_values():
+    """TensorInfo, GGMLType and Shard: equal and hashed by their fields,
+    frozen, printed with their fields, and surviving pickle and deepcopy
+    (multiprocessing sends them) as equal values."""
+    import copy
+    import pickle
+
+    with gguf_dequant.GGUFFile(REAL) as f:
+        info = next(iter(f.tensors.values()))
+    records = [info, info.ggml_type, gguf_dequant.Shard(rows=(1, 2)), gguf_dequant.Shard()]
+    for r in records:
+        assert pickle.loads(pickle.dumps(r)) == r
+        assert copy.deepcopy(r) == r
+        assert hash(copy.copy(r)) == hash(r)
+        name = type(r).__name__
+        assert repr(r).startswith(name + "(")
+        field = type(r).__match_args__[0]
+        with pytest.raises(AttributeError, match="frozen"):
+            setattr(r, field, None)
+        with pytest.raises(AttributeError, match="frozen"):
+            delattr(r, field)
+    assert gguf_dequant.Shard(rows=(0, 1)) != gguf_dequant.Shard(cols=(0, 1))
+    assert gguf_dequant.Shard((0, 1)) == gguf_dequant.Shard(rows=(0, 1), cols=None)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        gguf_dequant.Shard(row=(0, 1))
+    with pytest.raises(TypeError, match="multiple values"):
+        gguf_dequant.Shard((0, 1), rows=(0, 1))
+    with pytest.raises(TypeError, match="positional"):
+        gguf_dequant.Shard(None, None, None)
+    with pytest.raises(TypeError, match="missing"):
+        type(info.ggml_type)("q4_0")
