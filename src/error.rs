@@ -86,14 +86,21 @@ impl Error {
                 tensor: Some(name.to_string()),
                 ty,
             },
-            Error::Length(m) => Error::Length(format!("tensor '{name}': {m}")),
-            Error::Cuda(mut e) => {
-                e.context = format!("tensor '{name}': {}", e.context);
+            Error::Length(m) if !m.starts_with(&named(name)) => {
+                Error::Length(format!("{}{m}", named(name)))
+            }
+            Error::Cuda(mut e) if !e.context.starts_with(&named(name)) => {
+                e.context = format!("{}{}", named(name), e.context);
                 Error::Cuda(e)
             }
             other => other,
         }
     }
+}
+
+/// How an error names its tensor: the start of its message.
+fn named(tensor: &str) -> String {
+    format!("tensor '{tensor}': ")
 }
 
 impl fmt::Display for Error {
@@ -432,6 +439,25 @@ mod tests {
             .filter(|&c| CudaErrorKind::of_code(c) != Other)
             .count();
         assert_eq!(kinded, listed.len());
+    }
+
+    /// An error said of its tensor twice (by a loader, then by its
+    /// caller) names it once.
+    #[test]
+    fn a_tensor_is_named_once() {
+        let cuda = Error::Cuda(CudaError::new(CudaErrorKind::OutOfMemory, "1 byte"));
+        let length = Error::Length("3 bytes".into());
+        for e in [cuda, length] {
+            let twice = e.for_tensor("w").for_tensor("w").to_string();
+            assert_eq!(twice.matches("tensor 'w'").count(), 1, "{twice}");
+        }
+        let other = Error::Length("3 bytes".into())
+            .for_tensor("a")
+            .for_tensor("b");
+        assert!(
+            other.to_string().contains("tensor 'b': tensor 'a'"),
+            "{other}"
+        );
     }
 
     /// Another library's error keeps its own error as the source, and
