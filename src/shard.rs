@@ -133,7 +133,9 @@ impl Shard {
         };
         let empty = rows == 0 || cols == 0;
         let whole = Shard::whole(t);
-        let row_starts = (0..rows).step_by(rows_per as usize);
+        // no row walk for an empty tensor: [0, 4, 2^40] has 2^42 rows of
+        // nothing, and visiting them is a hang
+        let row_starts = (0..if empty { 0 } else { rows }).step_by(rows_per as usize);
         let pieces = row_starts.flat_map(move |r0| {
             let r1 = (r0 + rows_per).min(rows);
             (0..cols).step_by(cols_per as usize).map(move |c0| Shard {
@@ -281,6 +283,23 @@ mod tests {
         w.add_tensor("t", ty, ne, bytes).unwrap();
         let f = GgufFile::from_bytes(w.to_bytes()).unwrap();
         f.tensors()[0].clone()
+    }
+
+    /// An empty tensor of 2^42 rows of nothing (a hostile file's shape) is
+    /// one empty piece at once, not a walk over its rows: the walk hung CI.
+    #[test]
+    fn an_empty_tensor_of_many_rows_is_one_piece_at_once() {
+        let t = tensor(GgmlType::F32, &[0, 4, 1 << 40]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(Shard::pieces(&t, 1 << 24).collect::<Vec<_>>());
+        });
+        // the walk takes hours; a minute is only a bound for a loaded machine
+        let pieces = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("pieces of an empty tensor did not come");
+        assert_eq!(pieces.len(), 1);
+        assert_eq!(pieces[0].n_elems(), 0);
     }
 
     /// Pieces are valid shards of at most `max` elements (or one block),
