@@ -234,6 +234,24 @@ impl<O: OutElem, const NT: bool> Out for Avx512Out<O, NT> {
     }
     #[target_feature(enable = "avx2,f16c,avx512f,avx512bw,avx512vl,avx512dq")]
     #[inline]
+    unsafe fn i4x32_mul(&mut self, idx: __m256i, values: __m256i, d: __m256) {
+        // SAFETY: the same 32 values, under this method's contract.
+        unsafe { self.i8x32_mul(_mm256_shuffle_epi8(values, idx), d) };
+    }
+    #[target_feature(enable = "avx2,f16c,avx512f,avx512bw,avx512vl,avx512dq")]
+    #[inline]
+    unsafe fn u4x32_mul_add(&mut self, idx: __m256i, d: __m256, m: __m256) {
+        // SAFETY: the same 32 values, under this method's contract.
+        unsafe { self.u8x32_mul_add(idx, d, m) };
+    }
+    #[target_feature(enable = "avx2,f16c,avx512f,avx512bw,avx512vl,avx512dq")]
+    #[inline]
+    unsafe fn u4x32_mul_sub(&mut self, idx: __m256i, d: __m256, m: __m256) {
+        // SAFETY: the same 32 values, under this method's contract.
+        unsafe { self.u8x32_mul_sub(idx, d, m) };
+    }
+    #[target_feature(enable = "avx2,f16c,avx512f,avx512bw,avx512vl,avx512dq")]
+    #[inline]
     unsafe fn finish(self) {
         if NT && self.shift != 0 && !self.first {
             // the carry's last `shift` bytes, from the last boundary on

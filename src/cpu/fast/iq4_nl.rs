@@ -1,5 +1,6 @@
-//! iq4_nl, AVX2 and AVX-512: 32 nibbles (q4_0's order) looked up in the 16
-//! non-linear values with one byte shuffle, times `d`. Mirrors `cpu/iq4_nl.rs`.
+//! iq4_nl, AVX2 and AVX-512: 32 nibbles (q4_0's order) indexing the 16
+//! non-linear values, times `d` (`Out::i4x32_mul`: the 16 products looked up
+//! for 16-bit outputs). Mirrors `cpu/iq4_nl.rs`.
 
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
@@ -19,9 +20,9 @@ kernel!(iq4_nl::IQ4_NL, |src, out| {
         // SAFETY: `p` starts a whole block (`chunks_exact`); `d` lies inside it.
         let d = _mm256_set1_ps(unsafe { f16_at(p.add(offset_of!(block_iq4_nl, d))) });
         // SAFETY: the 16 bytes of `qs` lie inside the block.
-        let q = _mm256_shuffle_epi8(values, unsafe { nibbles32(p.add(offset_of!(block_iq4_nl, qs))) });
+        let q = unsafe { nibbles32(p.add(offset_of!(block_iq4_nl, qs))) };
         // SAFETY: the block's 32 values: 32 per block, `n` in all.
-        unsafe { w.i8x32_mul(q, d) };
+        unsafe { w.i4x32_mul(q, values, d) };
     }
     // SAFETY: every block's values have been given, `n` in all.
     unsafe { w.finish() };

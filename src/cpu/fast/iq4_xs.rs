@@ -31,10 +31,10 @@ kernel!(iq4_xs::IQ4_XS, |src, out| {
             let dl = _mm256_set1_ps(d * (ls - 32) as f32);
             // SAFETY: `ib < 8`: bytes `16 * ib..16 * ib + 16` of the 128 of
             // `qs`, inside the block.
-            let q = _mm256_shuffle_epi8(values, unsafe { nibbles32(p.add(offset_of!(block_iq4_xs, qs) + 16 * ib)) });
+            let q = unsafe { nibbles32(p.add(offset_of!(block_iq4_xs, qs) + 16 * ib)) };
             // SAFETY: 32 of the block's 256 values (8 calls per block), `n` in
             // all.
-            unsafe { w.i8x32_mul(q, dl) };
+            unsafe { w.i4x32_mul(q, values, dl) };
         }
     }
     // SAFETY: every block's values have been given, `n` in all.

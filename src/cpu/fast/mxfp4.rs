@@ -1,5 +1,6 @@
-//! mxfp4, AVX2 and AVX-512: 32 E2M1 nibbles (q4_0's order) looked up as doubled
-//! integers with one byte shuffle, times half the E8M0 scale, `2^(e - 128)`.
+//! mxfp4, AVX2 and AVX-512: 32 E2M1 nibbles (q4_0's order) indexing their
+//! values as doubled integers, times half the E8M0 scale, `2^(e - 128)`
+//! (`Out::i4x32_mul`).
 //! Mirrors `cpu/mxfp4.rs`.
 
 use std::arch::x86_64::*;
@@ -30,9 +31,9 @@ kernel!(mxfp4::MXFP4, |src, out| {
         // SAFETY: `p` starts a whole block (`chunks_exact`); `e` lies inside it.
         let d = _mm256_set1_ps(e8m0_half(unsafe { *p.add(offset_of!(block_mxfp4, e)) }));
         // SAFETY: the 16 bytes of `qs` lie inside the block.
-        let q = _mm256_shuffle_epi8(values, unsafe { nibbles32(p.add(offset_of!(block_mxfp4, qs))) });
+        let q = unsafe { nibbles32(p.add(offset_of!(block_mxfp4, qs))) };
         // SAFETY: the block's 32 values: 32 per block, `n` in all.
-        unsafe { w.i8x32_mul(q, d) };
+        unsafe { w.i4x32_mul(q, values, d) };
     }
     // SAFETY: every block's values have been given, `n` in all.
     unsafe { w.finish() };

@@ -20,7 +20,7 @@ kernel!(q4_1::Q4_1, |src, out| {
         // SAFETY: the 16 bytes of `qs` lie inside the block.
         let q = unsafe { nibbles32(p.add(offset_of!(block_q4_1, qs))) };
         // SAFETY: the block's 32 values: 32 per block, `n` in all.
-        unsafe { w.u8x32_mul_add(q, d, m) };
+        unsafe { w.u4x32_mul_add(q, d, m) };
     }
     // SAFETY: every block's values have been given, `n` in all.
     unsafe { w.finish() };

@@ -38,7 +38,7 @@ kernel!(q4_k::Q4_K, |src, out| {
                 let m1 = _mm256_set1_ps(dmin * m as f32);
                 // SAFETY: 32 of the block's 256 values (8 calls per block), `n`
                 // in all.
-                unsafe { w.u8x32_mul_sub(q, d1, m1) };
+                unsafe { w.u4x32_mul_sub(q, d1, m1) };
             }
         }
     }

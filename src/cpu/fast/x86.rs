@@ -77,6 +77,15 @@ pub trait Out {
     /// 32 unsigned bytes as `d * x - m`, multiplied then subtracted (the
     /// k-quants' order).
     unsafe fn u8x32_mul_sub(&mut self, x: __m256i, d: __m256, m: __m256);
+    /// 32 values `values[idx[j]] as f32 * d`: `idx` holds 32 bytes below 16,
+    /// `values` a 4-bit format's code book, 16 signed bytes, in each 128-bit
+    /// half. A block (or sub-block) of such a format has only 16 distinct
+    /// values: a writer may compute those and look them up.
+    unsafe fn i4x32_mul(&mut self, idx: __m256i, values: __m256i, d: __m256);
+    /// 32 values `idx[j] * d + m`, `idx` 32 bytes below 16 (q4_1's order).
+    unsafe fn u4x32_mul_add(&mut self, idx: __m256i, d: __m256, m: __m256);
+    /// 32 values `d * idx[j] - m`, `idx` 32 bytes below 16 (q4_K's order).
+    unsafe fn u4x32_mul_sub(&mut self, idx: __m256i, d: __m256, m: __m256);
     /// Writes what is still held back; the kernel's last call.
     unsafe fn finish(self);
 }
@@ -139,12 +148,25 @@ impl<O: OutElem, const NT: bool> Out for Avx2Out<O, NT> {
             self.y.wrapping_add(32) <= self.end,
             "more values than the output holds"
         );
-        for (i, v) in v.into_iter().enumerate() {
-            // SAFETY: `y..y + 32` is inside the output: the values given, these
-            // included, are at most the `n` it holds (the trait's contract).
-            // With `NT`, `y` is 16-byte aligned: the output is (`Isa::out`'s
-            // contract), and `y` moves by 32 values, a multiple of 16 bytes.
-            unsafe { store8::<O, NT>(self.y.add(8 * i), v) };
+        // SAFETY (for the stores): `y..y + 32` is inside the output: the values
+        // given, these included, are at most the `n` it holds (the trait's
+        // contract). With `NT`, `y` is 16-byte aligned: the output is
+        // (`Isa::out`'s contract), and `y` moves by 32 values, a multiple of 16
+        // bytes.
+        if O::OUT == OutType::BF16 {
+            // two vectors to one 32-byte store (for f16, F16C's conversion is
+            // one instruction, and joining its halves measured slower here)
+            let [v0, v1, v2, v3] = v;
+            // SAFETY: see above; 16 values of 2 bytes at `y` and at `y + 16`.
+            unsafe {
+                store32::<NT>(self.y.cast(), to_bf16x16(v0, v1));
+                store32::<NT>(self.y.add(16).cast(), to_bf16x16(v2, v3));
+            }
+        } else {
+            for (i, v) in v.into_iter().enumerate() {
+                // SAFETY: see above; 8 values at `y + 8 i`.
+                unsafe { store8::<O, NT>(self.y.add(8 * i), v) };
+            }
         }
         // SAFETY: as above, `y + 32` is at most one past the output's end.
         self.y = unsafe { self.y.add(32) };
@@ -185,9 +207,112 @@ impl<O: OutElem, const NT: bool> Out for Avx2Out<O, NT> {
     }
     #[target_feature(enable = "avx2,f16c")]
     #[inline]
+    unsafe fn i4x32_mul(&mut self, idx: __m256i, values: __m256i, d: __m256) {
+        if O::OUT != OutType::BF16 {
+            // SAFETY: the same 32 values, under this method's contract.
+            unsafe { self.i8x32_mul(_mm256_shuffle_epi8(values, idx), d) }
+        } else {
+            let book = _mm256_castsi256_si128(values);
+            let t0 = _mm256_mul_ps(i8x8_to_ps(book), d);
+            let t1 = _mm256_mul_ps(i8x8_to_ps(_mm_srli_si128::<8>(book)), d);
+            // SAFETY: the same 32 values, under this method's contract.
+            unsafe { self.looked_up(idx, t0, t1) }
+        }
+    }
+    #[target_feature(enable = "avx2,f16c")]
+    #[inline]
+    unsafe fn u4x32_mul_add(&mut self, idx: __m256i, d: __m256, m: __m256) {
+        if O::OUT != OutType::BF16 {
+            // SAFETY: the same 32 values, under this method's contract.
+            unsafe { self.u8x32_mul_add(idx, d, m) }
+        } else {
+            let [k0, k1] = nibble_values();
+            let t0 = _mm256_add_ps(_mm256_mul_ps(k0, d), m);
+            let t1 = _mm256_add_ps(_mm256_mul_ps(k1, d), m);
+            // SAFETY: the same 32 values, under this method's contract.
+            unsafe { self.looked_up(idx, t0, t1) }
+        }
+    }
+    #[target_feature(enable = "avx2,f16c")]
+    #[inline]
+    unsafe fn u4x32_mul_sub(&mut self, idx: __m256i, d: __m256, m: __m256) {
+        if O::OUT != OutType::BF16 {
+            // SAFETY: the same 32 values, under this method's contract.
+            unsafe { self.u8x32_mul_sub(idx, d, m) }
+        } else {
+            let [k0, k1] = nibble_values();
+            let t0 = _mm256_sub_ps(_mm256_mul_ps(d, k0), m);
+            let t1 = _mm256_sub_ps(_mm256_mul_ps(d, k1), m);
+            // SAFETY: the same 32 values, under this method's contract.
+            unsafe { self.looked_up(idx, t0, t1) }
+        }
+    }
+    #[target_feature(enable = "avx2,f16c")]
+    #[inline]
     unsafe fn finish(self) {
         debug_assert!(self.y == self.end, "fewer values than promised");
     }
+}
+
+impl<O: OutElem, const NT: bool> Avx2Out<O, NT> {
+    /// 32 values `table[idx[j]]` of a bf16 output, the table's 16 f32 values
+    /// in `t0` (indices 0-7) and `t1` (8-15), `idx` 32 bytes below 16. The
+    /// table is rounded once, its values' low and high bytes looked up with
+    /// byte shuffles and interleaved: about a dozen operations for 32 values
+    /// where rounding each costs that for 8. The values are those rounding
+    /// each would give, bit for bit: a lookup only copies them. (For f16,
+    /// F16C's one instruction per 8 values is as fast: measured.)
+    ///
+    /// # Safety
+    /// As [`Out::f32x32`]: 32 values under the writer's contract, with the
+    /// CPU's AVX2 and F16C.
+    #[target_feature(enable = "avx2,f16c")]
+    #[inline]
+    unsafe fn looked_up(&mut self, idx: __m256i, t0: __m256, t1: __m256) {
+        debug_assert!(O::OUT == OutType::BF16);
+        debug_assert!(
+            self.y.wrapping_add(32) <= self.end,
+            "more values than the output holds"
+        );
+        let table = to_bf16x16(t0, t1);
+        // per 128-bit half, the low bytes of its 8 values, then their high
+        // bytes; then the quarters as lo(0-7) lo(8-15) hi(0-7) hi(8-15)
+        let split = _mm256_shuffle_epi8(
+            table,
+            _mm256_broadcastsi128_si256(_mm_setr_epi8(
+                0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15,
+            )),
+        );
+        let split = _mm256_permute4x64_epi64::<0b11_01_10_00>(split);
+        let low_bytes = _mm256_permute2x128_si256::<0x00>(split, split);
+        let high_bytes = _mm256_permute2x128_si256::<0x11>(split, split);
+        let lo = _mm256_shuffle_epi8(low_bytes, idx);
+        let hi = _mm256_shuffle_epi8(high_bytes, idx);
+        // within 128-bit halves: values 0-7 | 16-23, then 8-15 | 24-31
+        let a = _mm256_unpacklo_epi8(lo, hi);
+        let b = _mm256_unpackhi_epi8(lo, hi);
+        // SAFETY: `y..y + 32` is inside the output (the contract, checked by
+        // the assertion above in debug builds); with `NT`, `y` is 16-byte
+        // aligned, as in `f32x32`. 16 values of 2 bytes at `y` and `y + 16`.
+        unsafe {
+            store32::<NT>(self.y.cast(), _mm256_permute2x128_si256::<0x20>(a, b));
+            store32::<NT>(
+                self.y.add(16).cast(),
+                _mm256_permute2x128_si256::<0x31>(a, b),
+            );
+            self.y = self.y.add(32);
+        }
+    }
+}
+
+/// The 16 values of a nibble as f32: 0-7, 8-15.
+#[target_feature(enable = "avx2,f16c")]
+#[inline]
+fn nibble_values() -> [__m256; 2] {
+    [
+        _mm256_setr_ps(0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0),
+        _mm256_setr_ps(8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0),
+    ]
 }
 
 /// Compiles a kernel, written once as `kernel!(file::Type, |src, out| { ... })`
@@ -380,6 +505,27 @@ unsafe fn store16<const NT: bool>(y: *mut __m128i, v: __m128i) {
     }
 }
 
+/// Stores 32 bytes, non-temporally (as two 16-byte halves, to a 16-byte
+/// aligned `y`) with `NT`.
+///
+/// # Safety
+/// `y` is valid for writing 32 bytes, 16-byte aligned with `NT`, and the CPU
+/// has AVX2 and F16C.
+#[target_feature(enable = "avx2,f16c")]
+#[inline]
+unsafe fn store32<const NT: bool>(y: *mut __m128i, v: __m256i) {
+    // SAFETY: `y` is writable for 32 bytes, 16-byte aligned with `NT` (the
+    // contract), so each half is what `store16` needs.
+    unsafe {
+        if NT {
+            store16::<NT>(y, _mm256_castsi256_si128(v));
+            store16::<NT>(y.add(1), _mm256_extracti128_si256::<1>(v));
+        } else {
+            _mm256_storeu_si256(y.cast(), v);
+        }
+    }
+}
+
 /// 8 f32 lanes to bf16 bits, as `half::bf16::from_f32`: NaNs keep their top
 /// bits and are quieted; everything else rounds to nearest even (overflowing
 /// to infinity). AVX512-BF16's instruction would flush subnormals instead.
@@ -389,17 +535,43 @@ pub fn to_bf16(v: __m256) -> __m128i {
     let x = _mm256_castps_si256(v);
     let abs = _mm256_and_si256(x, _mm256_set1_epi32(0x7fff_ffff));
     let nan = _mm256_cmpgt_epi32(abs, _mm256_set1_epi32(0x7f80_0000));
-    let high = _mm256_srli_epi32::<16>(x);
-    // adding 0x7fff plus the kept lowest bit carries into the kept bits exactly
-    // when the dropped half is above the midpoint, or at it with the kept bits odd
-    let lsb = _mm256_and_si256(high, _mm256_set1_epi32(1));
-    let bias = _mm256_add_epi32(_mm256_set1_epi32(0x7fff), lsb);
-    let rounded = _mm256_srli_epi32::<16>(_mm256_add_epi32(x, bias));
-    let quiet = _mm256_or_si256(high, _mm256_set1_epi32(0x40));
-    let r = _mm256_blendv_epi8(rounded, quiet, nan);
+    let quiet = _mm256_or_si256(_mm256_srli_epi32::<16>(x), _mm256_set1_epi32(0x40));
+    let r = _mm256_blendv_epi8(round_to_bf16(v), quiet, nan);
     // every lane is below 2^16: pack them into the low 128 bits, in order
     let packed = _mm256_packus_epi32(r, r);
     _mm256_castsi256_si128(_mm256_permute4x64_epi64::<0b00_00_10_00>(packed))
+}
+
+/// 16 f32 lanes, `a`'s then `b`'s, to bf16 bits as [`to_bf16`] gives them,
+/// in one vector. Decoded values are rarely NaN: lanes are rounded without
+/// the NaN fix-up, and a pair with a NaN among them goes through
+/// [`to_bf16`] instead (a compare and a branch per 16 values, where the
+/// fix-up costs four operations per 8).
+#[target_feature(enable = "avx2,f16c")]
+#[inline]
+pub fn to_bf16x16(a: __m256, b: __m256) -> __m256i {
+    let unordered = _mm256_cmp_ps::<_CMP_UNORD_Q>(a, b);
+    if _mm256_testz_ps(unordered, unordered) == 0 {
+        return _mm256_set_m128i(to_bf16(b), to_bf16(a));
+    }
+    // packing works within 128-bit halves: a0-3 b0-3 | a4-7 b4-7; the
+    // permute puts the 64-bit quarters back in order
+    let packed = _mm256_packus_epi32(round_to_bf16(a), round_to_bf16(b));
+    _mm256_permute4x64_epi64::<0b11_01_10_00>(packed)
+}
+
+/// 8 f32 lanes rounded to nearest even to bf16, in the low 16 bits of each
+/// 32-bit lane (overflowing to infinity). Right for every lane but NaNs,
+/// whose payload the rounding can carry into the exponent or sign.
+#[target_feature(enable = "avx2,f16c")]
+#[inline]
+fn round_to_bf16(v: __m256) -> __m256i {
+    let x = _mm256_castps_si256(v);
+    // adding 0x7fff plus the kept lowest bit carries into the kept bits exactly
+    // when the dropped half is above the midpoint, or at it with the kept bits odd
+    let lsb = _mm256_and_si256(_mm256_srli_epi32::<16>(x), _mm256_set1_epi32(1));
+    let bias = _mm256_add_epi32(_mm256_set1_epi32(0x7fff), lsb);
+    _mm256_srli_epi32::<16>(_mm256_add_epi32(x, bias))
 }
 
 /// `dst.copy_from_slice(src)`, writing the 32-byte-aligned middle of `dst`
