@@ -13,7 +13,7 @@
 use std::arch::x86_64::*;
 use std::marker::PhantomData;
 
-use super::x86::{Isa, Out};
+use super::x86::{u8x16x2_mul_sub, Isa, Out};
 use crate::cpu::OutElem;
 use crate::types::OutType;
 
@@ -249,6 +249,25 @@ impl<O: OutElem, const NT: bool> Out for Avx512Out<O, NT> {
     unsafe fn u4x32_mul_sub(&mut self, idx: __m256i, d: __m256, m: __m256) {
         // SAFETY: the same 32 values, under this method's contract.
         unsafe { self.u8x32_mul_sub(idx, d, m) };
+    }
+    #[target_feature(enable = "avx2,f16c,avx512f,avx512bw,avx512vl,avx512dq")]
+    #[inline]
+    unsafe fn i3x16x2_mul(&mut self, idx: __m256i, values: __m256i, d0: __m256, d1: __m256) {
+        // SAFETY: the same 32 values, under this method's contract.
+        unsafe { self.i8x16x2_mul(_mm256_shuffle_epi8(values, idx), d0, d1) };
+    }
+    #[target_feature(enable = "avx2,f16c,avx512f,avx512bw,avx512vl,avx512dq")]
+    #[inline]
+    unsafe fn u3x16x2_mul_sub(
+        &mut self,
+        idx: __m256i,
+        d0: __m256,
+        m0: __m256,
+        d1: __m256,
+        m1: __m256,
+    ) {
+        // SAFETY: the same 32 values, under this method's contract.
+        unsafe { self.f32x32(u8x16x2_mul_sub(idx, d0, m0, d1, m1)) };
     }
     #[target_feature(enable = "avx2,f16c,avx512f,avx512bw,avx512vl,avx512dq")]
     #[inline]

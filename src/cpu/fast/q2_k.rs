@@ -1,11 +1,11 @@
 //! q2_k, AVX2 and AVX-512: per half of the block, bit pair `2k` of its 32 code
 //! bytes gives 32 codes; each 16 share `(d * sc) * q - dmin * m`, the products
-//! formed once per group. Mirrors `cpu/q2_k.rs`.
+//! formed once per group (`Out::u3x16x2_mul_sub`). Mirrors `cpu/q2_k.rs`.
 
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
-use super::x86::{kernel, f16_at, load32, quarters, u8x8_to_ps, Isa, Out};
+use super::x86::{kernel, f16_at, load32, Isa, Out};
 use crate::blocks::block_q2_K;
 
 kernel!(q2_k::Q2_K, |src, out| {
@@ -28,18 +28,17 @@ kernel!(q2_k::Q2_K, |src, out| {
             let qs = unsafe { load32(p.add(offset_of!(block_q2_K, qs) + 32 * half)) };
             for k in 0..4 {
                 let q = _mm256_srl_epi16(qs, _mm_cvtsi32_si128(2 * k as i32));
-                let q = quarters(_mm256_and_si256(q, m2));
+                let q = _mm256_and_si256(q, m2);
+                // groups `g` and `g + 1`, 16 values each
                 let g = 8 * half + 2 * k;
-                let mut v = [_mm256_setzero_ps(); 4];
-                for (i, v) in v.iter_mut().enumerate() {
-                    let s = sc[g + i / 2];
+                let scale_min = |s: u8| {
                     let dl = _mm256_set1_ps(d * (s & 0xF) as f32);
-                    let ml = _mm256_set1_ps(dmin * (s >> 4) as f32);
-                    *v = _mm256_sub_ps(_mm256_mul_ps(dl, u8x8_to_ps(q[i])), ml);
-                }
+                    (dl, _mm256_set1_ps(dmin * (s >> 4) as f32))
+                };
+                let ((d0, m0), (d1, m1)) = (scale_min(sc[g]), scale_min(sc[g + 1]));
                 // SAFETY: 32 of the block's 256 values (8 calls per block), `n`
                 // in all.
-                unsafe { w.f32x32(v) };
+                unsafe { w.u3x16x2_mul_sub(q, d0, m0, d1, m1) };
             }
         }
     }

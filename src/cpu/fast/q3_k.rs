@@ -1,6 +1,7 @@
 //! q3_k, AVX2 and AVX-512: per half of the block, bit pair `2k` of its 32 code
-//! bytes and bit `4 * half + k` of the 32 `hmask` bytes give 32 codes `q - (h ?
-//! 0 : 4)`, as signed bytes; each 16 share the scale `d * sc`. Mirrors
+//! bytes and bit `4 * half + k` of the 32 `hmask` bytes give 32 3-bit codes
+//! `low | h << 2`, each `code - 4` (`q - (h ? 0 : 4)`: a code book of -4..3);
+//! each 16 share the scale `d * sc` (`Out::i3x16x2_mul`). Mirrors
 //! `cpu/q3_k.rs`.
 
 use std::arch::x86_64::*;
@@ -19,10 +20,10 @@ fn group_scale(s: &[u8; 12], g: usize) -> i32 {
 }
 
 kernel!(q3_k::Q3_K, |src, out| {
-    let (m2, one, four) = (
-        _mm256_set1_epi8(3),
-        _mm256_set1_epi8(1),
-        _mm256_set1_epi8(4),
+    let (m2, one) = (_mm256_set1_epi8(3), _mm256_set1_epi8(1));
+    let minus_4_to_3 = _mm256_setr_epi8(
+        -4, -3, -2, -1, 0, 1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0, //
+        -4, -3, -2, -1, 0, 1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0,
     );
     // SAFETY: `S::out` needs the kernel's features and, with `NT`, an aligned
     // output: the kernel's own contract.
@@ -43,16 +44,16 @@ kernel!(q3_k::Q3_K, |src, out| {
             for k in 0..4 {
                 let low = _mm256_srl_epi16(qs, _mm_cvtsi32_si128(2 * k as i32));
                 let low = _mm256_and_si256(low, m2);
-                // the high bit, worth 4, with 4 taken off: q - (h ? 0 : 4)
+                // the high bit, worth 4
                 let h = _mm256_srl_epi16(hm, _mm_cvtsi32_si128((4 * half + k) as i32));
                 let h = _mm256_slli_epi16::<2>(_mm256_and_si256(h, one));
-                let q = _mm256_sub_epi8(_mm256_or_si256(low, h), four);
+                let code = _mm256_or_si256(low, h);
                 let g = 8 * half + 2 * k;
                 let d0 = _mm256_set1_ps(d * group_scale(sc, g) as f32);
                 let d1 = _mm256_set1_ps(d * group_scale(sc, g + 1) as f32);
                 // SAFETY: 32 of the block's 256 values (8 calls per block), `n`
                 // in all.
-                unsafe { w.i8x16x2_mul(q, d0, d1) };
+                unsafe { w.i3x16x2_mul(code, minus_4_to_3, d0, d1) };
             }
         }
     }

@@ -86,6 +86,20 @@ pub trait Out {
     unsafe fn u4x32_mul_add(&mut self, idx: __m256i, d: __m256, m: __m256);
     /// 32 values `d * idx[j] - m`, `idx` 32 bytes below 16 (q4_K's order).
     unsafe fn u4x32_mul_sub(&mut self, idx: __m256i, d: __m256, m: __m256);
+    /// 32 values `values[idx[j]] as f32` times `d0` for the first 16, `d1`
+    /// for the others: `idx` 32 bytes below 8, `values` a code book of 8
+    /// signed bytes at the start of each 128-bit half (q3_K's codes).
+    unsafe fn i3x16x2_mul(&mut self, idx: __m256i, values: __m256i, d0: __m256, d1: __m256);
+    /// 32 values `d0 * idx[j] - m0` for the first 16, `d1 * idx[j] - m1` for
+    /// the others, `idx` 32 bytes below 8 (q2_K's codes and order).
+    unsafe fn u3x16x2_mul_sub(
+        &mut self,
+        idx: __m256i,
+        d0: __m256,
+        m0: __m256,
+        d1: __m256,
+        m1: __m256,
+    );
     /// Writes what is still held back; the kernel's last call.
     unsafe fn finish(self);
 }
@@ -249,9 +263,69 @@ impl<O: OutElem, const NT: bool> Out for Avx2Out<O, NT> {
     }
     #[target_feature(enable = "avx2,f16c")]
     #[inline]
+    unsafe fn i3x16x2_mul(&mut self, idx: __m256i, values: __m256i, d0: __m256, d1: __m256) {
+        if O::OUT != OutType::BF16 {
+            // SAFETY: the same 32 values, under this method's contract.
+            unsafe { self.i8x16x2_mul(_mm256_shuffle_epi8(values, idx), d0, d1) }
+        } else {
+            let book = i8x8_to_ps(_mm256_castsi256_si128(values));
+            let (t0, t1) = (_mm256_mul_ps(book, d0), _mm256_mul_ps(book, d1));
+            // SAFETY: the same 32 values, under this method's contract.
+            unsafe { self.looked_up(second_half_from_8(idx), t0, t1) }
+        }
+    }
+    #[target_feature(enable = "avx2,f16c")]
+    #[inline]
+    unsafe fn u3x16x2_mul_sub(
+        &mut self,
+        idx: __m256i,
+        d0: __m256,
+        m0: __m256,
+        d1: __m256,
+        m1: __m256,
+    ) {
+        if O::OUT != OutType::BF16 {
+            // SAFETY: the same 32 values, under this method's contract.
+            unsafe { self.f32x32(u8x16x2_mul_sub(idx, d0, m0, d1, m1)) }
+        } else {
+            let [k, _] = nibble_values();
+            let t0 = _mm256_sub_ps(_mm256_mul_ps(d0, k), m0);
+            let t1 = _mm256_sub_ps(_mm256_mul_ps(d1, k), m1);
+            // SAFETY: the same 32 values, under this method's contract.
+            unsafe { self.looked_up(second_half_from_8(idx), t0, t1) }
+        }
+    }
+    #[target_feature(enable = "avx2,f16c")]
+    #[inline]
     unsafe fn finish(self) {
         debug_assert!(self.y == self.end, "fewer values than promised");
     }
+}
+
+/// 32 indices below 8, the last 16 moved to 8-15: two 8-entry tables, one
+/// per 16 values, as one of 16.
+#[target_feature(enable = "avx2,f16c")]
+#[inline]
+fn second_half_from_8(idx: __m256i) -> __m256i {
+    _mm256_or_si256(
+        idx,
+        _mm256_setr_m128i(_mm_setzero_si128(), _mm_set1_epi8(8)),
+    )
+}
+
+/// 32 unsigned bytes as `d0 * x - m0` (the first 16) and `d1 * x - m1` (the
+/// others), multiplied then subtracted (the k-quants' order), as f32 lanes.
+#[target_feature(enable = "avx2,f16c")]
+#[inline]
+pub fn u8x16x2_mul_sub(x: __m256i, d0: __m256, m0: __m256, d1: __m256, m1: __m256) -> [__m256; 4] {
+    let [q0, q1, q2, q3] = quarters(x);
+    let value = |q, d, m| _mm256_sub_ps(_mm256_mul_ps(d, u8x8_to_ps(q)), m);
+    [
+        value(q0, d0, m0),
+        value(q1, d0, m0),
+        value(q2, d1, m1),
+        value(q3, d1, m1),
+    ]
 }
 
 impl<O: OutElem, const NT: bool> Avx2Out<O, NT> {
