@@ -143,9 +143,8 @@ impl Shard {
                 cols: c0..(c0 + cols_per).min(cols),
             })
         });
-        std::iter::once(whole)
-            .filter(move |_| empty)
-            .chain(pieces.filter(move |_| !empty))
+        // the walk gives nothing for an empty tensor: it is the one piece
+        std::iter::once(whole).filter(move |_| empty).chain(pieces)
     }
 
     /// The byte ranges of the shard's blocks in the tensor's data, in order:

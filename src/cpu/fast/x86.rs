@@ -215,9 +215,8 @@ impl<O: OutElem, const NT: bool> Out for Avx2Out<O, NT> {
     #[target_feature(enable = "avx2,f16c")]
     #[inline]
     unsafe fn u8x32_mul_sub(&mut self, x: __m256i, d: __m256, m: __m256) {
-        let v = quarters(x).map(|q| _mm256_sub_ps(_mm256_mul_ps(d, u8x8_to_ps(q)), m));
         // SAFETY: the same 32 values, under this method's contract.
-        unsafe { self.f32x32(v) };
+        unsafe { self.f32x32(u8x16x2_mul_sub(x, d, m, d, m)) };
     }
     #[target_feature(enable = "avx2,f16c")]
     #[inline]
