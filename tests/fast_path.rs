@@ -216,7 +216,10 @@ fn special_scales_decode_as_the_reference() {
         GgmlType::Q4_K,
         GgmlType::Q5_K,
         GgmlType::IQ2_XXS,
+        GgmlType::IQ2_XS,
+        GgmlType::IQ2_S,
         GgmlType::IQ3_XXS,
+        GgmlType::IQ3_S,
         GgmlType::IQ1_S,
     ] {
         let mut rng = Rng(0x5ca1e ^ ty.id() as u64);
@@ -277,4 +280,52 @@ fn same_type_output_is_a_bit_exact_copy() {
     assert!(h.iter().map(|v| v.to_bits()).eq(want.iter().copied()));
     // a signalling NaN: quiet bit clear, payload set
     assert_eq!(h[0x7c01].to_bits(), 0x7c01);
+}
+
+/// The fill limit (`cpu::fill_limit`, the benchmarks' yardstick) writes every
+/// value of its output and nothing around it, into every output type, at every
+/// level, streaming and not, at every phase: a fill that skipped values would
+/// measure less than a decoder must do. (Its values are meaningless, but
+/// never NaN: the output starts as NaNs.)
+#[test]
+fn the_fill_limit_writes_every_value_and_only_those() {
+    fn check_fill<O: Bits>(ty: GgmlType, src: &[u8], offset: usize) {
+        let n = src.len() / ty.block_bytes() * ty.block_elems();
+        let size = std::mem::size_of::<O>();
+        for level in Level::available() {
+            for streaming in [false, true] {
+                let mut buf = vec![O::from_f32(f32::NAN); n + 128 / size];
+                let start = buf.as_ptr().align_offset(64) + offset / size;
+                cpu::fill_limit(level, streaming, ty, src, &mut buf[start..start + n]).unwrap();
+                let what = format!(
+                    "{ty} -> {:?}, {n} values, level {}, streaming {streaming}, offset {offset}",
+                    O::OUT,
+                    level.name()
+                );
+                let written = &buf[start..start + n];
+                if let Some(i) = written.iter().position(|v| v.is_nan()) {
+                    panic!("{what}: value {i} was not written");
+                }
+                let around = buf[..start].iter().chain(&buf[start + n..]);
+                assert!(around.clone().all(|v| v.is_nan()), "{what}: wrote outside");
+            }
+        }
+    }
+    let mut rng = Rng(0xf111);
+    for ty in [
+        GgmlType::Q4_0,
+        GgmlType::Q4_K,
+        GgmlType::F16,
+        GgmlType::TQ2_0,
+    ] {
+        let qk = ty.block_elems();
+        for count in [1, 3, 17, 2048 / qk + 1, 65536 / qk + 3] {
+            let src = random_blocks(ty, count, &mut rng);
+            for offset in [0, 16, 4] {
+                check_fill::<f32>(ty, &src, offset);
+                check_fill::<f16>(ty, &src, offset / 2);
+                check_fill::<bf16>(ty, &src, offset / 2);
+            }
+        }
+    }
 }

@@ -13,7 +13,7 @@
 use std::arch::x86_64::*;
 use std::marker::PhantomData;
 
-use super::x86::{u8x16x2_mul_sub, Isa, Out};
+use super::x86::{ternary_ps, u8x16x2_mul_sub, Isa, Out};
 use crate::cpu::OutElem;
 use crate::types::OutType;
 
@@ -200,6 +200,13 @@ impl<O: OutElem, const NT: bool> Out for Avx512Out<O, NT> {
     }
     #[target_feature(enable = "avx2,f16c,avx512f,avx512bw,avx512vl,avx512dq")]
     #[inline]
+    unsafe fn bits16x32(&mut self, a: __m256i, b: __m256i) {
+        assert!(O::OUT != OutType::F32, "bits16x32 writes a 16-bit output");
+        // SAFETY: 32 values of 2 bytes are this line (the contract).
+        unsafe { self.line(join_halves(a, b)) };
+    }
+    #[target_feature(enable = "avx2,f16c,avx512f,avx512bw,avx512vl,avx512dq")]
+    #[inline]
     unsafe fn i8x32_mul(&mut self, x: __m256i, d: __m256) {
         // SAFETY: the same 32 values, under this method's contract.
         unsafe { self.i8x16x2_mul(x, d, d) };
@@ -268,6 +275,41 @@ impl<O: OutElem, const NT: bool> Out for Avx512Out<O, NT> {
     ) {
         // SAFETY: the same 32 values, under this method's contract.
         unsafe { self.f32x32(u8x16x2_mul_sub(idx, d0, m0, d1, m1)) };
+    }
+    #[target_feature(enable = "avx2,f16c,avx512f,avx512bw,avx512vl,avx512dq")]
+    #[inline]
+    unsafe fn signed_grid_x32_mul(
+        &mut self,
+        grid: __m256i,
+        signs: u32,
+        _mags: __m256i,
+        _shift: i32,
+        d: __m256,
+    ) {
+        // SAFETY: this function has the features `apply_signs` needs; the
+        // same 32 values, under this method's contract.
+        unsafe { self.i8x32_mul(Avx512::apply_signs(grid, signs), d) }
+    }
+    #[target_feature(enable = "avx2,f16c,avx512f,avx512bw,avx512vl,avx512dq")]
+    #[inline]
+    unsafe fn signed_grid_x16x2_mul(
+        &mut self,
+        grid: __m256i,
+        signs: u32,
+        _mags: __m256i,
+        _shift: i32,
+        d0: __m256,
+        d1: __m256,
+    ) {
+        // SAFETY: this function has the features `apply_signs` needs; the
+        // same 32 values, under this method's contract.
+        unsafe { self.i8x16x2_mul(Avx512::apply_signs(grid, signs), d0, d1) }
+    }
+    #[target_feature(enable = "avx2,f16c,avx512f,avx512bw,avx512vl,avx512dq")]
+    #[inline]
+    unsafe fn ternary_x32(&mut self, rows: [u64; 4], deltas: [f32; 4], d0: __m256, d1: __m256) {
+        // SAFETY: the same 32 values, under this method's contract.
+        unsafe { self.f32x32(ternary_ps(rows, deltas, d0, d1)) }
     }
     #[target_feature(enable = "avx2,f16c,avx512f,avx512bw,avx512vl,avx512dq")]
     #[inline]

@@ -1,12 +1,12 @@
-//! iq1_m, AVX2 and AVX-512: per group of 8, its ternary grid row widened to f32
-//! lanes, plus the group's shift `delta`, times its pair's `dl = d * (2s + 1)`,
-//! `d` assembled from the top nibbles of the 4 scale words. Mirrors
-//! `cpu/iq1_m.rs`.
+//! iq1_m, AVX2 and AVX-512: per sub-block of 32, its 4 ternary grid rows side
+//! by side, plus each group of 8's shift `delta`, times its half's `dl = d *
+//! (2s + 1)` (`Out::ternary_x32`), `d` assembled from the top nibbles of the 4
+//! scale words. Mirrors `cpu/iq1_m.rs`.
 
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
-use super::x86::{kernel, f16_bits_to_f32, i8x8_to_ps, signed_delta, Isa, Out};
+use super::x86::{kernel, f16_bits_to_f32, signed_delta, Isa, Out};
 use crate::blocks::block_iq1_m;
 use crate::tables::IQ1S_GRID;
 
@@ -41,16 +41,11 @@ kernel!(iq1_m::IQ1_M, |src, out| {
                 .map(|s| _mm256_set1_ps(d * (2 * s as i32 + 1) as f32));
             // per group of 8: 3 high bits of its grid index, then its delta's sign
             let h = [qh[2 * ib], qh[2 * ib] >> 4, qh[2 * ib + 1], qh[2 * ib + 1] >> 4];
-            let mut v = [_mm256_setzero_ps(); 4];
-            for (l, v) in v.iter_mut().enumerate() {
-                let row = IQ1S_GRID[qs[4 * ib + l] as usize | ((h[l] & 7) as usize) << 8];
-                let delta = _mm256_set1_ps(signed_delta(DELTA, (h[l] as u32 >> 3) & 1));
-                let g = i8x8_to_ps(_mm_cvtsi64_si128(row as i64));
-                *v = _mm256_mul_ps(dl[l / 2], _mm256_add_ps(g, delta));
-            }
+            let row = |l: usize| IQ1S_GRID[qs[4 * ib + l] as usize | ((h[l] & 7) as usize) << 8];
+            let deltas = h.map(|h| signed_delta(DELTA, (h as u32 >> 3) & 1));
             // SAFETY: 32 of the block's 256 values (8 calls per block), `n` in
             // all.
-            unsafe { w.f32x32(v) };
+            unsafe { w.ternary_x32(std::array::from_fn(row), deltas, dl[0], dl[1]) };
         }
     }
     // SAFETY: every block's values have been given, `n` in all.

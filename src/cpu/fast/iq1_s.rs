@@ -1,11 +1,11 @@
-//! iq1_s, AVX2 and AVX-512: per group of 8, its ternary grid row widened to f32
-//! lanes, plus the sub-block's shift `delta`, times `dl = d * (2s + 1)`. Mirrors
-//! `cpu/iq1_s.rs`.
+//! iq1_s, AVX2 and AVX-512: per sub-block of 32, its 4 ternary grid rows side
+//! by side, plus the sub-block's shift `delta`, times `dl = d * (2s + 1)`
+//! (`Out::ternary_x32`). Mirrors `cpu/iq1_s.rs`.
 
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
-use super::x86::{kernel, f16_at, i8x8_to_ps, signed_delta, Isa, Out};
+use super::x86::{kernel, f16_at, signed_delta, Isa, Out};
 use crate::blocks::block_iq1_s;
 use crate::tables::IQ1S_GRID;
 
@@ -30,17 +30,14 @@ kernel!(iq1_s::IQ1_S, |src, out| {
             let qh = u16::from_le(unsafe { std::ptr::read_unaligned(qh.add(ib)) });
             // the integer 2s + 1 first, then one f32 product
             let dl = _mm256_set1_ps(d * (2 * ((qh >> 12) & 7) as i32 + 1) as f32);
-            let delta = _mm256_set1_ps(signed_delta(DELTA, qh as u32 >> 15));
-            let mut v = [_mm256_setzero_ps(); 4];
-            for (l, v) in v.iter_mut().enumerate() {
+            let delta = signed_delta(DELTA, qh as u32 >> 15);
+            let row = |l: usize| {
                 let hi = (qh as usize >> (3 * l)) & 7;
-                let row = IQ1S_GRID[qs[4 * ib + l] as usize | hi << 8];
-                let g = i8x8_to_ps(_mm_cvtsi64_si128(row as i64));
-                *v = _mm256_mul_ps(dl, _mm256_add_ps(g, delta));
-            }
+                IQ1S_GRID[qs[4 * ib + l] as usize | hi << 8]
+            };
             // SAFETY: 32 of the block's 256 values (8 calls per block), `n` in
             // all.
-            unsafe { w.f32x32(v) };
+            unsafe { w.ternary_x32(std::array::from_fn(row), [delta; 4], dl, dl) };
         }
     }
     // SAFETY: every block's values have been given, `n` in all.

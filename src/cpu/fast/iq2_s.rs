@@ -1,11 +1,12 @@
 //! iq2_s, AVX2 and AVX-512: per sub-block of 32, the 4 grid rows (10-bit
 //! indices, the top 2 bits from `qh`) side by side, its 4 explicit sign bytes
 //! applied as integers, the two halves times their own `db = d * (0.5 + s) *
-//! 0.25`. Mirrors `cpu/iq2_s.rs`.
+//! 0.25` (`Out::signed_grid_x16x2_mul`). Mirrors `cpu/iq2_s.rs`.
 
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
+use super::iq2_xxs::iq2_magnitudes;
 use super::x86::{kernel, f16_at, Isa, Out};
 use crate::blocks::block_iq2_s;
 use crate::tables::IQ2S_GRID;
@@ -35,15 +36,13 @@ kernel!(iq2_s::IQ2_S, |src, out| {
             };
             let g = _mm256_set_epi64x(row(3), row(2), row(1), row(0));
             let signs = u32::from_le_bytes(qs[32 + 4 * ib..][..4].try_into().unwrap());
-            // SAFETY: the kernel has the features `apply_signs` needs.
-            let q = unsafe { S::apply_signs(g, signs) };
             let sc = scales[ib];
             // ggml's order: (d * (0.5 + s)) * 0.25
             let db0 = _mm256_set1_ps(d * (0.5 + (sc & 0xF) as f32) * 0.25);
             let db1 = _mm256_set1_ps(d * (0.5 + (sc >> 4) as f32) * 0.25);
             // SAFETY: 32 of the block's 256 values (8 calls per block), `n` in
             // all.
-            unsafe { w.i8x16x2_mul(q, db0, db1) };
+            unsafe { w.signed_grid_x16x2_mul(g, signs, iq2_magnitudes(), 4, db0, db1) };
         }
     }
     // SAFETY: every block's values have been given, `n` in all.

@@ -1,11 +1,12 @@
 //! iq2_xs, AVX2 and AVX-512: per sub-block of 32, the 4 grid rows (9-bit
 //! indices) side by side, the signs of their 7-bit indices applied as integers,
-//! the two halves times their own `db = d * (0.5 + s) * 0.25`. Mirrors
-//! `cpu/iq2_xs.rs`.
+//! the two halves times their own `db = d * (0.5 + s) * 0.25`
+//! (`Out::signed_grid_x16x2_mul`). Mirrors `cpu/iq2_xs.rs`.
 
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
 
+use super::iq2_xxs::iq2_magnitudes;
 use super::x86::{kernel, f16_at, Isa, Out};
 use crate::blocks::block_iq2_xs;
 use crate::tables::{IQ2XS_GRID, KSIGNS_IQ2XS};
@@ -34,14 +35,12 @@ kernel!(iq2_xs::IQ2_XS, |src, out| {
             let signs = (0..4).fold(0u32, |acc, l| {
                 acc | (KSIGNS_IQ2XS[(q[l] >> 9) as usize] as u32) << (8 * l)
             });
-            // SAFETY: the kernel has the features `apply_signs` needs.
-            let q = unsafe { S::apply_signs(g, signs) };
             // ggml's order: (d * (0.5 + s)) * 0.25
             let db0 = _mm256_set1_ps(d * (0.5 + (sc & 0xF) as f32) * 0.25);
             let db1 = _mm256_set1_ps(d * (0.5 + (sc >> 4) as f32) * 0.25);
             // SAFETY: 32 of the block's 256 values (8 calls per block), `n` in
             // all.
-            unsafe { w.i8x16x2_mul(q, db0, db1) };
+            unsafe { w.signed_grid_x16x2_mul(g, signs, iq2_magnitudes(), 4, db0, db1) };
         }
     }
     // SAFETY: every block's values have been given, `n` in all.

@@ -1,6 +1,7 @@
 //! iq2_xxs, AVX2 and AVX-512: per sub-block of 32, the 4 grid rows (8 bytes
 //! each) side by side, the 4 sign bytes (from `KSIGNS_IQ2XS`) applied to them as
-//! integers, times `db = d * (0.5 + s) * 0.25`. Mirrors `cpu/iq2_xxs.rs`.
+//! integers, times `db = d * (0.5 + s) * 0.25` (`Out::signed_grid_x32_mul`).
+//! Mirrors `cpu/iq2_xxs.rs`.
 
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
@@ -8,6 +9,16 @@ use std::mem::{offset_of, size_of};
 use super::x86::{kernel, f16_at, Isa, Out};
 use crate::blocks::block_iq2_xxs;
 use crate::tables::{IQ2XXS_GRID, KSIGNS_IQ2XS};
+
+/// The iq2 grids' byte values 8, 25 and 43, each at index `byte >> 4`, in
+/// each 128-bit half ([`Out::signed_grid_x32_mul`]'s `mags`).
+#[target_feature(enable = "avx2,f16c")]
+#[inline]
+pub(super) fn iq2_magnitudes() -> __m256i {
+    _mm256_broadcastsi128_si256(_mm_setr_epi8(
+        8, 25, 43, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ))
+}
 
 /// The 4 sign bytes of a sub-block from its 4 7-bit sign indices.
 #[inline(always)]
@@ -40,11 +51,9 @@ kernel!(iq2_xxs::IQ2_XXS, |src, out| {
             let db = _mm256_set1_ps(d * (0.5 + (aux >> 28) as f32) * 0.25);
             let row = |l: u32| IQ2XXS_GRID[(grid_idx >> (8 * l)) as usize & 0xFF] as i64;
             let g = _mm256_set_epi64x(row(3), row(2), row(1), row(0));
-            // SAFETY: the kernel has the features `apply_signs` needs.
-            let q = unsafe { S::apply_signs(g, ksigns4(aux)) };
             // SAFETY: 32 of the block's 256 values (8 calls per block), `n` in
             // all.
-            unsafe { w.i8x32_mul(q, db) };
+            unsafe { w.signed_grid_x32_mul(g, ksigns4(aux), iq2_magnitudes(), 4, db) };
         }
     }
     // SAFETY: every block's values have been given, `n` in all.

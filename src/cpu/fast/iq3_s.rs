@@ -1,6 +1,7 @@
 //! iq3_s, AVX2 and AVX-512: per sub-block of 32, its 8 grid rows (9-bit indices,
 //! the top bit from `qh`) side by side, its 4 explicit sign bytes applied as
-//! integers, times `db = d * (1 + 2s)`. Mirrors `cpu/iq3_s.rs`.
+//! integers, times `db = d * (1 + 2s)` (`Out::signed_grid_x32_mul`). Mirrors
+//! `cpu/iq3_s.rs`.
 
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
@@ -10,6 +11,10 @@ use crate::blocks::block_iq3_s;
 use crate::tables::IQ3S_GRID;
 
 kernel!(iq3_s::IQ3_S, |src, out| {
+    // the grid's byte values (odd, 1 to 15), each at index `byte >> 1`
+    let magnitudes = _mm256_broadcastsi128_si256(_mm_setr_epi8(
+        1, 3, 5, 7, 9, 11, 13, 15, 0, 0, 0, 0, 0, 0, 0, 0,
+    ));
     // SAFETY: `S::out` needs the kernel's features and, with `NT`, an aligned
     // output: the kernel's own contract.
     let mut w = unsafe { S::out::<O, NT>(out, src.len() / size_of::<block_iq3_s>() * 256) };
@@ -47,11 +52,9 @@ kernel!(iq3_s::IQ3_S, |src, out| {
                 row(0),
             );
             let sign = u32::from_le_bytes(signs[4 * ib..][..4].try_into().unwrap());
-            // SAFETY: the kernel has the features `apply_signs` needs.
-            let q = unsafe { S::apply_signs(g, sign) };
             // SAFETY: 32 of the block's 256 values (8 calls per block), `n` in
             // all.
-            unsafe { w.i8x32_mul(q, db) };
+            unsafe { w.signed_grid_x32_mul(g, sign, magnitudes, 1, db) };
         }
     }
     // SAFETY: every block's values have been given, `n` in all.

@@ -1,6 +1,7 @@
 //! iq3_xxs, AVX2 and AVX-512: per sub-block of 32, its 8 grid rows (4 bytes
 //! each) side by side, the 4 sign bytes (from `KSIGNS_IQ2XS`) applied as
-//! integers, times `db = d * (0.5 + s) * 0.5`. Mirrors `cpu/iq3_xxs.rs`.
+//! integers, times `db = d * (0.5 + s) * 0.5` (`Out::signed_grid_x32_mul`).
+//! Mirrors `cpu/iq3_xxs.rs`.
 
 use std::arch::x86_64::*;
 use std::mem::{offset_of, size_of};
@@ -11,6 +12,10 @@ use crate::blocks::block_iq3_xxs;
 use crate::tables::IQ3XXS_GRID;
 
 kernel!(iq3_xxs::IQ3_XXS, |src, out| {
+    // the grid's byte values, each at index `byte >> 3`
+    let magnitudes = _mm256_broadcastsi128_si256(_mm_setr_epi8(
+        4, 12, 20, 28, 36, 44, 52, 62, 0, 0, 0, 0, 0, 0, 0, 0,
+    ));
     // SAFETY: `S::out` needs the kernel's features and, with `NT`, an aligned
     // output: the kernel's own contract.
     let mut w = unsafe { S::out::<O, NT>(out, src.len() / size_of::<block_iq3_xxs>() * 256) };
@@ -36,11 +41,9 @@ kernel!(iq3_xxs::IQ3_XXS, |src, out| {
                 row(1),
                 row(0),
             );
-            // SAFETY: the kernel has the features `apply_signs` needs.
-            let q = unsafe { S::apply_signs(g, ksigns4(aux)) };
             // SAFETY: 32 of the block's 256 values (8 calls per block), `n` in
             // all.
-            unsafe { w.i8x32_mul(q, db) };
+            unsafe { w.signed_grid_x32_mul(g, ksigns4(aux), magnitudes, 3, db) };
         }
     }
     // SAFETY: every block's values have been given, `n` in all.

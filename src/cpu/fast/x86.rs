@@ -67,6 +67,10 @@ pub trait Isa {
 pub trait Out {
     /// 32 values given as f32 lanes.
     unsafe fn f32x32(&mut self, v: [__m256; 4]);
+    /// 32 values of a 16-bit output (f16 or bf16, not f32) given as their
+    /// bits: values 0-15 in `a`, 16-31 in `b`. The fill limit's: nothing to
+    /// round.
+    unsafe fn bits16x32(&mut self, a: __m256i, b: __m256i);
     /// 32 signed bytes times `d`: `x[j] as f32 * d`.
     unsafe fn i8x32_mul(&mut self, x: __m256i, d: __m256);
     /// 32 signed bytes, the first 16 times `d0`, the others times `d1`.
@@ -100,6 +104,36 @@ pub trait Out {
         d1: __m256,
         m1: __m256,
     );
+    /// 32 lattice values `±grid[j] as f32 * d`: the grid bytes, negated where
+    /// bit `j` of `signs` is set ([`Isa::apply_signs`]). Every grid byte is
+    /// one of at most 8 magnitudes, `mags[(grid[j] >> shift) & 7]` (`mags`:
+    /// unsigned bytes at the start of each 128-bit half, `shift` below 6): a
+    /// writer may compute the 16 signed values once and look them up.
+    unsafe fn signed_grid_x32_mul(
+        &mut self,
+        grid: __m256i,
+        signs: u32,
+        mags: __m256i,
+        shift: i32,
+        d: __m256,
+    );
+    /// [`Out::signed_grid_x32_mul`], the first 16 values times `d0`, the
+    /// others times `d1`, with at most 4 magnitudes,
+    /// `mags[(grid[j] >> shift) & 3]`.
+    unsafe fn signed_grid_x16x2_mul(
+        &mut self,
+        grid: __m256i,
+        signs: u32,
+        mags: __m256i,
+        shift: i32,
+        d0: __m256,
+        d1: __m256,
+    );
+    /// 32 values `d * (g as f32 + deltas[l])`, added then multiplied (the iq1
+    /// formats' order): `g` the signed bytes of `rows[l]`, each -1, 0 or 1,
+    /// the `deltas` one magnitude with either sign, `d` `d0` for the first 16
+    /// values and `d1` for the others.
+    unsafe fn ternary_x32(&mut self, rows: [u64; 4], deltas: [f32; 4], d0: __m256, d1: __m256);
     /// Writes what is still held back; the kernel's last call.
     unsafe fn finish(self);
 }
@@ -184,6 +218,22 @@ impl<O: OutElem, const NT: bool> Out for Avx2Out<O, NT> {
         }
         // SAFETY: as above, `y + 32` is at most one past the output's end.
         self.y = unsafe { self.y.add(32) };
+    }
+    #[target_feature(enable = "avx2,f16c")]
+    #[inline]
+    unsafe fn bits16x32(&mut self, a: __m256i, b: __m256i) {
+        assert!(O::OUT != OutType::F32, "bits16x32 writes a 16-bit output");
+        debug_assert!(
+            self.y.wrapping_add(32) <= self.end,
+            "more values than the output holds"
+        );
+        // SAFETY: `y..y + 32` is inside the output, 16-byte aligned with
+        // `NT`, as in `f32x32`; 16 values of 2 bytes at `y` and `y + 16`.
+        unsafe {
+            store32::<NT>(self.y.cast(), a);
+            store32::<NT>(self.y.add(16).cast(), b);
+            self.y = self.y.add(32);
+        }
     }
     #[target_feature(enable = "avx2,f16c")]
     #[inline]
@@ -296,6 +346,97 @@ impl<O: OutElem, const NT: bool> Out for Avx2Out<O, NT> {
     }
     #[target_feature(enable = "avx2,f16c")]
     #[inline]
+    unsafe fn signed_grid_x32_mul(
+        &mut self,
+        grid: __m256i,
+        signs: u32,
+        mags: __m256i,
+        shift: i32,
+        d: __m256,
+    ) {
+        let mag = magnitude_indices(grid, mags, shift, 7);
+        if O::OUT != OutType::BF16 {
+            // SAFETY: this function has the features `apply_signs` needs; the
+            // same 32 values, under this method's contract.
+            unsafe { self.i8x32_mul(Avx2::apply_signs(grid, signs), d) }
+        } else {
+            // SAFETY: this function has the features `bits_to_bytes` needs.
+            let negative = unsafe { Avx2::bits_to_bytes(signs) };
+            // the negated magnitudes at 8-15
+            let idx = _mm256_or_si256(mag, _mm256_and_si256(negative, _mm256_set1_epi8(8)));
+            let m = u8x8_to_ps(_mm256_castsi256_si128(mags));
+            // `(-g) * d` as the other writers compute it (not `-(g * d)`,
+            // which differs for a NaN `d`)
+            let (t0, t1) = (_mm256_mul_ps(m, d), _mm256_mul_ps(negated(m), d));
+            // SAFETY: the same 32 values, under this method's contract.
+            unsafe { self.looked_up(idx, t0, t1) }
+        }
+    }
+    #[target_feature(enable = "avx2,f16c")]
+    #[inline]
+    unsafe fn signed_grid_x16x2_mul(
+        &mut self,
+        grid: __m256i,
+        signs: u32,
+        mags: __m256i,
+        shift: i32,
+        d0: __m256,
+        d1: __m256,
+    ) {
+        let mag = magnitude_indices(grid, mags, shift, 3);
+        if O::OUT != OutType::BF16 {
+            // SAFETY: this function has the features `apply_signs` needs; the
+            // same 32 values, under this method's contract.
+            unsafe { self.i8x16x2_mul(Avx2::apply_signs(grid, signs), d0, d1) }
+        } else {
+            // SAFETY: this function has the features `bits_to_bytes` needs.
+            let negative = unsafe { Avx2::bits_to_bytes(signs) };
+            // per 8-entry book: the magnitudes at 0-3, negated at 4-7
+            let idx = _mm256_or_si256(mag, _mm256_and_si256(negative, _mm256_set1_epi8(4)));
+            let m = u8x8_to_ps(_mm256_castsi256_si128(mags));
+            let m = _mm256_permute2f128_ps::<0x00>(m, m);
+            let book = _mm256_blend_ps::<0xF0>(m, negated(m));
+            let (t0, t1) = (_mm256_mul_ps(book, d0), _mm256_mul_ps(book, d1));
+            // SAFETY: the same 32 values, under this method's contract.
+            unsafe { self.looked_up(second_half_from_8(idx), t0, t1) }
+        }
+    }
+    #[target_feature(enable = "avx2,f16c")]
+    #[inline]
+    unsafe fn ternary_x32(&mut self, rows: [u64; 4], deltas: [f32; 4], d0: __m256, d1: __m256) {
+        debug_assert!(deltas.iter().all(|x| x.abs() == deltas[0].abs()));
+        let [r0, r1, r2, r3] = rows.map(|r| r as i64);
+        let grid = _mm256_setr_epi64x(r0, r1, r2, r3);
+        debug_assert!(
+            _mm256_movemask_epi8(_mm256_cmpgt_epi8(
+                _mm256_abs_epi8(grid),
+                _mm256_set1_epi8(1)
+            )) == 0,
+            "a ternary grid byte that is not -1, 0 or 1"
+        );
+        if O::OUT != OutType::BF16 {
+            // SAFETY: the same 32 values, under this method's contract.
+            unsafe { self.f32x32(ternary_ps(rows, deltas, d0, d1)) }
+        } else {
+            // per 8-entry book: grid -1, 0, 1 plus |delta| at 0-2, minus it
+            // at 4-6; the rows whose delta is negative (sign bit set) use 4-6
+            let [s0, s1, s2, s3] = deltas.map(|x| x.to_bits() as i32 as i64);
+            let minus =
+                _mm256_cmpgt_epi64(_mm256_setzero_si256(), _mm256_setr_epi64x(s0, s1, s2, s3));
+            let idx = _mm256_or_si256(
+                _mm256_add_epi8(grid, _mm256_set1_epi8(1)),
+                _mm256_and_si256(minus, _mm256_set1_epi8(4)),
+            );
+            let g = _mm256_setr_ps(-1.0, 0.0, 1.0, 0.0, -1.0, 0.0, 1.0, 0.0);
+            let delta = _mm256_set1_ps(deltas[0].abs());
+            let shifted = _mm256_add_ps(g, _mm256_blend_ps::<0xF0>(delta, negated(delta)));
+            let (t0, t1) = (_mm256_mul_ps(d0, shifted), _mm256_mul_ps(d1, shifted));
+            // SAFETY: the same 32 values, under this method's contract.
+            unsafe { self.looked_up(second_half_from_8(idx), t0, t1) }
+        }
+    }
+    #[target_feature(enable = "avx2,f16c")]
+    #[inline]
     unsafe fn finish(self) {
         debug_assert!(self.y == self.end, "fewer values than promised");
     }
@@ -310,6 +451,40 @@ fn second_half_from_8(idx: __m256i) -> __m256i {
         idx,
         _mm256_setr_m128i(_mm_setzero_si128(), _mm_set1_epi8(8)),
     )
+}
+
+/// The indices `(grid[j] >> shift) & mask` of 32 lattice grid bytes into
+/// their magnitudes `mags` (checked in debug builds: a wrong book would write
+/// wrong values into bf16 only).
+#[target_feature(enable = "avx2,f16c")]
+#[inline]
+fn magnitude_indices(grid: __m256i, mags: __m256i, shift: i32, mask: i8) -> __m256i {
+    let shifted = _mm256_srl_epi16(grid, _mm_cvtsi32_si128(shift));
+    let idx = _mm256_and_si256(shifted, _mm256_set1_epi8(mask));
+    debug_assert!(
+        _mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_shuffle_epi8(mags, idx), grid)) == -1,
+        "a grid byte that is not its magnitude"
+    );
+    idx
+}
+
+/// `x` with every lane's sign flipped (exact).
+#[target_feature(enable = "avx2,f16c")]
+#[inline]
+fn negated(x: __m256) -> __m256 {
+    _mm256_xor_ps(x, _mm256_set1_ps(-0.0))
+}
+
+/// [`Out::ternary_x32`]'s values as f32 lanes: per row of 8, its bytes
+/// widened, plus its signed delta, times its half's `d`.
+#[target_feature(enable = "avx2,f16c")]
+#[inline]
+pub fn ternary_ps(rows: [u64; 4], deltas: [f32; 4], d0: __m256, d1: __m256) -> [__m256; 4] {
+    std::array::from_fn(|l| {
+        let g = i8x8_to_ps(_mm_cvtsi64_si128(rows[l] as i64));
+        let d = if l < 2 { d0 } else { d1 };
+        _mm256_mul_ps(d, _mm256_add_ps(g, _mm256_set1_ps(deltas[l])))
+    })
 }
 
 /// 32 unsigned bytes as `d0 * x - m0` (the first 16) and `d1 * x - m1` (the
