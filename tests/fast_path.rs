@@ -144,8 +144,9 @@ macro_rules! per_type {
 gguf_dequant::for_each_format!(per_type);
 
 /// Every f16 and bf16 bit pattern (NaNs, infinities, subnormals included), and
-/// f32 patterns from every class, through the plain kernels into every output
-/// type: the conversions must be `half`'s, NaN payloads included.
+/// f32 patterns from every class (rounding ties at every position of every
+/// exponent among them), through the plain kernels into every output type:
+/// the conversions must be `half`'s, NaN payloads included.
 #[test]
 fn plain_types_convert_every_bit_pattern_as_half_does() {
     let halves: Vec<u8> = (0..=u16::MAX).flat_map(|b| b.to_le_bytes()).collect();
@@ -169,6 +170,17 @@ fn plain_types_convert_every_bit_pattern_as_half_does() {
             for sign in [0, 0x8000_0000] {
                 singles.push(base.wrapping_add(delta) ^ sign);
                 singles.push(base.wrapping_sub(delta) ^ sign);
+            }
+        }
+    }
+    // ties at every rounding position of every exponent (f16's normal and
+    // subnormal ones, bf16's), the kept lowest bit clear and set: one bit set
+    // at position k, alone or with the one above it
+    for e in 0..=255u32 {
+        for k in 0..22 {
+            for sign in [0, 0x8000_0000] {
+                singles.push(sign | e << 23 | 1 << k);
+                singles.push(sign | e << 23 | 3 << k);
             }
         }
     }

@@ -1,5 +1,6 @@
 //! f32, f16, bf16: widened exactly (F16C for f16, a shift for bf16), then
-//! stored as the output type; 8 values at a time with AVX2, 16 with AVX-512.
+//! stored as the output type through the level's writer, 8 values at a time
+//! with AVX2 (bf16 outputs rounded 16 at a time), 16 with AVX-512.
 //! Mirrors `cpu/plain.rs`.
 //!
 //! These formats read as much as they write, or half as much, so the input is
@@ -11,7 +12,7 @@ use std::arch::x86_64::*;
 use std::ptr::read_unaligned;
 
 use super::avx512::Avx512;
-use super::x86::{load16, prefetch_ahead, store8, Isa, Out};
+use super::x86::{load16, prefetch_ahead, store8, Avx2, Isa, Out};
 use super::Simd;
 use crate::cpu::{f16_to_f32, OutElem};
 
@@ -52,6 +53,61 @@ unsafe fn runs<O: OutElem, const NT: bool>(
         // value `i` of `out`.
         unsafe { *y.add(i) = O::from_f32(one(x.add(size * i))) };
     }
+}
+
+/// [`runs`] through the AVX2 writer ([`Avx2`]'s [`Out`]): `wide` over each
+/// whole group of 32 elements, 8 at a time, giving their values as f32 lanes,
+/// then [`runs`] over the rest. The writer rounds two vectors at once into
+/// bf16 (one 32-byte store, NaNs fixed only where there are some); into f32
+/// and f16 it stores each vector as [`store8`] does. `wide` gets 8 values'
+/// input pointer, valid for `8 * size` bytes.
+///
+/// # Safety
+/// The CPU has AVX2 and F16C, and with `NT`, `out` is 16-byte aligned.
+#[inline(always)]
+unsafe fn runs32<O: OutElem, const NT: bool>(
+    size: usize,
+    src: &[u8],
+    out: &mut [O],
+    wide: impl Fn(*const u8) -> __m256,
+    one: impl Fn(*const u8) -> f32,
+) {
+    let n = out.len();
+    assert_eq!(src.len(), size * n);
+    let whole = n / 32 * 32;
+    let (body, last) = out.split_at_mut(whole);
+    let (src_body, src_last) = src.split_at(size * whole);
+    // SAFETY: the features and, with `NT`, the alignment `Avx2::out` needs
+    // are this function's contract (`body` starts where `out` does).
+    let mut w = unsafe { Avx2::out::<O, NT>(body, whole) };
+    let x = src_body.as_ptr();
+    for i in (0..whole).step_by(32) {
+        if NT {
+            // every input line of the group
+            for line in (0..32 * size).step_by(64) {
+                // SAFETY: `line < 32 * size`: inside the group's input, bytes
+                // `size * i..size * (i + 32)` of `src_body`; the CPU has
+                // `prefetch_ahead`'s features (the contract).
+                unsafe { prefetch_ahead(x.add(size * i + line)) };
+            }
+        }
+        debug_assert!(i + 32 <= whole, "past the output");
+        // SAFETY: `i + 32 <= whole`: the group's input, bytes `size *
+        // i..size * (i + 32)` of `src_body` (`size * whole` long), in four
+        // parts of 8 values for `wide`; 32 of the `whole` values promised.
+        unsafe {
+            let v = [0, 8, 16, 24].map(|k| wide(x.add(size * (i + k))));
+            w.f32x32(v);
+        }
+    }
+    // SAFETY: all `whole` values have been given.
+    unsafe { w.finish() };
+    // `last` starts `whole` values (a multiple of 64 bytes) past `out`: as
+    // aligned as it, which is what `runs` needs with `NT`
+    // SAFETY: the CPU has AVX2 and F16C (the contract).
+    let store = |x: *const u8, y: *mut O| unsafe { store8::<O, NT>(y, wide(x)) };
+    // SAFETY: as above, `runs`' features.
+    unsafe { runs::<O, NT>(size, src_last, last, store, one) };
 }
 
 /// Runs `wide` over each whole group of 16 elements (`size` input bytes each),
@@ -103,13 +159,13 @@ unsafe fn lines<O: OutElem, const NT: bool>(
 impl Simd for crate::cpu::plain::F32 {
     #[target_feature(enable = "avx2,f16c")]
     unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
-        // SAFETY: `runs` gives 8 values' input (32 bytes at `x`) and output (at
-        // `y`, aligned as `store8` needs).
-        let wide = |x: *const u8, y: *mut O| unsafe { store8::<O, NT>(y, _mm256_loadu_ps(x.cast())) };
-        // SAFETY: `runs` gives one value's 4 bytes; an unaligned read.
+        // SAFETY: `runs32` gives 8 values' input: 32 bytes at `x`.
+        let wide = |x: *const u8| unsafe { _mm256_loadu_ps(x.cast()) };
+        // SAFETY: `runs32` gives one value's 4 bytes; an unaligned read.
         let one = |x: *const u8| f32::from_bits(unsafe { read_unaligned(x.cast::<u32>()) });
-        // SAFETY: this kernel has AVX2 and F16C, `runs`' features.
-        unsafe { runs::<O, NT>(4, src, out, wide, one) };
+        // SAFETY: this kernel has AVX2 and F16C, `runs32`'s features, and its
+        // own contract gives the alignment `runs32` needs with `NT`.
+        unsafe { runs32::<O, NT>(4, src, out, wide, one) };
     }
 
     #[target_feature(enable = "avx2,f16c,avx512f,avx512bw,avx512vl,avx512dq")]
@@ -127,13 +183,13 @@ impl Simd for crate::cpu::plain::F32 {
 impl Simd for crate::cpu::plain::F16 {
     #[target_feature(enable = "avx2,f16c")]
     unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
-        // SAFETY: `runs` gives 8 values' input (16 bytes at `x`) and output (at
-        // `y`, aligned as `store8` needs).
-        let wide = |x: *const u8, y: *mut O| unsafe { store8::<O, NT>(y, _mm256_cvtph_ps(load16(x))) };
-        // SAFETY: `runs` gives one value's 2 bytes; an unaligned read.
+        // SAFETY: `runs32` gives 8 values' input: 16 bytes at `x`.
+        let wide = |x: *const u8| _mm256_cvtph_ps(unsafe { load16(x) });
+        // SAFETY: `runs32` gives one value's 2 bytes; an unaligned read.
         let one = |x: *const u8| f16_to_f32(unsafe { read_unaligned(x.cast::<u16>()) });
-        // SAFETY: this kernel has AVX2 and F16C, `runs`' features.
-        unsafe { runs::<O, NT>(2, src, out, wide, one) };
+        // SAFETY: this kernel has AVX2 and F16C, `runs32`'s features, and its
+        // own contract gives the alignment `runs32` needs with `NT`.
+        unsafe { runs32::<O, NT>(2, src, out, wide, one) };
     }
 
     #[target_feature(enable = "avx2,f16c,avx512f,avx512bw,avx512vl,avx512dq")]
@@ -151,17 +207,16 @@ impl Simd for crate::cpu::plain::F16 {
 impl Simd for crate::cpu::plain::BF16 {
     #[target_feature(enable = "avx2,f16c")]
     unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
-        let wide = |x: *const u8, y: *mut O| {
-            // SAFETY: `runs` gives 8 values' input: 16 bytes at `x`.
+        let wide = |x: *const u8| {
+            // SAFETY: `runs32` gives 8 values' input: 16 bytes at `x`.
             let bits = _mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(unsafe { load16(x) }));
-            // SAFETY: `runs` gives 8 values' output at `y`, aligned as `store8`
-            // needs.
-            unsafe { store8::<O, NT>(y, _mm256_castsi256_ps(bits)) }
+            _mm256_castsi256_ps(bits)
         };
-        // SAFETY: `runs` gives one value's 2 bytes; an unaligned read.
+        // SAFETY: `runs32` gives one value's 2 bytes; an unaligned read.
         let one = |x: *const u8| f32::from_bits((unsafe { read_unaligned(x.cast::<u16>()) } as u32) << 16);
-        // SAFETY: this kernel has AVX2 and F16C, `runs`' features.
-        unsafe { runs::<O, NT>(2, src, out, wide, one) };
+        // SAFETY: this kernel has AVX2 and F16C, `runs32`'s features, and its
+        // own contract gives the alignment `runs32` needs with `NT`.
+        unsafe { runs32::<O, NT>(2, src, out, wide, one) };
     }
 
     #[target_feature(enable = "avx2,f16c,avx512f,avx512bw,avx512vl,avx512dq")]
