@@ -55,31 +55,31 @@ unsafe fn runs<O: OutElem, const NT: bool>(
     }
 }
 
-/// [`runs`] through the AVX2 writer ([`Avx2`]'s [`Out`]): `wide` over each
-/// whole group of 32 elements, 8 at a time, giving their values as f32 lanes,
-/// then [`runs`] over the rest. The writer rounds two vectors at once into
-/// bf16 (one 32-byte store, NaNs fixed only where there are some); into f32
-/// and f16 it stores each vector as [`store8`] does. `wide` gets 8 values'
-/// input pointer, valid for `8 * size` bytes.
+/// Runs `group` over each whole group of 32 elements (`size` input bytes
+/// each) with the level `S`'s writer, prefetching each group's input when
+/// streaming, then `rest` over the elements left (fewer than 32). `group`
+/// gets the writer and the group's input pointer, valid for `32 * size`
+/// bytes, and must give the writer the group's 32 values.
 ///
 /// # Safety
-/// The CPU has AVX2 and F16C, and with `NT`, `out` is 16-byte aligned.
+/// The CPU has the level's features, AVX2 and F16C among them, and with
+/// `NT`, `out` is 16-byte aligned.
 #[inline(always)]
-unsafe fn runs32<O: OutElem, const NT: bool>(
+unsafe fn groups_of_32<S: Isa, O: OutElem, const NT: bool>(
     size: usize,
     src: &[u8],
     out: &mut [O],
-    wide: impl Fn(*const u8) -> __m256,
-    one: impl Fn(*const u8) -> f32,
+    group: impl Fn(&mut S::Out<O, NT>, *const u8),
+    rest: impl FnOnce(&[u8], &mut [O]),
 ) {
     let n = out.len();
     assert_eq!(src.len(), size * n);
     let whole = n / 32 * 32;
     let (body, last) = out.split_at_mut(whole);
     let (src_body, src_last) = src.split_at(size * whole);
-    // SAFETY: the features and, with `NT`, the alignment `Avx2::out` needs
-    // are this function's contract (`body` starts where `out` does).
-    let mut w = unsafe { Avx2::out::<O, NT>(body, whole) };
+    // SAFETY: the features and, with `NT`, the alignment `S::out` needs are
+    // this function's contract (`body` starts where `out` does).
+    let mut w = unsafe { S::out::<O, NT>(body, whole) };
     let x = src_body.as_ptr();
     for i in (0..whole).step_by(32) {
         if NT {
@@ -93,27 +93,55 @@ unsafe fn runs32<O: OutElem, const NT: bool>(
         }
         debug_assert!(i + 32 <= whole, "past the output");
         // SAFETY: `i + 32 <= whole`: the group's input, bytes `size *
-        // i..size * (i + 32)` of `src_body` (`size * whole` long), in four
-        // parts of 8 values for `wide`; 32 of the `whole` values promised.
-        unsafe {
-            let v = [0, 8, 16, 24].map(|k| wide(x.add(size * (i + k))));
-            w.f32x32(v);
-        }
+        // i..size * (i + 32)` of `src_body` (`size * whole` long), which
+        // `group` gives the writer as 32 of the `whole` values promised.
+        let input = unsafe { x.add(size * i) };
+        group(&mut w, input);
     }
     // SAFETY: all `whole` values have been given.
     unsafe { w.finish() };
     // `last` starts `whole` values (a multiple of 64 bytes) past `out`: as
-    // aligned as it, which is what `runs` needs with `NT`
-    // SAFETY: the CPU has AVX2 and F16C (the contract).
-    let store = |x: *const u8, y: *mut O| unsafe { store8::<O, NT>(y, wide(x)) };
-    // SAFETY: as above, `runs`' features.
-    unsafe { runs::<O, NT>(size, src_last, last, store, one) };
+    // aligned as it
+    rest(src_last, last);
 }
 
-/// Runs `wide` over each whole group of 16 elements (`size` input bytes each),
-/// which returns their values as f32 lanes, and `edge` (the AVX2 kernel, with
-/// ordinary stores) over the rest. `wide` gets the group's input pointer,
-/// valid for `16 * size` bytes.
+/// [`groups_of_32`] on AVX2: `wide` gives 8 values (its pointer valid for
+/// `8 * size` bytes) as f32 lanes, 4 times a group, to the AVX2 writer, which
+/// rounds two vectors at once into bf16 (one 32-byte store, NaNs fixed only
+/// where there are some) and stores each as [`store8`] does into f32 and
+/// f16; [`runs`] does the rest.
+///
+/// # Safety
+/// The CPU has AVX2 and F16C, and with `NT`, `out` is 16-byte aligned.
+#[inline(always)]
+unsafe fn avx2_groups<O: OutElem, const NT: bool>(
+    size: usize,
+    src: &[u8],
+    out: &mut [O],
+    wide: impl Fn(*const u8) -> __m256,
+    one: impl Fn(*const u8) -> f32,
+) {
+    let group = |w: &mut <Avx2 as Isa>::Out<O, NT>, x: *const u8| {
+        // SAFETY: `groups_of_32` gives 32 values' input at `x` (`32 * size`
+        // bytes): four parts of 8 for `wide`, and the writer these 32 values.
+        unsafe { w.f32x32([0, 8, 16, 24].map(|k| wide(x.add(size * k)))) }
+    };
+    let rest = |src: &[u8], out: &mut [O]| {
+        // SAFETY: `runs` gives 8 values' input at `x` and output at `y`,
+        // aligned as `store8` needs; the CPU has AVX2 and F16C (the contract).
+        let store = |x: *const u8, y: *mut O| unsafe { store8::<O, NT>(y, wide(x)) };
+        // SAFETY: the CPU has `runs`' features (the contract), and `out` is as
+        // aligned as the whole output.
+        unsafe { runs::<O, NT>(size, src, out, store, &one) }
+    };
+    // SAFETY: the features and alignment are this function's contract.
+    unsafe { groups_of_32::<Avx2, O, NT>(size, src, out, group, rest) };
+}
+
+/// [`groups_of_32`] on AVX-512: `wide` gives 16 values (its pointer valid for
+/// `16 * size` bytes) as f32 lanes, twice a group, to the AVX-512 writer
+/// (whole 64-byte lines); `edge` (the AVX2 kernel, with ordinary stores) does
+/// the rest.
 ///
 /// # Safety
 /// The CPU has AVX-512 F/BW/VL/DQ, AVX2 and F16C, and with `NT`, `out` is
@@ -124,48 +152,27 @@ unsafe fn lines<O: OutElem, const NT: bool>(
     src: &[u8],
     out: &mut [O],
     wide: impl Fn(*const u8) -> __m512,
-    edge: impl Fn(&[u8], &mut [O]),
+    edge: impl FnOnce(&[u8], &mut [O]),
 ) {
-    let n = out.len();
-    assert_eq!(src.len(), size * n);
-    let whole = n / 32 * 32;
-    let (body, last) = out.split_at_mut(whole);
-    let (src_body, src_last) = src.split_at(size * whole);
-    // SAFETY: the features and, with `NT`, the alignment `Avx512::out` needs
-    // are this function's contract (`body` starts where `out` does).
-    let mut w = unsafe { Avx512::out::<O, NT>(body, whole) };
-    let x = src_body.as_ptr();
-    for i in (0..whole).step_by(32) {
-        if NT {
-            // every input line of the group
-            for line in (0..32 * size).step_by(64) {
-                // SAFETY: `line < 32 * size`: inside the group's input, bytes
-                // `size * i..size * (i + 32)` of `src_body`; the CPU has
-                // `prefetch_ahead`'s features (the contract).
-                unsafe { prefetch_ahead(x.add(size * i + line)) };
-            }
-        }
-        debug_assert!(i + 32 <= whole, "past the output");
-        // SAFETY: `i + 32 <= whole`: the two halves of the group's input,
-        // bytes `size * i..size * (i + 32)` of `src_body` (`size * whole`
-        // long), are what `wide` is given; 32 of the `whole` values promised.
-        unsafe { w.put(wide(x.add(size * i)), wide(x.add(size * (i + 16)))) };
-    }
-    // SAFETY: all `whole` values have been given.
-    unsafe { w.finish() };
-    edge(src_last, last);
+    let group = |w: &mut <Avx512 as Isa>::Out<O, NT>, x: *const u8| {
+        // SAFETY: `groups_of_32` gives 32 values' input at `x` (`32 * size`
+        // bytes): two halves of 16 for `wide`, and the writer these 32 values.
+        unsafe { w.put(wide(x), wide(x.add(16 * size))) }
+    };
+    // SAFETY: the features and alignment are this function's contract.
+    unsafe { groups_of_32::<Avx512, O, NT>(size, src, out, group, edge) };
 }
 
 impl Simd for crate::cpu::plain::F32 {
     #[target_feature(enable = "avx2,f16c")]
     unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
-        // SAFETY: `runs32` gives 8 values' input: 32 bytes at `x`.
+        // SAFETY: `avx2_groups` gives 8 values' input: 32 bytes at `x`.
         let wide = |x: *const u8| unsafe { _mm256_loadu_ps(x.cast()) };
-        // SAFETY: `runs32` gives one value's 4 bytes; an unaligned read.
+        // SAFETY: `avx2_groups` gives one value's 4 bytes; an unaligned read.
         let one = |x: *const u8| f32::from_bits(unsafe { read_unaligned(x.cast::<u32>()) });
-        // SAFETY: this kernel has AVX2 and F16C, `runs32`'s features, and its
-        // own contract gives the alignment `runs32` needs with `NT`.
-        unsafe { runs32::<O, NT>(4, src, out, wide, one) };
+        // SAFETY: this kernel has AVX2 and F16C, `avx2_groups`'s features, and its
+        // own contract gives the alignment `avx2_groups` needs with `NT`.
+        unsafe { avx2_groups::<O, NT>(4, src, out, wide, one) };
     }
 
     #[target_feature(enable = "avx2,f16c,avx512f,avx512bw,avx512vl,avx512dq")]
@@ -183,13 +190,13 @@ impl Simd for crate::cpu::plain::F32 {
 impl Simd for crate::cpu::plain::F16 {
     #[target_feature(enable = "avx2,f16c")]
     unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
-        // SAFETY: `runs32` gives 8 values' input: 16 bytes at `x`.
+        // SAFETY: `avx2_groups` gives 8 values' input: 16 bytes at `x`.
         let wide = |x: *const u8| _mm256_cvtph_ps(unsafe { load16(x) });
-        // SAFETY: `runs32` gives one value's 2 bytes; an unaligned read.
+        // SAFETY: `avx2_groups` gives one value's 2 bytes; an unaligned read.
         let one = |x: *const u8| f16_to_f32(unsafe { read_unaligned(x.cast::<u16>()) });
-        // SAFETY: this kernel has AVX2 and F16C, `runs32`'s features, and its
-        // own contract gives the alignment `runs32` needs with `NT`.
-        unsafe { runs32::<O, NT>(2, src, out, wide, one) };
+        // SAFETY: this kernel has AVX2 and F16C, `avx2_groups`'s features, and its
+        // own contract gives the alignment `avx2_groups` needs with `NT`.
+        unsafe { avx2_groups::<O, NT>(2, src, out, wide, one) };
     }
 
     #[target_feature(enable = "avx2,f16c,avx512f,avx512bw,avx512vl,avx512dq")]
@@ -208,15 +215,15 @@ impl Simd for crate::cpu::plain::BF16 {
     #[target_feature(enable = "avx2,f16c")]
     unsafe fn avx2<O: OutElem, const NT: bool>(src: &[u8], out: &mut [O]) {
         let wide = |x: *const u8| {
-            // SAFETY: `runs32` gives 8 values' input: 16 bytes at `x`.
+            // SAFETY: `avx2_groups` gives 8 values' input: 16 bytes at `x`.
             let bits = _mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(unsafe { load16(x) }));
             _mm256_castsi256_ps(bits)
         };
-        // SAFETY: `runs32` gives one value's 2 bytes; an unaligned read.
+        // SAFETY: `avx2_groups` gives one value's 2 bytes; an unaligned read.
         let one = |x: *const u8| f32::from_bits((unsafe { read_unaligned(x.cast::<u16>()) } as u32) << 16);
-        // SAFETY: this kernel has AVX2 and F16C, `runs32`'s features, and its
-        // own contract gives the alignment `runs32` needs with `NT`.
-        unsafe { runs32::<O, NT>(2, src, out, wide, one) };
+        // SAFETY: this kernel has AVX2 and F16C, `avx2_groups`'s features, and its
+        // own contract gives the alignment `avx2_groups` needs with `NT`.
+        unsafe { avx2_groups::<O, NT>(2, src, out, wide, one) };
     }
 
     #[target_feature(enable = "avx2,f16c,avx512f,avx512bw,avx512vl,avx512dq")]
