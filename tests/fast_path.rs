@@ -233,6 +233,7 @@ fn special_scales_decode_as_the_reference() {
         GgmlType::IQ3_XXS,
         GgmlType::IQ3_S,
         GgmlType::IQ1_S,
+        GgmlType::Q1_0,
     ] {
         let mut rng = Rng(0x5ca1e ^ ty.id() as u64);
         let mut src = random_blocks(ty, 3 * specials.len() + 1, &mut rng);

@@ -13,7 +13,7 @@
 use std::arch::x86_64::*;
 use std::marker::PhantomData;
 
-use super::x86::{ternary_ps, u8x16x2_mul_sub, Isa, Out};
+use super::x86::{signs_ps, ternary_ps, u8x16x2_mul_sub, Isa, Out};
 use crate::cpu::OutElem;
 use crate::types::OutType;
 
@@ -310,6 +310,19 @@ impl<O: OutElem, const NT: bool> Out for Avx512Out<O, NT> {
     unsafe fn ternary_x32(&mut self, rows: [u64; 4], deltas: [f32; 4], d0: __m256, d1: __m256) {
         // SAFETY: the same 32 values, under this method's contract.
         unsafe { self.f32x32(ternary_ps(rows, deltas, d0, d1)) }
+    }
+    #[target_feature(enable = "avx2,f16c,avx512f,avx512bw,avx512vl,avx512dq")]
+    #[inline]
+    unsafe fn ternary_digits_x32_mul(&mut self, digits: __m256i, d: __m256) {
+        let x = _mm256_sub_epi8(digits, _mm256_set1_epi8(1));
+        // SAFETY: the same 32 values, under this method's contract.
+        unsafe { self.i8x32_mul(x, d) }
+    }
+    #[target_feature(enable = "avx2,f16c,avx512f,avx512bw,avx512vl,avx512dq")]
+    #[inline]
+    unsafe fn signs_x32(&mut self, bits: u32, d: __m256) {
+        // SAFETY: the same 32 values, under this method's contract.
+        unsafe { self.f32x32(signs_ps(bits, d)) }
     }
     #[target_feature(enable = "avx2,f16c,avx512f,avx512bw,avx512vl,avx512dq")]
     #[inline]

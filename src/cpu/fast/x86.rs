@@ -134,6 +134,12 @@ pub trait Out {
     /// the `deltas` one magnitude with either sign, `d` `d0` for the first 16
     /// values and `d1` for the others.
     unsafe fn ternary_x32(&mut self, rows: [u64; 4], deltas: [f32; 4], d0: __m256, d1: __m256);
+    /// 32 values `d` where bit `j` of `bits` is set, `-d` (negated exactly)
+    /// where it is clear (q1_0's).
+    unsafe fn signs_x32(&mut self, bits: u32, d: __m256);
+    /// 32 values `(digits[j] - 1) as f32 * d`, `digits` 32 bytes 0, 1 or 2
+    /// (tq1_0's base-3 digits).
+    unsafe fn ternary_digits_x32_mul(&mut self, digits: __m256i, d: __m256);
     /// Writes what is still held back; the kernel's last call.
     unsafe fn finish(self);
 }
@@ -437,6 +443,39 @@ impl<O: OutElem, const NT: bool> Out for Avx2Out<O, NT> {
     }
     #[target_feature(enable = "avx2,f16c")]
     #[inline]
+    unsafe fn ternary_digits_x32_mul(&mut self, digits: __m256i, d: __m256) {
+        if O::OUT != OutType::BF16 {
+            // a subtraction, not a lookup: the digits' extraction keeps the
+            // shuffle units busy already
+            let x = _mm256_sub_epi8(digits, _mm256_set1_epi8(1));
+            // SAFETY: the same 32 values, under this method's contract.
+            unsafe { self.i8x32_mul(x, d) }
+        } else {
+            let book = _mm256_broadcastsi128_si256(_mm_setr_epi8(
+                -1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            ));
+            // SAFETY: the same 32 values, under this method's contract.
+            unsafe { self.i4x32_mul(digits, book, d) }
+        }
+    }
+    #[target_feature(enable = "avx2,f16c")]
+    #[inline]
+    unsafe fn signs_x32(&mut self, bits: u32, d: __m256) {
+        if O::OUT != OutType::BF16 {
+            // SAFETY: the same 32 values, under this method's contract.
+            unsafe { self.f32x32(signs_ps(bits, d)) }
+        } else {
+            // SAFETY: this function has the features `bits_to_bytes` needs.
+            let set = unsafe { Avx2::bits_to_bytes(bits) };
+            let idx = _mm256_and_si256(set, _mm256_set1_epi8(1));
+            // the book: -d, d
+            let book = _mm256_blend_ps::<0b10>(negated(d), d);
+            // SAFETY: the same 32 values, under this method's contract.
+            unsafe { self.looked_up(idx, book, book) }
+        }
+    }
+    #[target_feature(enable = "avx2,f16c")]
+    #[inline]
     unsafe fn finish(self) {
         debug_assert!(self.y == self.end, "fewer values than promised");
     }
@@ -473,6 +512,21 @@ fn magnitude_indices(grid: __m256i, mags: __m256i, shift: i32, mask: i8) -> __m2
 #[inline]
 fn negated(x: __m256) -> __m256 {
     _mm256_xor_ps(x, _mm256_set1_ps(-0.0))
+}
+
+/// [`Out::signs_x32`]'s values as f32 lanes: per 8, byte `l` of `bits`
+/// spread to lane masks that flip the sign of `d` where a bit is clear.
+#[target_feature(enable = "avx2,f16c")]
+#[inline]
+pub fn signs_ps(bits: u32, d: __m256) -> [__m256; 4] {
+    let bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    let sign = _mm256_set1_epi32(i32::MIN);
+    let d = _mm256_castps_si256(d);
+    std::array::from_fn(|l| {
+        let byte = _mm256_set1_epi32((bits >> (8 * l)) as i32 & 0xFF);
+        let set = _mm256_cmpeq_epi32(_mm256_and_si256(byte, bit), bit);
+        _mm256_castsi256_ps(_mm256_xor_si256(d, _mm256_andnot_si256(set, sign)))
+    })
 }
 
 /// [`Out::ternary_x32`]'s values as f32 lanes: per row of 8, its bytes
