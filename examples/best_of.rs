@@ -56,9 +56,9 @@ fn main() {
         let src = random_blocks(ty, blocks, &mut Rng(7));
         let n = blocks * ty.block_elems();
         let (decode, fill) = pool.install(|| match dtype {
+            OutType::F32 => fastest::<f32>(ty, &src, n),
             OutType::F16 => fastest::<f16>(ty, &src, n),
             OutType::BF16 => fastest::<bf16>(ty, &src, n),
-            _ => fastest::<f32>(ty, &src, n),
         });
         println!("{name} {} {decode:.0} {fill:.0}", dtype.name());
     }
